@@ -1,0 +1,61 @@
+//! The catalog: projects, releases and files, with their yank state.
+//!
+//! The catalog is the source of truth for what the index lists. It stores no file content (that
+//! is the blob store's job), only facts about files, and it enforces the one rule that needs a
+//! transaction: a filename is published at most once, with one content.
+//!
+//! [`Catalog`] is the interface the registry uses; [`SqliteCatalog`] is the embedded default.
+
+mod model;
+mod sqlite;
+
+pub use model::{
+    AddOutcome, FileRecord, NewFile, ProjectFiles, ProjectSummary, ReleaseMetadata, Yank,
+};
+pub use sqlite::SqliteCatalog;
+
+use async_trait::async_trait;
+
+/// Errors raised by the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The database failed or refused a query.
+    #[error("catalog database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("catalog migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be decoded.
+    #[error("corrupt catalog row: {0}")]
+    Corrupt(String),
+}
+
+/// The catalog operations the registry needs.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Records a published file (creating its project and release as needed), unless a file with
+    /// that name exists already, in which case nothing changes and the outcome says whether the
+    /// existing file has the same content.
+    async fn add_file(&self, file: &NewFile) -> Result<AddOutcome, CatalogError>;
+
+    /// The file called `filename`, if any.
+    async fn file(&self, filename: &str) -> Result<Option<FileRecord>, CatalogError>;
+
+    /// Every project, sorted by normalized name.
+    async fn projects(&self) -> Result<Vec<ProjectSummary>, CatalogError>;
+
+    /// A project and its files (sorted by filename), or `None` if the project does not exist.
+    async fn project_files(&self, project: &str) -> Result<Option<ProjectFiles>, CatalogError>;
+
+    /// Sets the yank state of the release of `project` whose canonical version is
+    /// `canonical_version`. Returns `false` if there is no such release.
+    async fn set_yank(
+        &self,
+        project: &str,
+        canonical_version: &str,
+        yank: Yank,
+    ) -> Result<bool, CatalogError>;
+
+    /// A number that grows whenever the catalog changes.
+    async fn generation(&self) -> Result<i64, CatalogError>;
+}

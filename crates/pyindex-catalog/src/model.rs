@@ -1,0 +1,117 @@
+//! Plain data exchanged with the catalog.
+
+use time::OffsetDateTime;
+
+/// Release-level metadata, taken from the first file uploaded for a release.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReleaseMetadata {
+    /// One-line summary.
+    pub summary: Option<String>,
+    /// Long description.
+    pub description: Option<String>,
+    /// Its content type (`text/markdown`, `text/x-rst`, ...).
+    pub description_content_type: Option<String>,
+    /// The release's Requires-Python.
+    pub requires_python: Option<String>,
+    /// PEP 508 requirement strings.
+    pub requires_dist: Vec<String>,
+}
+
+/// A file about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    /// Normalized project name.
+    pub project: String,
+    /// The project's name as its metadata spells it.
+    pub display_name: String,
+    /// Normalized PEP 440 version.
+    pub version: String,
+    /// Canonical version (the release key).
+    pub canonical_version: String,
+    /// The filename.
+    pub filename: String,
+    /// `bdist_wheel` or `sdist`.
+    pub kind: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex SHA-256.
+    pub sha256: String,
+    /// Hex MD5.
+    pub md5: String,
+    /// Hex BLAKE2b-256.
+    pub blake2_256: String,
+    /// The file's Requires-Python.
+    pub requires_python: Option<String>,
+    /// SHA-256 of the PEP 658 metadata file, when one is served.
+    pub metadata_sha256: Option<String>,
+    /// Release metadata, used if this file creates the release.
+    pub release: ReleaseMetadata,
+    /// Upload time.
+    pub uploaded: OffsetDateTime,
+}
+
+/// What [`crate::Catalog::add_file`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// The file was recorded.
+    Added,
+    /// A file with this name and the same SHA-256 exists; nothing changed.
+    AlreadyPresent,
+    /// A file with this name but other content exists; nothing changed.
+    Conflict {
+        /// SHA-256 of the existing file.
+        existing_sha256: String,
+    },
+}
+
+/// A change to a release's yank state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Yank {
+    /// Yank, with an optional reason.
+    Yanked(Option<String>),
+    /// Undo a yank.
+    NotYanked,
+}
+
+/// A project in the index listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectSummary {
+    /// Normalized name.
+    pub name: String,
+    /// Display name.
+    pub display_name: String,
+}
+
+/// A published file as the index lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// Normalized project name.
+    pub project: String,
+    /// The filename.
+    pub filename: String,
+    /// Normalized version of the release.
+    pub version: String,
+    /// `bdist_wheel` or `sdist`.
+    pub kind: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex SHA-256.
+    pub sha256: String,
+    /// The file's Requires-Python.
+    pub requires_python: Option<String>,
+    /// SHA-256 of the PEP 658 metadata file, when one is served.
+    pub metadata_sha256: Option<String>,
+    /// Upload time.
+    pub uploaded: OffsetDateTime,
+    /// Yank state of the release.
+    pub yank: Yank,
+}
+
+/// A project with its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectFiles {
+    /// The project.
+    pub project: ProjectSummary,
+    /// Its files, sorted by filename.
+    pub files: Vec<FileRecord>,
+}

@@ -1,0 +1,409 @@
+//! The embedded SQLite catalog.
+//!
+//! The database runs in WAL mode so readers never block the writer, and every write transaction
+//! starts with `BEGIN IMMEDIATE`, so that the server and CLI commands can write to one database
+//! at the same time: a deferred transaction that upgrades from read to write fails at once with
+//! "database is locked", an immediate one waits for the busy timeout instead.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, SqlSafeStr};
+use time::OffsetDateTime;
+
+use crate::{
+    AddOutcome, Catalog, CatalogError, FileRecord, NewFile, ProjectFiles, ProjectSummary, Yank,
+};
+
+/// The schema migrations, in order. Applied ones are recorded in `_sqlx_migrations`.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A catalog in a SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteCatalog {
+    pool: SqlitePool,
+}
+
+impl SqliteCatalog {
+    /// Opens (creating it if missing) the database at `path` and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<SqliteCatalog, CatalogError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        migrator().run(&pool).await?;
+        Ok(SqliteCatalog { pool })
+    }
+
+    /// Closes the connection pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn micros(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000) as i64
+}
+
+fn from_micros(us: i64) -> Result<OffsetDateTime, CatalogError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
+        .map_err(|e| CatalogError::Corrupt(format!("timestamp {us}: {e}")))
+}
+
+fn size_from(n: i64) -> Result<u64, CatalogError> {
+    u64::try_from(n).map_err(|_| CatalogError::Corrupt(format!("negative file size {n}")))
+}
+
+const FILE_COLUMNS: &str = "p.name AS project, f.filename, r.version, f.kind, f.size, f.sha256, \
+     f.requires_python, f.metadata_sha256, f.uploaded_us, r.yanked, r.yanked_reason \
+     FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = r.project_id";
+
+fn file_record(row: &SqliteRow) -> Result<FileRecord, CatalogError> {
+    let yanked: bool = row.try_get("yanked")?;
+    Ok(FileRecord {
+        project: row.try_get("project")?,
+        filename: row.try_get("filename")?,
+        version: row.try_get("version")?,
+        kind: row.try_get("kind")?,
+        size: size_from(row.try_get("size")?)?,
+        sha256: row.try_get("sha256")?,
+        requires_python: row.try_get("requires_python")?,
+        metadata_sha256: row.try_get("metadata_sha256")?,
+        uploaded: from_micros(row.try_get("uploaded_us")?)?,
+        yank: if yanked {
+            Yank::Yanked(row.try_get("yanked_reason")?)
+        } else {
+            Yank::NotYanked
+        },
+    })
+}
+
+fn query_files(filter: &'static str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(format!("SELECT {FILE_COLUMNS} WHERE {filter}"))
+}
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    async fn add_file(&self, file: &NewFile) -> Result<AddOutcome, CatalogError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let existing: Option<String> = sqlx::query_scalar("SELECT sha256 FROM files WHERE filename = $1")
+            .bind(&file.filename)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(existing_sha256) = existing {
+            return Ok(if existing_sha256 == file.sha256 {
+                AddOutcome::AlreadyPresent
+            } else {
+                AddOutcome::Conflict { existing_sha256 }
+            });
+        }
+        let now = micros(file.uploaded);
+        sqlx::query(
+            "INSERT INTO projects (name, display_name, created_us) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&file.project)
+        .bind(&file.display_name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let project_id: i64 = sqlx::query_scalar("SELECT id FROM projects WHERE name = $1")
+            .bind(&file.project)
+            .fetch_one(&mut *tx)
+            .await?;
+        let release = &file.release;
+        let requires_dist = serde_json::to_string(&release.requires_dist)
+            .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO releases (project_id, version, canonical_version, summary, description, \
+             description_content_type, requires_python, requires_dist, created_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (project_id, canonical_version) DO NOTHING",
+        )
+        .bind(project_id)
+        .bind(&file.version)
+        .bind(&file.canonical_version)
+        .bind(&release.summary)
+        .bind(&release.description)
+        .bind(&release.description_content_type)
+        .bind(&release.requires_python)
+        .bind(requires_dist)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let release_id: i64 = sqlx::query_scalar(
+            "SELECT id FROM releases WHERE project_id = $1 AND canonical_version = $2",
+        )
+        .bind(project_id)
+        .bind(&file.canonical_version)
+        .fetch_one(&mut *tx)
+        .await?;
+        let size = i64::try_from(file.size)
+            .map_err(|_| CatalogError::Corrupt(format!("file size {} too large", file.size)))?;
+        sqlx::query(
+            "INSERT INTO files (release_id, filename, kind, size, sha256, md5, blake2_256, \
+             requires_python, metadata_sha256, uploaded_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(release_id)
+        .bind(&file.filename)
+        .bind(&file.kind)
+        .bind(size)
+        .bind(&file.sha256)
+        .bind(&file.md5)
+        .bind(&file.blake2_256)
+        .bind(&file.requires_python)
+        .bind(&file.metadata_sha256)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(AddOutcome::Added)
+    }
+
+    async fn file(&self, filename: &str) -> Result<Option<FileRecord>, CatalogError> {
+        sqlx::query(query_files("f.filename = $1"))
+            .bind(filename)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(file_record)
+            .transpose()
+    }
+
+    async fn projects(&self) -> Result<Vec<ProjectSummary>, CatalogError> {
+        let rows = sqlx::query("SELECT name, display_name FROM projects ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ProjectSummary {
+                    name: row.try_get("name")?,
+                    display_name: row.try_get("display_name")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn project_files(&self, project: &str) -> Result<Option<ProjectFiles>, CatalogError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(row) = sqlx::query("SELECT name, display_name FROM projects WHERE name = $1")
+            .bind(project)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let summary = ProjectSummary {
+            name: row.try_get("name")?,
+            display_name: row.try_get("display_name")?,
+        };
+        let files = sqlx::query(query_files("p.name = $1 ORDER BY f.filename"))
+            .bind(project)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(file_record)
+            .collect::<Result<_, _>>()?;
+        Ok(Some(ProjectFiles {
+            project: summary,
+            files,
+        }))
+    }
+
+    async fn set_yank(
+        &self,
+        project: &str,
+        canonical_version: &str,
+        yank: Yank,
+    ) -> Result<bool, CatalogError> {
+        let (yanked, reason) = match yank {
+            Yank::Yanked(reason) => (true, reason),
+            Yank::NotYanked => (false, None),
+        };
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let changed = sqlx::query(
+            "UPDATE releases SET yanked = $1, yanked_reason = $2 \
+             WHERE canonical_version = $3 \
+             AND project_id = (SELECT id FROM projects WHERE name = $4)",
+        )
+        .bind(yanked)
+        .bind(reason)
+        .bind(canonical_version)
+        .bind(project)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed > 0 {
+            bump_generation(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(changed > 0)
+    }
+
+    async fn generation(&self) -> Result<i64, CatalogError> {
+        Ok(
+            sqlx::query_scalar("SELECT generation FROM catalog_state WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}
+
+async fn bump_generation(tx: &mut sqlx::SqliteConnection) -> Result<(), CatalogError> {
+    sqlx::query("UPDATE catalog_state SET generation = generation + 1 WHERE id = 1")
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ReleaseMetadata;
+
+    fn new_file(filename: &str, version: &str, sha256: &str) -> NewFile {
+        NewFile {
+            project: "shared-pkg".into(),
+            display_name: "Shared_Pkg".into(),
+            version: version.into(),
+            canonical_version: version.trim_end_matches(".0").into(),
+            filename: filename.into(),
+            kind: "bdist_wheel".into(),
+            size: 3,
+            sha256: sha256.into(),
+            md5: "m".into(),
+            blake2_256: "b".into(),
+            requires_python: Some(">=3.8".into()),
+            metadata_sha256: Some("meta".into()),
+            release: ReleaseMetadata {
+                summary: Some("s".into()),
+                requires_dist: vec!["a>=1".into()],
+                ..ReleaseMetadata::default()
+            },
+            uploaded: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+        }
+    }
+
+    async fn catalog() -> (tempfile::TempDir, SqliteCatalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = SqliteCatalog::open(&dir.path().join("catalog.sqlite3")).await.unwrap();
+        (dir, catalog)
+    }
+
+    #[tokio::test]
+    async fn add_list_and_read_back() {
+        let (_dir, catalog) = catalog().await;
+        let g0 = catalog.generation().await.unwrap();
+        let file = new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa");
+        assert_eq!(catalog.add_file(&file).await.unwrap(), AddOutcome::Added);
+        assert!(catalog.generation().await.unwrap() > g0);
+        let projects = catalog.projects().await.unwrap();
+        assert_eq!(projects, vec![ProjectSummary { name: "shared-pkg".into(), display_name: "Shared_Pkg".into() }]);
+        let listed = catalog.project_files("shared-pkg").await.unwrap().unwrap();
+        assert_eq!(listed.files.len(), 1);
+        let record = &listed.files[0];
+        assert_eq!(record.version, "0.1.0");
+        assert_eq!(record.uploaded, file.uploaded);
+        assert_eq!(record.requires_python.as_deref(), Some(">=3.8"));
+        assert_eq!(catalog.file(&file.filename).await.unwrap().as_ref(), Some(record));
+        assert!(catalog.project_files("nope").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn same_filename_is_idempotent_or_conflicts() {
+        let (_dir, catalog) = catalog().await;
+        let file = new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa");
+        catalog.add_file(&file).await.unwrap();
+        let g = catalog.generation().await.unwrap();
+        assert_eq!(catalog.add_file(&file).await.unwrap(), AddOutcome::AlreadyPresent);
+        let other = new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "bb");
+        assert_eq!(
+            catalog.add_file(&other).await.unwrap(),
+            AddOutcome::Conflict { existing_sha256: "aa".into() }
+        );
+        assert_eq!(catalog.generation().await.unwrap(), g, "refused writes change nothing");
+    }
+
+    #[tokio::test]
+    async fn files_of_equal_versions_share_a_release_and_its_yank() {
+        let (_dir, catalog) = catalog().await;
+        catalog.add_file(&new_file("shared_pkg-1.0.0-py3-none-any.whl", "1.0.0", "aa")).await.unwrap();
+        catalog.add_file(&new_file("shared_pkg-1.0.0.tar.gz", "1.0.0", "bb")).await.unwrap();
+        assert!(catalog.set_yank("shared-pkg", "1", Yank::Yanked(Some("broken".into()))).await.unwrap());
+        let files = catalog.project_files("shared-pkg").await.unwrap().unwrap().files;
+        assert!(files.iter().all(|f| f.yank == Yank::Yanked(Some("broken".into()))));
+        assert!(catalog.set_yank("shared-pkg", "1", Yank::NotYanked).await.unwrap());
+        assert!(!catalog.set_yank("shared-pkg", "9", Yank::NotYanked).await.unwrap());
+        let files = catalog.project_files("shared-pkg").await.unwrap().unwrap().files;
+        assert!(files.iter().all(|f| f.yank == Yank::NotYanked));
+    }
+
+    #[tokio::test]
+    async fn concurrent_conflicting_adds_have_one_winner() {
+        let (_dir, catalog) = catalog().await;
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let catalog = catalog.clone();
+                tokio::spawn(async move {
+                    let file = new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", &format!("{i:02}"));
+                    catalog.add_file(&file).await.unwrap()
+                })
+            })
+            .collect();
+        let mut added = 0;
+        for task in tasks {
+            if task.await.unwrap() == AddOutcome::Added {
+                added += 1;
+            }
+        }
+        assert_eq!(added, 1);
+        assert_eq!(catalog.project_files("shared-pkg").await.unwrap().unwrap().files.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_data_and_does_not_rerun_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite3");
+        let catalog = SqliteCatalog::open(&path).await.unwrap();
+        catalog.add_file(&new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa")).await.unwrap();
+        catalog.close().await;
+        let again = SqliteCatalog::open(&path).await.unwrap();
+        assert_eq!(again.projects().await.unwrap().len(), 1);
+    }
+}

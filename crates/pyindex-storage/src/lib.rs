@@ -1,0 +1,70 @@
+//! Durable, content-addressed blob storage for distribution and metadata files.
+//!
+//! Every blob is addressed by the SHA-256 of its bytes ([`BlobKey`]), so a key always names the
+//! same content and two writers racing on one key can only ever write identical bytes. Incoming
+//! data is first streamed into a [`Spool`] (a temporary file on local disk, hashed and fsynced as
+//! it is written), then published into a [`BlobStore`] with put-if-absent semantics. The local
+//! filesystem backend lives in [`local`]; other backends (object storage) implement the same trait.
+
+mod digest;
+mod key;
+pub mod local;
+mod spool;
+
+pub use digest::{Digests, Hasher};
+pub use key::{BlobKey, InvalidBlobKey};
+pub use local::LocalBlobStore;
+pub use spool::{Spool, SpoolWriter, SpooledFile};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+/// Errors raised by blob storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The underlying storage failed.
+    #[error("storage I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A write would exceed the configured size limit.
+    #[error("the file is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+}
+
+/// A byte range `start..end` (end exclusive) of a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte offset.
+    pub start: u64,
+    /// One past the last byte offset.
+    pub end: u64,
+}
+
+/// The readable content of a blob, or of a range of it.
+pub struct BlobBody {
+    /// The number of bytes the stream yields.
+    pub len: u64,
+    /// The bytes.
+    pub stream: BoxStream<'static, std::io::Result<Bytes>>,
+}
+
+/// Storage for immutable blobs addressed by their SHA-256.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Makes the spooled file durable under `key`. Writing a key that already exists is a no-op,
+    /// since equal keys mean equal bytes; the spooled file is consumed either way.
+    async fn put_spooled(&self, key: &BlobKey, file: SpooledFile) -> Result<(), StorageError>;
+
+    /// The size of the blob, or `None` if it does not exist.
+    async fn size(&self, key: &BlobKey) -> Result<Option<u64>, StorageError>;
+
+    /// Reads the whole blob, or `range` of it, or `None` if it does not exist.
+    async fn get(
+        &self,
+        key: &BlobKey,
+        range: Option<ByteRange>,
+    ) -> Result<Option<BlobBody>, StorageError>;
+}

@@ -1,0 +1,210 @@
+//! The local filesystem blob store.
+//!
+//! Layout under the root: `sha256/<2 hex>/<2 hex>/<64 hex>`. A blob is published by hard-linking
+//! the fsynced spool file to its final name (which fails rather than overwrites if the name
+//! exists) and then fsyncing the directories, so a blob name, once visible, always holds the
+//! complete content, even across a crash.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio_util::io::ReaderStream;
+
+use crate::{BlobBody, BlobKey, BlobStore, ByteRange, SpooledFile, StorageError};
+
+/// Blobs no larger than this are read in one go instead of streamed.
+const SMALL_BLOB: u64 = 256 * 1024;
+/// Read buffer for streamed blobs.
+const STREAM_CHUNK: usize = 256 * 1024;
+
+/// Blob storage in a local directory.
+#[derive(Debug, Clone)]
+pub struct LocalBlobStore {
+    root: PathBuf,
+}
+
+impl LocalBlobStore {
+    /// A store rooted at `root` (created if missing).
+    pub fn open(root: impl Into<PathBuf>) -> std::io::Result<LocalBlobStore> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        Ok(LocalBlobStore { root })
+    }
+
+    /// Where the blob for `key` lives.
+    pub fn path_of(&self, key: &BlobKey) -> PathBuf {
+        let hex = key.as_str();
+        self.root
+            .join("sha256")
+            .join(&hex[0..2])
+            .join(&hex[2..4])
+            .join(hex)
+    }
+}
+
+/// Creates `dir` and its missing parents, fsyncing each directory whose entries changed.
+fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_durably(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn publish(spooled: SpooledFile, target: &Path) -> std::io::Result<()> {
+    let parent = target
+        .parent()
+        .ok_or_else(|| std::io::Error::other("blob path has no parent directory"))?;
+    create_dir_durably(parent)?;
+    match std::fs::hard_link(spooled.path(), target) {
+        Ok(()) => sync_dir(parent),
+        // Same key, same bytes: an earlier or concurrent writer already published them.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+    // `spooled` drops here and unlinks the spool name; the blob name keeps the data.
+}
+
+fn read_range(path: &Path, range: Option<ByteRange>) -> std::io::Result<Option<(std::fs::File, u64, u64)>> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let size = file.metadata()?.len();
+    let (start, end) = match range {
+        Some(r) => (r.start.min(size), r.end.min(size)),
+        None => (0, size),
+    };
+    file.seek(SeekFrom::Start(start))?;
+    Ok(Some((file, start, end.max(start))))
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobStore {
+    async fn put_spooled(&self, key: &BlobKey, file: SpooledFile) -> Result<(), StorageError> {
+        let target = self.path_of(key);
+        tokio::task::spawn_blocking(move || publish(file, &target))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(())
+    }
+
+    async fn size(&self, key: &BlobKey) -> Result<Option<u64>, StorageError> {
+        match tokio::fs::metadata(self.path_of(key)).await {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get(
+        &self,
+        key: &BlobKey,
+        range: Option<ByteRange>,
+    ) -> Result<Option<BlobBody>, StorageError> {
+        let path = self.path_of(key);
+        let opened = tokio::task::spawn_blocking(move || {
+            let Some((file, start, end)) = read_range(&path, range)? else {
+                return Ok(None);
+            };
+            let len = end - start;
+            if len <= SMALL_BLOB {
+                let mut buf = Vec::with_capacity(len as usize);
+                file.take(len).read_to_end(&mut buf)?;
+                Ok::<_, std::io::Error>(Some((len, Ok(Bytes::from(buf)))))
+            } else {
+                Ok(Some((len, Err(file))))
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        let Some((len, content)) = opened else {
+            return Ok(None);
+        };
+        let stream = match content {
+            Ok(bytes) => futures::stream::once(async move { Ok(bytes) }).boxed(),
+            Err(file) => {
+                let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), len);
+                ReaderStream::with_capacity(reader, STREAM_CHUNK).boxed()
+            }
+        };
+        Ok(Some(BlobBody { len, stream }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Spool;
+    use futures::TryStreamExt;
+
+    async fn read_all(body: BlobBody) -> Vec<u8> {
+        let chunks: Vec<Bytes> = body.stream.try_collect().await.unwrap();
+        chunks.concat()
+    }
+
+    async fn store_with(data: &[u8]) -> (tempfile::TempDir, LocalBlobStore, BlobKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path().join("tmp")).unwrap();
+        let store = LocalBlobStore::open(dir.path().join("files")).unwrap();
+        let file = spool.spool_bytes(data).await.unwrap();
+        let key = BlobKey::parse(&file.digests().sha256).unwrap();
+        store.put_spooled(&key, file).await.unwrap();
+        (dir, store, key)
+    }
+
+    #[tokio::test]
+    async fn put_then_get_whole_and_ranges() {
+        let (_dir, store, key) = store_with(b"hello world").await;
+        assert_eq!(store.size(&key).await.unwrap(), Some(11));
+        let whole = store.get(&key, None).await.unwrap().unwrap();
+        assert_eq!(read_all(whole).await, b"hello world");
+        let part = store.get(&key, Some(ByteRange { start: 6, end: 11 })).await.unwrap().unwrap();
+        assert_eq!(part.len, 5);
+        assert_eq!(read_all(part).await, b"world");
+    }
+
+    #[tokio::test]
+    async fn streams_large_blobs() {
+        let data: Vec<u8> = (0..(3 * SMALL_BLOB)).map(|i| (i % 251) as u8).collect();
+        let (_dir, store, key) = store_with(&data).await;
+        let body = store.get(&key, Some(ByteRange { start: 1, end: data.len() as u64 })).await.unwrap().unwrap();
+        assert_eq!(read_all(body).await, &data[1..]);
+    }
+
+    #[tokio::test]
+    async fn second_put_of_same_key_is_a_no_op_and_spool_is_emptied() {
+        let (dir, store, key) = store_with(b"same").await;
+        let spool = Spool::open(dir.path().join("tmp")).unwrap();
+        let again = spool.spool_bytes(b"same").await.unwrap();
+        store.put_spooled(&key, again).await.unwrap();
+        assert_eq!(read_all(store.get(&key, None).await.unwrap().unwrap()).await, b"same");
+        assert_eq!(std::fs::read_dir(spool.dir()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn missing_blob_is_none() {
+        let (_dir, store, _) = store_with(b"x").await;
+        let other = BlobKey::parse(&"0".repeat(64)).unwrap();
+        assert!(store.get(&other, None).await.unwrap().is_none());
+        assert_eq!(store.size(&other).await.unwrap(), None);
+    }
+}
