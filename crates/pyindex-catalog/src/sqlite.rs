@@ -120,10 +120,11 @@ fn query_files(filter: &'static str) -> sqlx::AssertSqlSafe<String> {
 impl Catalog for SqliteCatalog {
     async fn add_file(&self, file: &NewFile) -> Result<AddOutcome, CatalogError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let existing: Option<String> = sqlx::query_scalar("SELECT sha256 FROM files WHERE filename = $1")
-            .bind(&file.filename)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT sha256 FROM files WHERE filename = $1")
+                .bind(&file.filename)
+                .fetch_optional(&mut *tx)
+                .await?;
         if let Some(existing_sha256) = existing {
             return Ok(if existing_sha256 == file.sha256 {
                 AddOutcome::AlreadyPresent
@@ -322,7 +323,9 @@ mod tests {
 
     async fn catalog() -> (tempfile::TempDir, SqliteCatalog) {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = SqliteCatalog::open(&dir.path().join("catalog.sqlite3")).await.unwrap();
+        let catalog = SqliteCatalog::open(&dir.path().join("catalog.sqlite3"))
+            .await
+            .unwrap();
         (dir, catalog)
     }
 
@@ -334,14 +337,23 @@ mod tests {
         assert_eq!(catalog.add_file(&file).await.unwrap(), AddOutcome::Added);
         assert!(catalog.generation().await.unwrap() > g0);
         let projects = catalog.projects().await.unwrap();
-        assert_eq!(projects, vec![ProjectSummary { name: "shared-pkg".into(), display_name: "Shared_Pkg".into() }]);
+        assert_eq!(
+            projects,
+            vec![ProjectSummary {
+                name: "shared-pkg".into(),
+                display_name: "Shared_Pkg".into()
+            }]
+        );
         let listed = catalog.project_files("shared-pkg").await.unwrap().unwrap();
         assert_eq!(listed.files.len(), 1);
         let record = &listed.files[0];
         assert_eq!(record.version, "0.1.0");
         assert_eq!(record.uploaded, file.uploaded);
         assert_eq!(record.requires_python.as_deref(), Some(">=3.8"));
-        assert_eq!(catalog.file(&file.filename).await.unwrap().as_ref(), Some(record));
+        assert_eq!(
+            catalog.file(&file.filename).await.unwrap().as_ref(),
+            Some(record)
+        );
         assert!(catalog.project_files("nope").await.unwrap().is_none());
     }
 
@@ -351,26 +363,74 @@ mod tests {
         let file = new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa");
         catalog.add_file(&file).await.unwrap();
         let g = catalog.generation().await.unwrap();
-        assert_eq!(catalog.add_file(&file).await.unwrap(), AddOutcome::AlreadyPresent);
+        assert_eq!(
+            catalog.add_file(&file).await.unwrap(),
+            AddOutcome::AlreadyPresent
+        );
         let other = new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "bb");
         assert_eq!(
             catalog.add_file(&other).await.unwrap(),
-            AddOutcome::Conflict { existing_sha256: "aa".into() }
+            AddOutcome::Conflict {
+                existing_sha256: "aa".into()
+            }
         );
-        assert_eq!(catalog.generation().await.unwrap(), g, "refused writes change nothing");
+        assert_eq!(
+            catalog.generation().await.unwrap(),
+            g,
+            "refused writes change nothing"
+        );
     }
 
     #[tokio::test]
     async fn files_of_equal_versions_share_a_release_and_its_yank() {
         let (_dir, catalog) = catalog().await;
-        catalog.add_file(&new_file("shared_pkg-1.0.0-py3-none-any.whl", "1.0.0", "aa")).await.unwrap();
-        catalog.add_file(&new_file("shared_pkg-1.0.0.tar.gz", "1.0.0", "bb")).await.unwrap();
-        assert!(catalog.set_yank("shared-pkg", "1", Yank::Yanked(Some("broken".into()))).await.unwrap());
-        let files = catalog.project_files("shared-pkg").await.unwrap().unwrap().files;
-        assert!(files.iter().all(|f| f.yank == Yank::Yanked(Some("broken".into()))));
-        assert!(catalog.set_yank("shared-pkg", "1", Yank::NotYanked).await.unwrap());
-        assert!(!catalog.set_yank("shared-pkg", "9", Yank::NotYanked).await.unwrap());
-        let files = catalog.project_files("shared-pkg").await.unwrap().unwrap().files;
+        catalog
+            .add_file(&new_file(
+                "shared_pkg-1.0.0-py3-none-any.whl",
+                "1.0.0",
+                "aa",
+            ))
+            .await
+            .unwrap();
+        catalog
+            .add_file(&new_file("shared_pkg-1.0.0.tar.gz", "1.0.0", "bb"))
+            .await
+            .unwrap();
+        assert!(
+            catalog
+                .set_yank("shared-pkg", "1", Yank::Yanked(Some("broken".into())))
+                .await
+                .unwrap()
+        );
+        let files = catalog
+            .project_files("shared-pkg")
+            .await
+            .unwrap()
+            .unwrap()
+            .files;
+        assert!(
+            files
+                .iter()
+                .all(|f| f.yank == Yank::Yanked(Some("broken".into())))
+        );
+        assert!(
+            catalog
+                .set_yank("shared-pkg", "1", Yank::NotYanked)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !catalog
+                .set_yank("shared-pkg", "9", Yank::NotYanked)
+                .await
+                .unwrap()
+        );
+        let files = catalog
+            .project_files("shared-pkg")
+            .await
+            .unwrap()
+            .unwrap()
+            .files;
         assert!(files.iter().all(|f| f.yank == Yank::NotYanked));
     }
 
@@ -381,7 +441,11 @@ mod tests {
             .map(|i| {
                 let catalog = catalog.clone();
                 tokio::spawn(async move {
-                    let file = new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", &format!("{i:02}"));
+                    let file = new_file(
+                        "shared_pkg-0.1.0-py3-none-any.whl",
+                        "0.1.0",
+                        &format!("{i:02}"),
+                    );
                     catalog.add_file(&file).await.unwrap()
                 })
             })
@@ -393,7 +457,16 @@ mod tests {
             }
         }
         assert_eq!(added, 1);
-        assert_eq!(catalog.project_files("shared-pkg").await.unwrap().unwrap().files.len(), 1);
+        assert_eq!(
+            catalog
+                .project_files("shared-pkg")
+                .await
+                .unwrap()
+                .unwrap()
+                .files
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]
@@ -401,7 +474,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("catalog.sqlite3");
         let catalog = SqliteCatalog::open(&path).await.unwrap();
-        catalog.add_file(&new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa")).await.unwrap();
+        catalog
+            .add_file(&new_file(
+                "shared_pkg-0.1.0-py3-none-any.whl",
+                "0.1.0",
+                "aa",
+            ))
+            .await
+            .unwrap();
         catalog.close().await;
         let again = SqliteCatalog::open(&path).await.unwrap();
         assert_eq!(again.projects().await.unwrap().len(), 1);

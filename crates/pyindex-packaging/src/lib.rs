@@ -1,1 +1,24 @@
-//! pyindex-packaging
+//! The Python packaging domain for pyindex: project names, versions, distribution filenames,
+//! core metadata and archive inspection.
+//!
+//! Everything here is pure and synchronous; the only I/O is reading an archive the caller hands
+//! over (see [`archive`]). Every error message is written to be shown verbatim to people running
+//! `twine upload` or `uv publish`: it says what is wrong and, where possible, how to fix it.
+
+pub mod archive;
+pub mod filename;
+pub mod metadata;
+pub mod name;
+pub mod version;
+
+mod text;
+
+pub use archive::{
+    ArchiveError, ArchiveLimits, Inspected, inspect_path, inspect_sdist, inspect_wheel,
+};
+pub use filename::{
+    DistFilename, DistKind, FilenameError, WheelTags, expected_sdist_filename, parse_filename,
+};
+pub use metadata::{CoreMetadata, MetadataError};
+pub use name::{InvalidName, ProjectName, normalize};
+pub use version::{InvalidVersion, Version, VersionSpecifiers, canonical_version, parse_version};

@@ -57,9 +57,15 @@ mod tests {
     #[test]
     fn known_vectors_for_abc() {
         let d = Hasher::digest(b"abc");
-        assert_eq!(d.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            d.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(d.md5, "900150983cd24fb0d6963f7d28e17f72");
-        assert_eq!(d.blake2_256, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
+        assert_eq!(
+            d.blake2_256,
+            "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319"
+        );
     }
 
     #[test]

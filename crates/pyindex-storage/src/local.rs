@@ -82,7 +82,10 @@ fn publish(spooled: SpooledFile, target: &Path) -> std::io::Result<()> {
     // `spooled` drops here and unlinks the spool name; the blob name keeps the data.
 }
 
-fn read_range(path: &Path, range: Option<ByteRange>) -> std::io::Result<Option<(std::fs::File, u64, u64)>> {
+fn read_range(
+    path: &Path,
+    range: Option<ByteRange>,
+) -> std::io::Result<Option<(std::fs::File, u64, u64)>> {
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -177,7 +180,11 @@ mod tests {
         assert_eq!(store.size(&key).await.unwrap(), Some(11));
         let whole = store.get(&key, None).await.unwrap().unwrap();
         assert_eq!(read_all(whole).await, b"hello world");
-        let part = store.get(&key, Some(ByteRange { start: 6, end: 11 })).await.unwrap().unwrap();
+        let part = store
+            .get(&key, Some(ByteRange { start: 6, end: 11 }))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(part.len, 5);
         assert_eq!(read_all(part).await, b"world");
     }
@@ -186,7 +193,17 @@ mod tests {
     async fn streams_large_blobs() {
         let data: Vec<u8> = (0..(3 * SMALL_BLOB)).map(|i| (i % 251) as u8).collect();
         let (_dir, store, key) = store_with(&data).await;
-        let body = store.get(&key, Some(ByteRange { start: 1, end: data.len() as u64 })).await.unwrap().unwrap();
+        let body = store
+            .get(
+                &key,
+                Some(ByteRange {
+                    start: 1,
+                    end: data.len() as u64,
+                }),
+            )
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(read_all(body).await, &data[1..]);
     }
 
@@ -196,7 +213,10 @@ mod tests {
         let spool = Spool::open(dir.path().join("tmp")).unwrap();
         let again = spool.spool_bytes(b"same").await.unwrap();
         store.put_spooled(&key, again).await.unwrap();
-        assert_eq!(read_all(store.get(&key, None).await.unwrap().unwrap()).await, b"same");
+        assert_eq!(
+            read_all(store.get(&key, None).await.unwrap().unwrap()).await,
+            b"same"
+        );
         assert_eq!(std::fs::read_dir(spool.dir()).unwrap().count(), 0);
     }
 

@@ -167,7 +167,10 @@ mod tests {
         let spool = Spool::open(dir.path()).unwrap();
         let mut writer = spool.create(4).await.unwrap();
         writer.write(b"abcd").await.unwrap();
-        assert!(matches!(writer.write(b"e").await, Err(StorageError::TooLarge { limit: 4 })));
+        assert!(matches!(
+            writer.write(b"e").await,
+            Err(StorageError::TooLarge { limit: 4 })
+        ));
     }
 
     #[tokio::test]

@@ -1,0 +1,65 @@
+//! Registry errors: a refusal the user can act on, or an internal fault.
+
+/// Why a request was refused. The HTTP layer maps each to a status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The request is malformed or breaks a rule (400).
+    BadRequest,
+    /// The thing asked for does not exist (404).
+    NotFound,
+    /// The file name is taken by other content (409).
+    Conflict,
+    /// The action is no longer supported (410).
+    Gone,
+    /// The upload exceeds the size limit (413).
+    TooLarge,
+}
+
+/// An error from a registry operation.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The request was refused; `message` says why and what to do, in one line.
+    #[error("{message}")]
+    Rejected {
+        /// The kind of refusal.
+        rejection: Rejection,
+        /// A one-line message for the user.
+        message: String,
+    },
+    /// The server failed; the request may be retried.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RegistryError {
+    /// A refusal of the given kind.
+    pub fn rejected(rejection: Rejection, message: impl Into<String>) -> RegistryError {
+        RegistryError::Rejected {
+            rejection,
+            message: message.into(),
+        }
+    }
+
+    /// A 400-style refusal.
+    pub fn bad_request(message: impl Into<String>) -> RegistryError {
+        RegistryError::rejected(Rejection::BadRequest, message)
+    }
+}
+
+impl From<pyindex_catalog::CatalogError> for RegistryError {
+    fn from(e: pyindex_catalog::CatalogError) -> RegistryError {
+        RegistryError::Internal(e.to_string())
+    }
+}
+
+impl From<pyindex_storage::StorageError> for RegistryError {
+    fn from(e: pyindex_storage::StorageError) -> RegistryError {
+        match e {
+            pyindex_storage::StorageError::TooLarge { limit } => RegistryError::rejected(
+                Rejection::TooLarge,
+                format!("File too large: the limit of this index is {limit} bytes."),
+            ),
+            other => RegistryError::Internal(other.to_string()),
+        }
+    }
+}

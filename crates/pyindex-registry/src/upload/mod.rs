@@ -1,0 +1,318 @@
+//! Publishing a file through the legacy upload API, validated in the order of standards H1-H11
+//! so that the first error a user sees is the most useful one.
+//!
+//! The content arrives already spooled to local disk (streamed and hashed by the transport).
+//! Publishing is then: validate the form and the filename, verify the client's digests, check
+//! immutability, inspect the archive, make the blobs durable, and only then record the file in
+//! the catalog. A crash at any point before the catalog commit leaves at most an unreferenced
+//! blob, never a listed file without its bytes.
+
+mod form;
+
+use pyindex_catalog::{AddOutcome, NewFile, ReleaseMetadata};
+use pyindex_packaging::archive::{Inspected, inspect_path};
+use pyindex_packaging::{
+    CoreMetadata, DistFilename, DistKind, ProjectName, Version, canonical_version,
+    expected_sdist_filename, parse_filename, parse_version,
+};
+use pyindex_storage::{BlobKey, Digests, SpooledFile};
+use time::OffsetDateTime;
+
+use crate::{Registry, RegistryError, Rejection};
+use form::Form;
+
+/// One upload: the form's text fields and the spooled `content` part, if there was one.
+pub struct UploadRequest {
+    /// Text fields in the order they arrived.
+    pub fields: Vec<(String, String)>,
+    /// The file.
+    pub content: Option<UploadedContent>,
+}
+
+/// The `content` part of an upload.
+pub struct UploadedContent {
+    /// The filename the client gave in `Content-Disposition`.
+    pub filename: String,
+    /// The bytes, spooled and hashed.
+    pub file: SpooledFile,
+}
+
+/// The result of a successful upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// The file is now in the index.
+    Added {
+        /// Its filename.
+        filename: String,
+        /// Its normalized project name.
+        project: String,
+    },
+    /// The identical file was already in the index; nothing changed.
+    AlreadyPresent {
+        /// Its filename.
+        filename: String,
+    },
+}
+
+/// What the form claims, checked for syntax but not yet against the file.
+struct Claim {
+    name: ProjectName,
+    version: Version,
+    kind: DistKind,
+}
+
+fn check_action(form: &Form) -> Result<(), RegistryError> {
+    match form.single(":action")? {
+        Some("file_upload") => {}
+        Some(action @ ("submit" | "submit_pkg_info" | "doc_upload")) => {
+            return Err(RegistryError::rejected(
+                Rejection::Gone,
+                format!(
+                    "The ':action' '{action}' is no longer supported; upload files with ':action=file_upload'."
+                ),
+            ));
+        }
+        Some(other) => {
+            return Err(RegistryError::bad_request(format!(
+                "Unknown ':action' '{}': this index accepts only 'file_upload'.",
+                other.escape_default()
+            )));
+        }
+        None => {
+            return Err(RegistryError::bad_request(
+                "The ':action' field is missing: this index accepts ':action=file_upload'.",
+            ));
+        }
+    }
+    match form.single("protocol_version")? {
+        None | Some("1") => Ok(()),
+        Some(_) => Err(RegistryError::bad_request("Unknown protocol version.")),
+    }
+}
+
+fn check_claim(form: &Form) -> Result<Claim, RegistryError> {
+    let name = ProjectName::new(form.required("name")?)
+        .map_err(|e| RegistryError::bad_request(e.to_string()))?;
+    let version = parse_version(form.required("version")?)
+        .map_err(|e| RegistryError::bad_request(e.to_string()))?;
+    let kind = match form.required("filetype")? {
+        "bdist_wheel" => DistKind::Wheel,
+        "sdist" => DistKind::Sdist,
+        other => {
+            return Err(RegistryError::bad_request(format!(
+                "Unknown filetype '{}': use a known file type, 'bdist_wheel' or 'sdist'.",
+                other.escape_default()
+            )));
+        }
+    };
+    Ok(Claim {
+        name,
+        version,
+        kind,
+    })
+}
+
+fn check_filename(filename: &str, claim: &Claim) -> Result<DistFilename, RegistryError> {
+    let parsed = parse_filename(filename).map_err(|e| RegistryError::bad_request(e.to_string()))?;
+    if parsed.kind != claim.kind {
+        return Err(RegistryError::bad_request(format!(
+            "Invalid file extension for filetype '{}': '{}' is not a {}.",
+            claim.kind.as_str(),
+            filename.escape_default(),
+            match claim.kind {
+                DistKind::Wheel => "wheel (.whl)",
+                DistKind::Sdist => "source distribution (.tar.gz)",
+            }
+        )));
+    }
+    Ok(parsed)
+}
+
+/// Compares every digest the client sent with the one computed while spooling.
+fn check_digests(form: &Form, actual: &Digests) -> Result<(), RegistryError> {
+    let supplied = [
+        ("md5_digest", &actual.md5),
+        ("sha256_digest", &actual.sha256),
+        ("blake2_256_digest", &actual.blake2_256),
+    ];
+    let mut any = false;
+    for (field, computed) in supplied {
+        if let Some(value) = form.single(field)? {
+            any = true;
+            if !value.eq_ignore_ascii_case(computed) {
+                return Err(RegistryError::bad_request(
+                    "The digest supplied does not match a digest calculated from the uploaded file.",
+                ));
+            }
+        }
+    }
+    if any {
+        Ok(())
+    } else {
+        Err(RegistryError::bad_request(
+            "Include at least one message digest (sha256_digest, blake2_256_digest or md5_digest).",
+        ))
+    }
+}
+
+/// Filename, form and metadata must name the same project and version (standards H8-H10).
+fn check_agreement(
+    filename: &DistFilename,
+    claim: &Claim,
+    metadata: &CoreMetadata,
+) -> Result<(), RegistryError> {
+    let name = metadata.project_name();
+    if claim.name != name {
+        return Err(RegistryError::bad_request(format!(
+            "The name in the upload form ('{}') does not match the name in the file's metadata ('{}').",
+            claim.name, metadata.name
+        )));
+    }
+    if claim.version != metadata.version {
+        return Err(RegistryError::bad_request(format!(
+            "The version in the upload form ({}) does not match the version in the file's metadata ({}).",
+            claim.version, metadata.version
+        )));
+    }
+    if filename.version != metadata.version {
+        return Err(RegistryError::bad_request(format!(
+            "Version in filename should be '{}' not '{}'.",
+            metadata.version, filename.version_part
+        )));
+    }
+    match filename.kind {
+        DistKind::Wheel if filename.name_part != name.as_dist_name() => {
+            Err(RegistryError::bad_request(format!(
+                "Filename '{}' should contain the normalized project name '{}', not '{}'.",
+                filename.raw,
+                name.as_dist_name(),
+                filename.name_part
+            )))
+        }
+        DistKind::Sdist if filename.raw != expected_sdist_filename(&name, &metadata.version) => {
+            Err(RegistryError::bad_request(format!(
+                "Filename '{}' is invalid, should be '{}' (PEP 625).",
+                filename.raw,
+                expected_sdist_filename(&name, &metadata.version)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn release_metadata(metadata: &CoreMetadata) -> ReleaseMetadata {
+    ReleaseMetadata {
+        summary: metadata.summary.clone(),
+        description: metadata.description.clone(),
+        description_content_type: metadata.description_content_type.clone(),
+        requires_python: metadata.requires_python.clone(),
+        requires_dist: metadata.requires_dist.clone(),
+    }
+}
+
+fn conflict(filename: &str, existing_sha256: &str) -> RegistryError {
+    RegistryError::rejected(
+        Rejection::Conflict,
+        format!(
+            "File already exists ('{filename}', with sha256 {existing_sha256}). \
+             Published files are immutable: upload a new version instead."
+        ),
+    )
+}
+
+impl Registry {
+    /// Validates and publishes one uploaded file.
+    pub async fn upload(&self, request: UploadRequest) -> Result<Published, RegistryError> {
+        let form = Form::new(request.fields);
+        check_action(&form)?;
+        let content = request
+            .content
+            .ok_or_else(|| RegistryError::bad_request("Upload payload does not have a file."))?;
+        let claim = check_claim(&form)?;
+        let filename = check_filename(&content.filename, &claim)?;
+        let digests = content.file.digests().clone();
+        check_digests(&form, &digests)?;
+        if let Some(existing) = self.catalog.file(&filename.raw).await? {
+            return if existing.sha256 == digests.sha256 {
+                Ok(Published::AlreadyPresent {
+                    filename: filename.raw,
+                })
+            } else {
+                Err(conflict(&filename.raw, &existing.sha256))
+            };
+        }
+
+        let inspected = self.inspect(&content.file, &filename).await?;
+        check_agreement(&filename, &claim, &inspected.metadata)?;
+        let serve_metadata = match filename.kind {
+            DistKind::Wheel => true,
+            DistKind::Sdist => inspected.metadata.is_reliable_for_sdist(),
+        };
+        let metadata_sha256 = if serve_metadata {
+            Some(self.put_bytes(&inspected.metadata_bytes).await?)
+        } else {
+            None
+        };
+        let size = content.file.len();
+        self.blobs
+            .put_spooled(&blob_key(&digests.sha256)?, content.file)
+            .await?;
+
+        let metadata = &inspected.metadata;
+        let project = metadata.project_name();
+        let record = NewFile {
+            project: project.as_str().to_owned(),
+            display_name: metadata.name.clone(),
+            version: metadata.version.to_string(),
+            canonical_version: canonical_version(&metadata.version),
+            filename: filename.raw.clone(),
+            kind: filename.kind.as_str().to_owned(),
+            size,
+            sha256: digests.sha256,
+            md5: digests.md5,
+            blake2_256: digests.blake2_256,
+            requires_python: metadata.requires_python.clone(),
+            metadata_sha256,
+            release: release_metadata(metadata),
+            uploaded: OffsetDateTime::now_utc(),
+        };
+        match self.catalog.add_file(&record).await? {
+            AddOutcome::Added => Ok(Published::Added {
+                filename: record.filename,
+                project: record.project,
+            }),
+            AddOutcome::AlreadyPresent => Ok(Published::AlreadyPresent {
+                filename: record.filename,
+            }),
+            AddOutcome::Conflict { existing_sha256 } => {
+                Err(conflict(&record.filename, &existing_sha256))
+            }
+        }
+    }
+
+    async fn inspect(
+        &self,
+        file: &SpooledFile,
+        filename: &DistFilename,
+    ) -> Result<Inspected, RegistryError> {
+        let path = file.path().to_owned();
+        let filename = filename.clone();
+        let limits = self.archive_limits.clone();
+        tokio::task::spawn_blocking(move || inspect_path(&path, &filename, &limits))
+            .await
+            .map_err(|e| RegistryError::Internal(format!("archive inspection failed: {e}")))?
+            .map_err(|e| RegistryError::bad_request(e.to_string()))
+    }
+
+    /// Stores a small blob and returns its SHA-256.
+    async fn put_bytes(&self, data: &[u8]) -> Result<String, RegistryError> {
+        let spooled = self.spool.spool_bytes(data).await?;
+        let sha256 = spooled.digests().sha256.clone();
+        self.blobs.put_spooled(&blob_key(&sha256)?, spooled).await?;
+        Ok(sha256)
+    }
+}
+
+fn blob_key(sha256: &str) -> Result<BlobKey, RegistryError> {
+    BlobKey::parse(sha256).map_err(|e| RegistryError::Internal(e.to_string()))
+}

@@ -1,0 +1,42 @@
+//! Yanking (PEP 592): a yanked release stays listed and downloadable, but installers skip it
+//! unless a requirement pins it exactly.
+
+use pyindex_catalog::Yank;
+use pyindex_packaging::{ProjectName, canonical_version, parse_version};
+
+use crate::{Registry, RegistryError, Rejection};
+
+impl Registry {
+    /// Yanks (`Yank::Yanked`) or unyanks (`Yank::NotYanked`) every file of a release.
+    pub async fn yank(
+        &self,
+        project: &str,
+        version: &str,
+        yank: Yank,
+    ) -> Result<(), RegistryError> {
+        let name =
+            ProjectName::new(project).map_err(|e| RegistryError::bad_request(e.to_string()))?;
+        let version =
+            parse_version(version).map_err(|e| RegistryError::bad_request(e.to_string()))?;
+        let yank = match yank {
+            Yank::Yanked(reason) => Yank::Yanked(
+                reason
+                    .map(|r| r.trim().to_owned())
+                    .filter(|r| !r.is_empty()),
+            ),
+            Yank::NotYanked => Yank::NotYanked,
+        };
+        if self
+            .catalog
+            .set_yank(name.as_str(), &canonical_version(&version), yank)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(RegistryError::rejected(
+                Rejection::NotFound,
+                format!("Project '{name}' has no release {version}."),
+            ))
+        }
+    }
+}

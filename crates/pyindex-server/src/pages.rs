@@ -1,0 +1,276 @@
+//! Rendering of simple API pages: PEP 503 HTML and PEP 691 JSON, with the PEP 592 yank
+//! markers, PEP 658/714 metadata attributes and PEP 700 fields (standards C and D).
+
+use std::fmt::Write;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use pyindex_catalog::{FileRecord, ProjectFiles, ProjectSummary, Yank};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::negotiate::Format;
+
+/// The simple API version served (PEP 629).
+pub const API_VERSION: &str = "1.4";
+
+/// Characters of a filename left as they are in a URL path segment.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'+')
+    .remove(b'!');
+
+/// The URL path of a file: `/files/<sha256>/<filename>`.
+pub fn file_url(file: &FileRecord) -> String {
+    format!(
+        "/files/{}/{}",
+        file.sha256,
+        utf8_percent_encode(&file.filename, PATH_SEGMENT)
+    )
+}
+
+/// Escapes text for an HTML element body or a double-quoted attribute value.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `upload-time` in the form PEP 700 asks for: UTC with exactly six fraction digits.
+pub fn upload_time(t: OffsetDateTime) -> String {
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(fmt)
+        .unwrap_or_default()
+}
+
+fn html_head(title: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    \
+         <title>{title}</title>\n  </head>\n  <body>\n    <h1>{title}</h1>\n",
+        title = escape(title)
+    )
+}
+
+const HTML_TAIL: &str = "  </body>\n</html>\n";
+
+/// The root page listing every project.
+pub fn root(projects: &[ProjectSummary], format: Format) -> Vec<u8> {
+    if format.is_html() {
+        let mut html = html_head("Simple index");
+        for p in projects {
+            let _ = writeln!(
+                html,
+                "    <a href=\"/simple/{}/\">{}</a><br>",
+                p.name,
+                escape(&p.display_name)
+            );
+        }
+        html.push_str(HTML_TAIL);
+        html.into_bytes()
+    } else {
+        let list: Vec<Value> = projects
+            .iter()
+            .map(|p| json!({ "name": p.display_name, "_normalized-name": p.name }))
+            .collect();
+        json_bytes(&json!({ "meta": { "api-version": API_VERSION }, "projects": list }))
+    }
+}
+
+/// A project's page listing its files.
+pub fn project(project: &ProjectFiles, format: Format) -> Vec<u8> {
+    if format.is_html() {
+        project_html(project)
+    } else {
+        project_json(project)
+    }
+}
+
+fn project_html(project: &ProjectFiles) -> Vec<u8> {
+    let mut html = html_head(&format!("Links for {}", project.project.name));
+    for file in &project.files {
+        let _ = write!(
+            html,
+            "    <a href=\"{}#sha256={}\"",
+            file_url(file),
+            file.sha256
+        );
+        if let Some(rp) = &file.requires_python {
+            let _ = write!(html, " data-requires-python=\"{}\"", escape(rp));
+        }
+        if let Yank::Yanked(reason) = &file.yank {
+            let _ = write!(
+                html,
+                " data-yanked=\"{}\"",
+                escape(reason.as_deref().unwrap_or(""))
+            );
+        }
+        if let Some(meta) = &file.metadata_sha256 {
+            let _ = write!(
+                html,
+                " data-core-metadata=\"sha256={meta}\" data-dist-info-metadata=\"sha256={meta}\""
+            );
+        }
+        let _ = writeln!(html, ">{}</a><br>", escape(&file.filename));
+    }
+    html.push_str(HTML_TAIL);
+    html.into_bytes()
+}
+
+fn project_json(project: &ProjectFiles) -> Vec<u8> {
+    let mut versions: Vec<(Option<pyindex_packaging::Version>, &str)> = Vec::new();
+    for file in &project.files {
+        if !versions.iter().any(|(_, v)| *v == file.version) {
+            versions.push((
+                pyindex_packaging::parse_version(&file.version).ok(),
+                &file.version,
+            ));
+        }
+    }
+    // PEP 440 order; anything unparsable (imported legacy files) sorts last, by text.
+    versions.sort_by(|a, b| match (&a.0, &b.0) {
+        (Some(x), Some(y)) => x.cmp(y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.1.cmp(b.1),
+    });
+    let files: Vec<Value> = project.files.iter().map(file_json).collect();
+    json_bytes(&json!({
+        "meta": { "api-version": API_VERSION },
+        "name": project.project.name,
+        "versions": versions.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+        "files": files,
+    }))
+}
+
+fn file_json(file: &FileRecord) -> Value {
+    let mut obj = Map::new();
+    obj.insert("filename".into(), json!(file.filename));
+    obj.insert("url".into(), json!(file_url(file)));
+    obj.insert("hashes".into(), json!({ "sha256": file.sha256 }));
+    obj.insert("requires-python".into(), json!(file.requires_python));
+    obj.insert("size".into(), json!(file.size));
+    obj.insert("upload-time".into(), json!(upload_time(file.uploaded)));
+    let yanked = match &file.yank {
+        Yank::NotYanked => json!(false),
+        Yank::Yanked(None) => json!(true),
+        Yank::Yanked(Some(reason)) => json!(reason),
+    };
+    obj.insert("yanked".into(), yanked);
+    if let Some(meta) = &file.metadata_sha256 {
+        obj.insert("core-metadata".into(), json!({ "sha256": meta }));
+    }
+    Value::Object(obj)
+}
+
+fn json_bytes(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, version: &str, yank: Yank) -> FileRecord {
+        FileRecord {
+            project: "shared-pkg".into(),
+            filename: name.into(),
+            version: version.into(),
+            kind: "bdist_wheel".into(),
+            size: 42,
+            sha256: "ab".repeat(32),
+            requires_python: Some(">=3.8".into()),
+            metadata_sha256: Some("cd".repeat(32)),
+            uploaded: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            yank,
+        }
+    }
+
+    fn sample() -> ProjectFiles {
+        ProjectFiles {
+            project: ProjectSummary {
+                name: "shared-pkg".into(),
+                display_name: "Shared_Pkg".into(),
+            },
+            files: vec![
+                file(
+                    "shared_pkg-0.10.0-py3-none-any.whl",
+                    "0.10.0",
+                    Yank::NotYanked,
+                ),
+                file(
+                    "shared_pkg-0.9.0+cu1-py3-none-any.whl",
+                    "0.9.0+cu1",
+                    Yank::Yanked(Some("bad <build> & \"x\"".into())),
+                ),
+                file(
+                    "shared_pkg-0.9.1-py3-none-any.whl",
+                    "0.9.1",
+                    Yank::Yanked(None),
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn html_escapes_attributes_and_marks_yanks() {
+        let html = String::from_utf8(project(&sample(), Format::TextHtml)).unwrap();
+        assert!(html.contains("<meta name=\"pypi:repository-version\" content=\"1.4\">"));
+        assert!(html.contains("data-requires-python=\"&gt;=3.8\""));
+        assert!(html.contains("data-yanked=\"bad &lt;build&gt; &amp; &quot;x&quot;\""));
+        assert!(html.contains("data-yanked=\"\""));
+        assert!(html.contains(&format!(
+            "data-core-metadata=\"sha256={0}\" data-dist-info-metadata=\"sha256={0}\"",
+            "cd".repeat(32)
+        )));
+        assert!(html.contains(&format!(
+            "/files/{}/shared_pkg-0.9.0+cu1-py3-none-any.whl#sha256={}\"",
+            "ab".repeat(32),
+            "ab".repeat(32)
+        )));
+        assert!(html.contains(">shared_pkg-0.10.0-py3-none-any.whl</a>"));
+    }
+
+    #[test]
+    fn json_has_pep700_fields_and_sorted_versions() {
+        let value: Value = serde_json::from_slice(&project(&sample(), Format::Json)).unwrap();
+        assert_eq!(value["meta"]["api-version"], "1.4");
+        assert_eq!(value["name"], "shared-pkg");
+        assert_eq!(value["versions"], json!(["0.9.0+cu1", "0.9.1", "0.10.0"]));
+        let files = value["files"].as_array().unwrap();
+        assert_eq!(files[0]["size"], 42);
+        assert_eq!(files[0]["upload-time"], "2023-11-14T22:13:20.000000Z");
+        assert_eq!(files[0]["yanked"], false);
+        assert_eq!(files[1]["yanked"], "bad <build> & \"x\"");
+        assert_eq!(files[2]["yanked"], true);
+        assert_eq!(files[0]["requires-python"], ">=3.8");
+        assert_eq!(files[0]["core-metadata"]["sha256"], "cd".repeat(32));
+        assert!(files[0].get("dist-info-metadata").is_none());
+        assert!(!files[0]["url"].as_str().unwrap().contains('#'));
+    }
+
+    #[test]
+    fn root_lists_projects_in_both_formats() {
+        let projects = vec![ProjectSummary {
+            name: "a-b".into(),
+            display_name: "A_B".into(),
+        }];
+        let html = String::from_utf8(root(&projects, Format::TextHtml)).unwrap();
+        assert!(html.contains("<a href=\"/simple/a-b/\">A_B</a>"));
+        let value: Value = serde_json::from_slice(&root(&projects, Format::Json)).unwrap();
+        assert_eq!(value["projects"][0]["name"], "A_B");
+    }
+}

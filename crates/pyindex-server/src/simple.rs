@@ -1,0 +1,155 @@
+//! The simple repository API: `/simple/` and `/simple/<project>/` (standards A, B, E7, E8).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use pyindex_packaging::ProjectName;
+
+use crate::AppState;
+use crate::cache::{Page, PageKey};
+use crate::negotiate::{self, Format};
+use crate::pages;
+use crate::response::{if_none_match, internal_error, moved_permanently, not_found};
+
+/// Index pages may be cached but must be revalidated, so a new release is visible at once.
+const PAGE_CACHE_CONTROL: &str = "max-age=0, must-revalidate";
+
+fn chosen_format(headers: &HeaderMap, query: &HashMap<String, String>) -> Result<Format, Response> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    negotiate::choose(accept, query.get("format").map(String::as_str)).ok_or_else(|| {
+        let mut response = (
+            StatusCode::NOT_ACCEPTABLE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            negotiate::NOT_ACCEPTABLE,
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Accept"));
+        response
+    })
+}
+
+fn with_query(path: String, uri: &Uri) -> String {
+    match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    }
+}
+
+/// Sends a cached page, honouring `Accept-Encoding` and `If-None-Match`.
+fn send_page(page: &Page, headers: &HeaderMap) -> Response {
+    let gzip = negotiate::accepts_gzip(
+        headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let encoded = if gzip { &page.gzip } else { &page.identity };
+    let mut response = if if_none_match(headers, &encoded.etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = encoded.body.clone().into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(page.format.content_type()),
+        );
+        if gzip {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        response
+    };
+    let h = response.headers_mut();
+    h.insert(header::ETAG, encoded.etag.clone());
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(PAGE_CACHE_CONTROL),
+    );
+    response
+}
+
+/// `GET /simple`: redirect to the slash form.
+pub async fn root_redirect(uri: Uri) -> Response {
+    moved_permanently(&with_query("/simple/".to_owned(), &uri))
+}
+
+/// `GET /simple/`: every project.
+pub async fn root(
+    State(app): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let format = match chosen_format(&headers, &query) {
+        Ok(format) => format,
+        Err(response) => return response,
+    };
+    let key = PageKey::Root(format);
+    if let Some(page) = app.pages.page(&key) {
+        return send_page(&page, &headers);
+    }
+    let epoch = app.pages.epoch();
+    match app.registry.catalog().projects().await {
+        Ok(projects) => {
+            let page = Arc::new(Page::new(format, pages::root(&projects, format)));
+            app.pages.insert_page(key, page.clone(), epoch);
+            send_page(&page, &headers)
+        }
+        Err(e) => internal_error(&e.to_string()),
+    }
+}
+
+/// `GET /simple/<project>`: redirect to the normalized, slash-terminated URL.
+pub async fn project_redirect(Path(raw): Path<String>, uri: Uri) -> Response {
+    match ProjectName::new(&raw) {
+        Ok(name) => moved_permanently(&with_query(format!("/simple/{name}/"), &uri)),
+        Err(_) => not_found(&format!(
+            "No project named '{}' in this index.",
+            raw.escape_default()
+        )),
+    }
+}
+
+/// `GET /simple/<project>/`: a project's files.
+pub async fn project(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let Ok(name) = ProjectName::new(&raw) else {
+        return not_found(&format!(
+            "No project named '{}' in this index.",
+            raw.escape_default()
+        ));
+    };
+    if name.as_str() != raw {
+        return moved_permanently(&with_query(format!("/simple/{name}/"), &uri));
+    }
+    let format = match chosen_format(&headers, &query) {
+        Ok(format) => format,
+        Err(response) => return response,
+    };
+    let key = PageKey::Project(name.as_str().to_owned(), format);
+    if let Some(page) = app.pages.page(&key) {
+        return send_page(&page, &headers);
+    }
+    let epoch = app.pages.epoch();
+    match app.registry.catalog().project_files(name.as_str()).await {
+        Ok(Some(files)) => {
+            let page = Arc::new(Page::new(format, pages::project(&files, format)));
+            app.pages.insert_page(key, page.clone(), epoch);
+            send_page(&page, &headers)
+        }
+        Ok(None) => not_found(&format!("No project named '{name}' in this index.")),
+        Err(e) => internal_error(&e.to_string()),
+    }
+}

@@ -1,0 +1,182 @@
+//! The legacy upload API (`POST /legacy/`, also `/legacy` and `/`; standards G and H).
+//!
+//! This handler is transport only: it streams the multipart body, spooling the `content` part
+//! to disk (hashed on the way, never held in memory) and collecting the text fields, then hands
+//! both to [`pyindex_registry::Registry::upload`], which owns every rule.
+
+use axum::body::Body;
+use axum::extract::multipart::Field;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use http::{StatusCode, header};
+use pyindex_registry::{Published, RegistryError, UploadRequest, UploadedContent};
+
+use crate::AppState;
+use crate::response::{plain_error, registry_error};
+
+/// Text fields larger than this are refused (descriptions are the largest legitimate ones).
+const MAX_FIELD_BYTES: usize = 4 * 1024 * 1024;
+/// Room for the text fields and multipart framing on top of the file size limit.
+const FORM_OVERHEAD: u64 = 16 * 1024 * 1024;
+/// How much of a refused body is read before answering, so the client sees the answer
+/// instead of a connection reset.
+const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Reads and discards up to [`DRAIN_LIMIT`] bytes of a body.
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let mut seen = 0;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+}
+
+fn too_large(limit: u64) -> Response {
+    let mut response = plain_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("File too large: the limit of this index is {limit} bytes."),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    response
+}
+
+fn bad_multipart(detail: impl std::fmt::Display) -> Response {
+    plain_error(
+        StatusCode::BAD_REQUEST,
+        &format!("Invalid multipart/form-data body: {detail}"),
+    )
+}
+
+async fn read_text(mut field: Field<'_>) -> Result<String, Response> {
+    let name = field.name().unwrap_or_default().to_owned();
+    let mut buf = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
+        buf.extend_from_slice(&chunk);
+        if buf.len() > MAX_FIELD_BYTES {
+            return Err(plain_error(
+                StatusCode::BAD_REQUEST,
+                &format!("The field '{name}' is larger than {MAX_FIELD_BYTES} bytes."),
+            ));
+        }
+    }
+    String::from_utf8(buf).map_err(|_| {
+        plain_error(
+            StatusCode::BAD_REQUEST,
+            &format!("The field '{name}' is not valid UTF-8."),
+        )
+    })
+}
+
+async fn spool_content(app: &AppState, mut field: Field<'_>) -> Result<UploadedContent, Response> {
+    let Some(filename) = field.file_name().map(str::to_owned) else {
+        return Err(plain_error(
+            StatusCode::BAD_REQUEST,
+            "The 'content' part has no filename in its Content-Disposition header.",
+        ));
+    };
+    let mut writer = app
+        .registry
+        .spool()
+        .create(app.max_upload_size)
+        .await
+        .map_err(|e| registry_error(&e.into()))?;
+    while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
+        writer.write(&chunk).await.map_err(|e| match e {
+            pyindex_storage::StorageError::TooLarge { limit } => too_large(limit),
+            other => registry_error(&other.into()),
+        })?;
+    }
+    let file = writer
+        .finish()
+        .await
+        .map_err(|e| registry_error(&e.into()))?;
+    Ok(UploadedContent { filename, file })
+}
+
+async fn read_form(app: &AppState, mut multipart: Multipart) -> Result<UploadRequest, Response> {
+    let mut fields = Vec::new();
+    let mut content = None;
+    while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "content" {
+            if content.is_some() {
+                return Err(plain_error(
+                    StatusCode::BAD_REQUEST,
+                    "The upload has more than one 'content' part.",
+                ));
+            }
+            content = Some(spool_content(app, field).await?);
+        } else if field.file_name().is_some() && name != "gpg_signature" {
+            return Err(plain_error(
+                StatusCode::BAD_REQUEST,
+                &format!("The field '{name}' was sent as a file; only 'content' may be a file."),
+            ));
+        } else {
+            let value = read_text(field).await?;
+            if name != "gpg_signature" {
+                fields.push((name, value));
+            }
+        }
+    }
+    Ok(UploadRequest { fields, content })
+}
+
+/// `POST /legacy/`: publish one file.
+pub async fn upload(State(app): State<AppState>, request: Request) -> Response {
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
+    if !is_multipart {
+        drain(request.into_body()).await;
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            "The request body must be multipart/form-data, as sent by twine, uv publish and other upload clients.",
+        );
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > app.max_upload_size.saturating_add(FORM_OVERHEAD)) {
+        drain(request.into_body()).await;
+        return too_large(app.max_upload_size);
+    }
+    let multipart = match Multipart::from_request(request, &()).await {
+        Ok(multipart) => multipart,
+        Err(rejection) => return bad_multipart(rejection.body_text()),
+    };
+    let form = match read_form(&app, multipart).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    match app.registry.upload(form).await {
+        Ok(Published::Added { filename, project }) => {
+            app.pages.invalidate();
+            tracing::info!(%project, %filename, "published");
+            (StatusCode::OK, format!("Published {filename}.\n")).into_response()
+        }
+        Ok(Published::AlreadyPresent { filename }) => (
+            StatusCode::OK,
+            format!("{filename} is already published with identical content; nothing changed.\n"),
+        )
+            .into_response(),
+        Err(e @ RegistryError::Rejected { .. }) => {
+            tracing::info!(error = %e, "upload refused");
+            registry_error(&e)
+        }
+        Err(e) => registry_error(&e),
+    }
+}

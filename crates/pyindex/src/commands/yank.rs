@@ -1,0 +1,30 @@
+//! `pyindex yank` and `pyindex unyank`.
+
+use std::path::Path;
+
+use pyindex_catalog::Yank;
+
+use crate::data_dir::{self, Opener};
+
+/// Yanks a release.
+pub async fn yank(
+    data: &Path,
+    project: &str,
+    version: &str,
+    reason: Option<String>,
+) -> anyhow::Result<()> {
+    let registry = data_dir::open(data, Opener::Command).await?;
+    registry
+        .yank(project, version, Yank::Yanked(reason))
+        .await?;
+    println!("Yanked {project} {version}.");
+    Ok(())
+}
+
+/// Undoes a yank.
+pub async fn unyank(data: &Path, project: &str, version: &str) -> anyhow::Result<()> {
+    let registry = data_dir::open(data, Opener::Command).await?;
+    registry.yank(project, version, Yank::NotYanked).await?;
+    println!("Unyanked {project} {version}.");
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! The data directory: the one place pyindex keeps state.
+//!
+//! ```text
+//! <data>/catalog.sqlite3   the catalog (SQLite, WAL mode: also -wal and -shm files)
+//! <data>/files/sha256/ab/cd/<sha256>   every distribution and metadata file, by content hash
+//! <data>/tmp/              uploads in progress (emptied when the server starts)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use pyindex_catalog::SqliteCatalog;
+use pyindex_packaging::archive::ArchiveLimits;
+use pyindex_registry::Registry;
+use pyindex_storage::{LocalBlobStore, Spool};
+
+/// Who is opening the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opener {
+    /// The server: it owns the spool and removes what a crash left there.
+    Server,
+    /// A CLI command that may run beside a server.
+    Command,
+}
+
+/// Opens (creating it if needed) the data directory and the registry over it.
+pub async fn open(dir: &Path, opener: Opener) -> anyhow::Result<Registry> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("could not create the data directory {}", dir.display()))?;
+    let catalog_path = dir.join("catalog.sqlite3");
+    let catalog = SqliteCatalog::open(&catalog_path)
+        .await
+        .with_context(|| format!("could not open the catalog {}", catalog_path.display()))?;
+    let blobs = LocalBlobStore::open(dir.join("files"))
+        .with_context(|| format!("could not open the file store in {}", dir.display()))?;
+    let spool_dir: PathBuf = dir.join("tmp");
+    let spool = match opener {
+        Opener::Server => Spool::open(&spool_dir),
+        Opener::Command => Spool::open_without_cleaning(&spool_dir),
+    }
+    .with_context(|| format!("could not open the upload spool {}", spool_dir.display()))?;
+    Ok(Registry::new(
+        Arc::new(catalog),
+        Arc::new(blobs),
+        spool,
+        ArchiveLimits::default(),
+    ))
+}
