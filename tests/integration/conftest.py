@@ -427,7 +427,6 @@ def client_env(tmp_path_factory) -> dict[str, str]:
         PDM_NON_INTERACTIVE="1",
         HATCH_DATA_DIR=str(home / "hatch-data"),
         HATCH_CACHE_DIR=str(home / "hatch-cache"),
-        HATCH_CONFIG=str(home / "hatch-config.toml"),
         NO_COLOR="1",
         TERM="dumb",
         COLUMNS="200",

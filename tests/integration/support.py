@@ -545,6 +545,11 @@ def run(
         raise AssertionError(f"timed out after {timeout}s: {' '.join(cmd)}\n{out}") from None
 
 
+def flat(text: str) -> str:
+    """Collapse whitespace (rich-formatted client output wraps long lines)."""
+    return " ".join(text.split())
+
+
 def describe(proc: subprocess.CompletedProcess) -> str:
     return f"$ {' '.join(map(str, proc.args))}\n(exit {proc.returncode})\n{proc.stdout}"
 

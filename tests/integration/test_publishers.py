@@ -92,7 +92,9 @@ def test_flit_publish(module_server, clients, project_tree, tmp_path):
     src = project_tree("pub-flit", "1.0", backend="flit", requires_python=">=3.8")
     c = clients.credentials
     env = {"FLIT_INDEX_URL": module_server.upload_url, "FLIT_USERNAME": c.username, "FLIT_PASSWORD": c.password}
-    support.check(clients.run(tool("flit"), "publish", "--pypirc", str(tmp_path / "no-pypirc"), cwd=src, env=env))
+    pypirc = tmp_path / "pypirc"  # empty: ignore any ~/.pypirc
+    pypirc.write_text("")
+    support.check(clients.run(tool("flit"), "publish", "--pypirc", str(pypirc), cwd=src, env=env))
     files = sorted((src / "dist").iterdir())
     assert {p.suffix for p in files} == {".whl", ".gz"}
     assert_published(module_server, files)

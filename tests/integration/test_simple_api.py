@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
 import urllib.parse
@@ -88,7 +89,7 @@ def test_n05_redirects_keep_query_string(srv, idx):
     assert resolved_location(srv, r) == f"{srv.url}{SHARED}?{q}"
 
 
-@pytest.mark.parametrize("accept", [JSON_V1, "text/html", None])
+@pytest.mark.parametrize("accept", [JSON_V1, "text/html", None, support.PIP_ACCEPT, "application/json"])
 def test_n06_unknown_project_is_404(srv, idx, accept):
     headers = {"Accept": accept} if accept else {}
     assert srv.get("/simple/nope/", headers).status == 404
@@ -289,7 +290,8 @@ def test_n26_no_dangerous_html(srv, idx):
         for tag in re.findall(r"<a\s[^>]*>", text):
             for value in re.findall(r'=\s*"([^"]*)"', tag):
                 assert "<" not in value and ">" not in value, tag
-            assert not re.search(r"=\s*[^\"\s>]", tag), f"unquoted attribute: {tag}"
+            unquoted = re.sub(r'"[^"]*"', '""', tag)
+            assert not re.search(r"=\s*[^\"\s]", unquoted), f"unquoted attribute: {tag}"
 
 
 def test_root_html_links_use_display_names(srv, idx):
@@ -330,6 +332,24 @@ def test_n27_json_project_shape(srv, shared_json, idx):
 def test_n28_upload_time_format(shared_json):
     for f in shared_json["files"]:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", f["upload-time"]), f
+
+
+def test_upload_time_is_the_upload_moment(shared_json):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for f in shared_json["files"]:
+        t = datetime.datetime.strptime(f["upload-time"].rstrip("Z").split(".")[0], "%Y-%m-%dT%H:%M:%S")
+        t = t.replace(tzinfo=datetime.timezone.utc)
+        assert abs((now - t).total_seconds()) < 600, f
+
+
+def test_uv_exclude_newer_uses_upload_time(srv, idx, make_venv):
+    """D8: `uv --exclude-newer` filters on upload-time."""
+    past = make_venv()
+    proc = past.uv_install("shared-pkg==0.1.0", "--exclude-newer", "2001-01-01T00:00:00Z", index_url=srv.simple_url)
+    assert proc.returncode != 0, support.describe(proc)
+    future = make_venv()
+    support.check(future.uv_install("shared-pkg==0.1.0", "--exclude-newer", "2999-01-01T00:00:00Z", index_url=srv.simple_url))
+    assert future.installed()["shared-pkg"] == "0.1.0"
 
 
 def test_n29_yanked_values_and_no_nulls(shared_json, idx):

@@ -151,3 +151,16 @@ def test_multiple_use_fields(module_server, upload, dists):
         ("provides_extra", "x"),
     ]
     accepted(module_server, upload(module_server, w, fields=fields), w)
+
+
+def test_names_that_normalize_alike_are_one_project(module_server, upload, dists):
+    """J2: `Same.Name`, `same_name` and `SAME-name` are one project."""
+    a = support.make_wheel(dists, "Same.Name", "1.0")
+    b = support.make_wheel(dists, "same_name", "2.0")
+    c = support.make_sdist(dists, "SAME-name", "3.0")
+    for d in (a, b, c):
+        accepted(module_server, upload(module_server, d), d)
+    page = module_server.project_json("same-name")
+    assert {f["filename"] for f in page["files"]} == {a.filename, b.filename, c.filename}
+    root = module_server.get("/simple/", {"Accept": support.JSON_V1}).json()["projects"]
+    assert [support.normalize(p["name"]) for p in root].count("same-name") == 1

@@ -5,6 +5,7 @@ clients' skip-existing modes work (standards G1, I1-I3, N44-N48)."""
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 
@@ -57,6 +58,18 @@ def test_n44_n46_twine_upload_and_rerun(module_server, clients, dists):
     assert {f["filename"]: f["hashes"]["sha256"] for f in module_server.files("twined")} == listed
 
 
+# twine 7.0.0 refuses `--skip-existing` unless the URL is PyPI/TestPyPI
+# (Settings.verify_feature_capability).  To check that this server's answer
+# drives twine's own skip logic (twine.commands.upload.skip_upload), run the
+# real twine CLI with only that capability check switched off.
+TWINE_WITHOUT_URL_CHECK = (
+    "import sys, twine.settings, twine.__main__\n"
+    "twine.settings.Settings.verify_feature_capability = lambda self: None\n"
+    "sys.argv[0] = 'twine'\n"
+    "sys.exit(twine.__main__.main())\n"
+)
+
+
 def test_n47_twine_reports_conflict_and_skip_existing_skips(module_server, clients, upload, dists):
     original = support.make_wheel(dists / "a", "skipper", "1.0", salt="original")
     assert upload(module_server, original).status_code == 200
@@ -64,12 +77,19 @@ def test_n47_twine_reports_conflict_and_skip_existing_skips(module_server, clien
 
     proc = clients.twine_upload(module_server.upload_url, [changed.path])
     assert proc.returncode != 0, support.describe(proc)
-    assert "File already exists" in proc.stdout, support.describe(proc)
+    assert "File already exists" in support.flat(proc.stdout), support.describe(proc)
     assert "409" in proc.stdout, support.describe(proc)
 
-    proc = support.check(clients.twine_upload(module_server.upload_url, [changed.path], "--skip-existing"))
-    assert re.search(r"Skipping .*skipper-1\.0-py3-none-any\.whl", proc.stdout), support.describe(proc)
-    assert "already exist" in proc.stdout, support.describe(proc)
+    c = clients.credentials
+    proc = support.check(
+        clients.run(
+            sys.executable, "-c", TWINE_WITHOUT_URL_CHECK, "upload", "--non-interactive",
+            "--disable-progress-bar", "--repository-url", module_server.upload_url,
+            "-u", c.username, "-p", c.password, "--skip-existing", str(changed.path),
+        )
+    )
+    out = support.flat(proc.stdout)
+    assert re.search(r"Skipping \S*skipper-1\.0-py3-none-any\.whl because it appears to already exist", out), support.describe(proc)
     (f,) = module_server.files("skipper")
     assert f["hashes"]["sha256"] == original.sha256
 
@@ -101,7 +121,7 @@ def test_uv_publish_without_check_url_shows_server_message(module_server, client
     changed = support.make_wheel(dists / "b", "uv-conflict", "1.0", salt="two")
     proc = clients.uv_publish(module_server.upload_url, [changed.path])
     assert proc.returncode != 0, support.describe(proc)
-    assert "File already exists" in proc.stdout, support.describe(proc)
+    assert "File already exists" in support.flat(proc.stdout), support.describe(proc)
 
 
 @pytest.mark.parametrize("path", ["/legacy/", "/legacy", "/"])

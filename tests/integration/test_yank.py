@@ -44,7 +44,8 @@ def wait_yanked(server, project, version, expected):
         assert state and all(v == expected for v in state.values()), state
         return True
 
-    server.wait_for(ok, timeout=10, what=f"{project} {version} yanked == {expected!r}")
+    # the server picks up CLI changes "within about a second"
+    server.wait_for(ok, timeout=5, what=f"{project} {version} yanked == {expected!r}")
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,15 @@ def test_yank_unknown_project_or_version_fails(module_server, yanked_shared):
     proc = module_server.cli("yank", "shared", "9.9.9", check=False)
     assert proc.returncode != 0, support.describe(proc)
     assert set(yanked_state(module_server, "shared", "0.1.0").values()) == {False}
+
+
+def test_unyank_shared_restores_it_for_pip_and_uv(module_server, yanked_shared, clients, make_venv):
+    """Last in this module: it changes the state the tests above rely on."""
+    module_server.cli("unyank", "shared", "0.1.1")
+    wait_yanked(module_server, "shared", "0.1.1", False)
+    assert available_versions(clients, module_server, "shared") == ["0.1.1", "0.1.0"]
+    pip_venv, uv_venv = make_venv(), make_venv()
+    support.check(pip_venv.pip_install("shared", index_url=module_server.simple_url))
+    support.check(uv_venv.uv_install("shared", index_url=module_server.simple_url))
+    assert pip_venv.installed()["shared"] == "0.1.1"
+    assert uv_venv.installed()["shared"] == "0.1.1"

@@ -4,13 +4,16 @@
 //! is the blob store's job), only facts about files, and it enforces the one rule that needs a
 //! transaction: a filename is published at most once, with one content.
 //!
-//! [`Catalog`] is the interface the registry uses; [`SqliteCatalog`] is the embedded default.
+//! [`Catalog`] (files) and [`Accounts`] (users, tokens, roles, audit log) are the interfaces the
+//! registry uses; [`SqliteCatalog`] implements both and is the embedded default.
 
+mod accounts;
 mod model;
 mod sqlite;
 
+pub use accounts::{Accounts, AuditEntry, NewToken, Role, TokenRecord, User};
 pub use model::{
-    AddOutcome, FileRecord, NewFile, ProjectFiles, ProjectSummary, ReleaseMetadata, Yank,
+    AddOutcome, FileRecord, NewFile, ProjectFiles, ProjectSummary, ReleaseMetadata, Uploader, Yank,
 };
 pub use sqlite::SqliteCatalog;
 
@@ -43,6 +46,9 @@ pub trait Catalog: Send + Sync {
 
     /// Every project, sorted by normalized name.
     async fn projects(&self) -> Result<Vec<ProjectSummary>, CatalogError>;
+
+    /// The project with this normalized name.
+    async fn project(&self, project: &str) -> Result<Option<ProjectSummary>, CatalogError>;
 
     /// A project and its files (sorted by filename), or `None` if the project does not exist.
     async fn project_files(&self, project: &str) -> Result<Option<ProjectFiles>, CatalogError>;

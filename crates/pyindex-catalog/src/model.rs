@@ -48,6 +48,19 @@ pub struct NewFile {
     pub release: ReleaseMetadata,
     /// Upload time.
     pub uploaded: OffsetDateTime,
+    /// Who uploads it; `None` when the index runs without accounts. The uploader of a new
+    /// project becomes its owner; an existing project accepts only its owners, maintainers
+    /// and admins.
+    pub uploader: Option<Uploader>,
+}
+
+/// The account publishing a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uploader {
+    /// The account's id.
+    pub user_id: i64,
+    /// Admins may publish to every project.
+    pub is_admin: bool,
 }
 
 /// What [`crate::Catalog::add_file`] did.
@@ -62,6 +75,8 @@ pub enum AddOutcome {
         /// SHA-256 of the existing file.
         existing_sha256: String,
     },
+    /// The project exists and the uploader has no role in it; nothing changed.
+    Forbidden,
 }
 
 /// A change to a release's yank state.

@@ -24,7 +24,7 @@ use crate::metadata::{CoreMetadata, MetadataError};
 use crate::text::quote;
 
 /// Size and count limits applied while inspecting an archive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArchiveLimits {
     /// The largest METADATA / PKG-INFO accepted, in bytes.
     pub max_metadata_bytes: u64,
@@ -243,8 +243,8 @@ mod tests {
             .unwrap();
         let limits = ArchiveLimits::default();
 
-        let wheel = inspect_path(&wheel_path, &filename("demo-1.0-py3-none-any.whl"), &limits)
-            .unwrap();
+        let wheel =
+            inspect_path(&wheel_path, &filename("demo-1.0-py3-none-any.whl"), &limits).unwrap();
         assert_eq!(wheel.metadata.name, "demo");
         let sdist = inspect_path(&sdist_path, &filename("demo-1.0.tar.gz"), &limits).unwrap();
         assert_eq!(sdist.metadata.name, "demo");
@@ -266,7 +266,10 @@ mod tests {
             &ArchiveLimits::default(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("is not a bdist_wheel file"), "{err}");
+        assert!(
+            err.to_string().contains("is not a bdist_wheel file"),
+            "{err}"
+        );
         assert!(!err.is_server_fault());
     }
 

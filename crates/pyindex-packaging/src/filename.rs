@@ -242,9 +242,7 @@ fn parse_wheel(filename: &str, stem: &str) -> Result<DistFilename, FilenameError
         if !build.starts_with(|c: char| c.is_ascii_digit()) {
             return Err(FilenameError::new(
                 filename,
-                format!(
-                    "the build tag '{build}' must start with a digit; {WHEEL_FORM}"
-                ),
+                format!("the build tag '{build}' must start with a digit; {WHEEL_FORM}"),
             ));
         }
         check_tag(filename, "build tag", build)?;
@@ -425,12 +423,22 @@ mod tests {
 
     #[test]
     fn unsafe_names_are_refused() {
-        for name in ["../x.whl", "a/b.whl", "a\\b.whl", "\u{1}x-1.0.tar.gz", ".x-1.0.tar.gz"] {
+        for name in [
+            "../x.whl",
+            "a/b.whl",
+            "a\\b.whl",
+            "\u{1}x-1.0.tar.gz",
+            ".x-1.0.tar.gz",
+        ] {
             let e = err(name);
             assert!(!e.is_bad_extension(), "{name}");
             assert_eq!(e.filename(), name);
         }
-        assert!(err("x\u{7f}-1.0.tar.gz").to_string().contains("control characters"));
+        assert!(
+            err("x\u{7f}-1.0.tar.gz")
+                .to_string()
+                .contains("control characters")
+        );
         assert!(err("\u{1}").to_string().contains("control characters"));
         assert!(err("").to_string().contains("empty"));
         assert!(err("a/b.whl").to_string().contains("'/'"));
@@ -473,7 +481,10 @@ mod tests {
         ] {
             let message = err(name).to_string();
             assert!(message.contains(needle), "{name}: {message}");
-            assert!(message.starts_with("Invalid distribution filename '"), "{message}");
+            assert!(
+                message.starts_with("Invalid distribution filename '"),
+                "{message}"
+            );
         }
     }
 
@@ -507,7 +518,10 @@ mod tests {
         assert_eq!(DistKind::Wheel.as_str(), "bdist_wheel");
         assert_eq!(DistKind::Sdist.as_str(), "sdist");
         assert_eq!(DistKind::from_filetype("sdist"), Some(DistKind::Sdist));
-        assert_eq!(DistKind::from_filetype("bdist_wheel"), Some(DistKind::Wheel));
+        assert_eq!(
+            DistKind::from_filetype("bdist_wheel"),
+            Some(DistKind::Wheel)
+        );
         assert_eq!(DistKind::from_filetype("bdist_egg"), None);
     }
 

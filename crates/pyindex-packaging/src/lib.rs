@@ -5,6 +5,8 @@
 //! over (see [`archive`]). Every error message is written to be shown verbatim to people running
 //! `twine upload` or `uv publish`: it says what is wrong and, where possible, how to fix it.
 
+#![warn(missing_docs)]
+
 pub mod archive;
 pub mod filename;
 pub mod metadata;
@@ -20,5 +22,5 @@ pub use filename::{
     DistFilename, DistKind, FilenameError, WheelTags, expected_sdist_filename, parse_filename,
 };
 pub use metadata::{CoreMetadata, MetadataError};
-pub use name::{InvalidName, ProjectName, normalize};
+pub use name::{InvalidName, ProjectName, is_valid_name, normalize};
 pub use version::{InvalidVersion, Version, VersionSpecifiers, canonical_version, parse_version};

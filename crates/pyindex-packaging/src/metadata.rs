@@ -119,7 +119,8 @@ impl CoreMetadata {
         let metadata_version = required(&block, "Metadata-Version")?;
         parse_metadata_version(&metadata_version)?;
         let name = required(&block, "Name")?;
-        ProjectName::new(&name).map_err(|e| MetadataError::new(Some("Name"), format!("Name {e}")))?;
+        ProjectName::new(&name)
+            .map_err(|e| MetadataError::new(Some("Name"), format!("Name {e}")))?;
         let version_raw = required(&block, "Version")?;
         let version = parse_version(&version_raw).map_err(|e| {
             MetadataError::new(

@@ -5,6 +5,10 @@
 pub enum Rejection {
     /// The request is malformed or breaks a rule (400).
     BadRequest,
+    /// Credentials are missing or wrong (401).
+    Unauthorized,
+    /// The caller is known but lacks the right (403).
+    Forbidden,
     /// The thing asked for does not exist (404).
     NotFound,
     /// The file name is taken by other content (409).
@@ -13,6 +17,11 @@ pub enum Rejection {
     Gone,
     /// The upload exceeds the size limit (413).
     TooLarge,
+    /// Too many failed logins from this address (429).
+    TooManyRequests {
+        /// Seconds until the caller may try again.
+        retry_after_secs: u64,
+    },
 }
 
 /// An error from a registry operation.

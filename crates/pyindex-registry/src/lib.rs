@@ -1,46 +1,72 @@
-//! The registry's rules, as plain async functions over a [`Catalog`] and a [`BlobStore`].
+//! The registry's rules, as plain async functions over a catalog and a blob store.
 //!
 //! Both the HTTP layer and the CLI call this crate; neither holds business rules of its own.
 //! [`Registry::upload`] validates and publishes a file, [`Registry::yank`] changes a release's
-//! yank state, and the read side ([`Registry::catalog`], [`Registry::blobs`]) is exposed for the
-//! index pages and downloads.
+//! yank state, [`auth`] decides who may do what, and [`accounts`] manages users, tokens, roles
+//! and the audit log. The read side ([`Registry::catalog`], [`Registry::blobs`]) is exposed for
+//! the index pages and downloads.
 
+pub mod accounts;
+pub mod auth;
 mod error;
 mod upload;
 mod yank;
 
+pub use accounts::{Actor, CreatedToken, TokenRequest};
+pub use auth::{AccessMode, Credentials, Identity};
 pub use error::{RegistryError, Rejection};
 pub use upload::{Published, UploadRequest, UploadedContent};
 
 use std::sync::Arc;
 
-use pyindex_catalog::Catalog;
+use pyindex_catalog::{Accounts, Catalog};
 use pyindex_packaging::archive::ArchiveLimits;
 use pyindex_storage::{BlobStore, Spool};
 
-/// The registry: catalog, blob store and the limits uploads must respect.
+/// The registry: catalog, accounts, blob store, and the settings that govern them.
 #[derive(Clone)]
 pub struct Registry {
     catalog: Arc<dyn Catalog>,
+    accounts: Arc<dyn Accounts>,
     blobs: Arc<dyn BlobStore>,
     spool: Spool,
     archive_limits: ArchiveLimits,
+    access_mode: AccessMode,
+    auth: Arc<auth::AuthState>,
 }
 
 impl Registry {
-    /// A registry over the given parts.
-    pub fn new(
-        catalog: Arc<dyn Catalog>,
+    /// A registry over one database (catalog and accounts), a blob store and a spool, in the
+    /// `upload` access mode until [`Registry::with_access_mode`] says otherwise.
+    pub fn new<D>(
+        database: Arc<D>,
         blobs: Arc<dyn BlobStore>,
         spool: Spool,
         archive_limits: ArchiveLimits,
-    ) -> Registry {
+    ) -> Registry
+    where
+        D: Catalog + Accounts + 'static,
+    {
         Registry {
-            catalog,
+            catalog: database.clone(),
+            accounts: database,
             blobs,
             spool,
             archive_limits,
+            access_mode: AccessMode::Upload,
+            auth: Arc::default(),
         }
+    }
+
+    /// The same registry in another access mode.
+    pub fn with_access_mode(mut self, mode: AccessMode) -> Registry {
+        self.access_mode = mode;
+        self
+    }
+
+    /// The access mode.
+    pub fn access_mode(&self) -> AccessMode {
+        self.access_mode
     }
 
     /// The catalog.

@@ -4,12 +4,14 @@
 use pyindex_catalog::Yank;
 use pyindex_packaging::{ProjectName, canonical_version, parse_version};
 
-use crate::{Registry, RegistryError, Rejection};
+use crate::{Actor, Registry, RegistryError, Rejection};
 
 impl Registry {
-    /// Yanks (`Yank::Yanked`) or unyanks (`Yank::NotYanked`) every file of a release.
+    /// Yanks (`Yank::Yanked`) or unyanks (`Yank::NotYanked`) every file of a release. Over HTTP
+    /// only the project's owners and admins may.
     pub async fn yank(
         &self,
+        actor: Actor<'_>,
         project: &str,
         version: &str,
         yank: Yank,
@@ -18,6 +20,9 @@ impl Registry {
             ProjectName::new(project).map_err(|e| RegistryError::bad_request(e.to_string()))?;
         let version =
             parse_version(version).map_err(|e| RegistryError::bad_request(e.to_string()))?;
+        if let Actor::User { identity, .. } = actor {
+            self.authorize_manage(identity, &name).await?;
+        }
         let yank = match yank {
             Yank::Yanked(reason) => Yank::Yanked(
                 reason
@@ -26,17 +31,22 @@ impl Registry {
             ),
             Yank::NotYanked => Yank::NotYanked,
         };
-        if self
+        let (action, detail) = match &yank {
+            Yank::Yanked(reason) => ("yank", reason.clone()),
+            Yank::NotYanked => ("unyank", None),
+        };
+        if !self
             .catalog
             .set_yank(name.as_str(), &canonical_version(&version), yank)
             .await?
         {
-            Ok(())
-        } else {
-            Err(RegistryError::rejected(
+            return Err(RegistryError::rejected(
                 Rejection::NotFound,
                 format!("Project '{name}' has no release {version}."),
-            ))
+            ));
         }
+        self.record(actor, action, &format!("{name} {version}"), detail)
+            .await;
+        Ok(())
     }
 }

@@ -3,8 +3,8 @@
 //! Index pages are rendered once per catalog state and served from memory with a precomputed
 //! gzip variant and strong ETags, which is what lets them be served faster than static files.
 //! Changes made by this process invalidate the cache at once; changes made by another process
-//! (a CLI command, another replica) are noticed by [`PageCache::watch`], which polls the
-//! catalog's generation counter.
+//! (a CLI command, another replica) are noticed by the catalog watcher
+//! ([`crate::AppState::spawn_catalog_watcher`]), which polls the catalog's generation counter.
 //!
 //! A render that started before an invalidation must not put its stale result into the cache
 //! afterwards: every insertion names the epoch it started in and is dropped if that epoch has
@@ -14,13 +14,12 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use http::HeaderValue;
-use pyindex_catalog::{Catalog, FileRecord};
+use pyindex_catalog::FileRecord;
 use sha2::{Digest, Sha256};
 
 use crate::negotiate::Format;
@@ -134,27 +133,6 @@ impl PageCache {
         }
         if let Ok(mut files) = files {
             files.clear();
-        }
-    }
-
-    /// Polls the catalog's generation every `interval` and invalidates the cache when it moves.
-    /// Runs until the task is dropped.
-    pub async fn watch(self: Arc<Self>, catalog: Arc<dyn Catalog>, interval: Duration) {
-        let mut last = None;
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            match catalog.generation().await {
-                Ok(generation) => {
-                    if last.is_some_and(|l| l != generation) {
-                        tracing::debug!(generation, "catalog changed; refreshing cached pages");
-                        self.invalidate();
-                    }
-                    last = Some(generation);
-                }
-                Err(e) => tracing::warn!(error = %e, "could not read the catalog generation"),
-            }
         }
     }
 }

@@ -2,6 +2,12 @@
 //! upload API, plus health. Handlers translate HTTP to calls on
 //! [`pyindex_registry::Registry`] and back; the rules live there.
 
+// Helpers return `Result<T, Response>` so that a handler can `?` straight to its answer, the
+// axum idiom; boxing the response would only add an allocation to every error path.
+#![allow(clippy::result_large_err)]
+
+mod api;
+mod auth;
 mod cache;
 mod files;
 mod negotiate;
@@ -16,7 +22,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use http::{StatusCode, header};
 use pyindex_registry::Registry;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -50,11 +56,30 @@ impl AppState {
         }
     }
 
-    /// Starts the task that refreshes caches when another process changes the catalog.
+    /// Starts the task that refreshes caches when another process changes the catalog: it
+    /// polls the catalog's generation every [`CATALOG_POLL_INTERVAL`] and, when it moves, drops
+    /// cached pages and remembered password checks.
     pub fn spawn_catalog_watcher(&self) -> tokio::task::JoinHandle<()> {
-        let pages = self.pages.clone();
-        let catalog = self.registry.catalog().clone();
-        tokio::spawn(pages.watch(catalog, CATALOG_POLL_INTERVAL))
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut last = None;
+            let mut ticker = tokio::time::interval(CATALOG_POLL_INTERVAL);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                match app.registry.catalog().generation().await {
+                    Ok(generation) => {
+                        if last.is_some_and(|l| l != generation) {
+                            tracing::debug!(generation, "catalog changed; refreshing caches");
+                            app.pages.invalidate();
+                            app.registry.forget_credentials();
+                        }
+                        last = Some(generation);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not read the catalog generation"),
+                }
+            }
+        })
     }
 }
 
@@ -82,15 +107,35 @@ async fn health(State(app): State<AppState>) -> Response {
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let upload = post(upload::upload).layer(DefaultBodyLimit::disable());
-    Router::new()
-        .route("/", get(landing).merge(upload.clone()))
-        .route("/legacy/", upload.clone())
-        .route("/legacy", upload)
+    let read_guard = axum::middleware::from_fn_with_state(state.clone(), auth::require_read);
+    let reads = Router::new()
+        .route("/", get(landing))
         .route("/simple/", get(simple::root))
         .route("/simple", get(simple::root_redirect))
         .route("/simple/{project}/", get(simple::project))
         .route("/simple/{project}", get(simple::project_redirect))
         .route("/files/{sha256}/{filename}", get(files::download))
+        .route_layer(read_guard);
+    let api = Router::new()
+        .route(
+            "/api/v1/projects/{project}/releases/{version}/yank",
+            post(api::yank),
+        )
+        .route(
+            "/api/v1/projects/{project}/releases/{version}/unyank",
+            post(api::unyank),
+        )
+        .route(
+            "/api/v1/tokens",
+            post(api::create_token).get(api::list_tokens),
+        )
+        .route("/api/v1/tokens/{id}", delete(api::revoke_token));
+    Router::new()
+        .merge(reads)
+        .merge(api)
+        .route("/", upload.clone())
+        .route("/legacy/", upload.clone())
+        .route("/legacy", upload)
         .route("/health", get(health))
         .with_state(state)
         .layer(CatchPanicLayer::new())

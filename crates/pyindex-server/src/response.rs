@@ -33,18 +33,38 @@ pub fn plain_error(status: StatusCode, message: &str) -> Response {
     response
 }
 
+/// The challenge sent with every 401, so that pip and uv send or ask for credentials.
+pub const WWW_AUTHENTICATE: &str = "Basic realm=\"pyindex\"";
+
 /// The response for a registry error.
 pub fn registry_error(error: &RegistryError) -> Response {
     match error {
         RegistryError::Rejected { rejection, message } => {
             let status = match rejection {
                 Rejection::BadRequest => StatusCode::BAD_REQUEST,
+                Rejection::Unauthorized => StatusCode::UNAUTHORIZED,
+                Rejection::Forbidden => StatusCode::FORBIDDEN,
                 Rejection::NotFound => StatusCode::NOT_FOUND,
                 Rejection::Conflict => StatusCode::CONFLICT,
                 Rejection::Gone => StatusCode::GONE,
                 Rejection::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                Rejection::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             };
-            plain_error(status, message)
+            let mut response = plain_error(status, message);
+            let headers = response.headers_mut();
+            match rejection {
+                Rejection::Unauthorized => {
+                    headers.insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static(WWW_AUTHENTICATE),
+                    );
+                }
+                Rejection::TooManyRequests { retry_after_secs } => {
+                    headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                }
+                _ => {}
+            }
+            response
         }
         RegistryError::Internal(detail) => internal_error(detail),
     }

@@ -10,9 +10,12 @@ use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http::{StatusCode, header};
-use pyindex_registry::{Published, RegistryError, UploadRequest, UploadedContent};
+use pyindex_registry::{
+    AccessMode, Published, RegistryError, Rejection, UploadRequest, UploadedContent,
+};
 
 use crate::AppState;
+use crate::auth::{address_of, identify};
 use crate::response::{plain_error, registry_error};
 
 /// Text fields larger than this are refused (descriptions are the largest legitimate ones).
@@ -124,11 +127,32 @@ async fn read_form(app: &AppState, mut multipart: Multipart) -> Result<UploadReq
             }
         }
     }
-    Ok(UploadRequest { fields, content })
+    Ok(UploadRequest {
+        fields,
+        content,
+        identity: None,
+        address: String::new(),
+    })
 }
 
 /// `POST /legacy/`: publish one file.
 pub async fn upload(State(app): State<AppState>, request: Request) -> Response {
+    // Credentials first, before a byte of the body is read (standards H1).
+    let address = address_of(request.extensions());
+    let identity = match identify(&app, request.headers(), &address).await {
+        Ok(identity) => identity,
+        Err(response) => {
+            drain(request.into_body()).await;
+            return response;
+        }
+    };
+    if identity.is_none() && app.registry.access_mode() != AccessMode::Open {
+        drain(request.into_body()).await;
+        return registry_error(&RegistryError::rejected(
+            Rejection::Unauthorized,
+            "Publishing to this index requires credentials: use an API token (user name __token__) or an account.",
+        ));
+    }
     let is_multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -158,10 +182,12 @@ pub async fn upload(State(app): State<AppState>, request: Request) -> Response {
         Ok(multipart) => multipart,
         Err(rejection) => return bad_multipart(rejection.body_text()),
     };
-    let form = match read_form(&app, multipart).await {
+    let mut form = match read_form(&app, multipart).await {
         Ok(form) => form,
         Err(response) => return response,
     };
+    form.identity = identity;
+    form.address = address;
     match app.registry.upload(form).await {
         Ok(Published::Added { filename, project }) => {
             app.pages.invalidate();

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use pyindex_registry::AccessMode;
+
 use crate::size::ByteSize;
 
 /// A private Python package index: PEP 503/691 simple API, uploads with twine and uv.
@@ -49,6 +51,122 @@ pub enum Command {
         /// Version of the release.
         version: String,
     },
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage who may publish to and manage a project.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Show the audit log: who published, yanked, or changed accounts and tokens, when and from where.
+    Audit {
+        /// How many of the newest entries to show.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
+/// `pyindex user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. Without --password-stdin a password is generated and printed.
+    Add {
+        /// User name.
+        name: String,
+        /// Make it an admin (may publish to and manage every project).
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set an account's password. Without --password-stdin a password is generated and printed.
+    Passwd {
+        /// User name.
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete an account, its tokens and its project roles.
+    Remove {
+        /// User name.
+        name: String,
+    },
+    /// List accounts.
+    List,
+    /// Import accounts from an htpasswd file (bcrypt, $apr1$ and {SHA} hashes).
+    ImportHtpasswd {
+        /// The htpasswd file.
+        file: PathBuf,
+    },
+}
+
+/// `pyindex token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; it is printed once, on the last line of standard output.
+    Create {
+        /// The account the token acts for.
+        #[arg(long)]
+        user: String,
+        /// Limit the token to this project (repeatable); default: every project.
+        #[arg(long = "project", value_name = "PROJECT")]
+        projects: Vec<String>,
+        /// Allow reading only (for installs from an index in the `all` access mode).
+        #[arg(long)]
+        read_only: bool,
+        /// Expire after this many days; default: never.
+        #[arg(long, value_name = "DAYS")]
+        expires: Option<u32>,
+        /// A note to recognise the token by, e.g. "CI of courier".
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Only this account's tokens.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a token by its id (from `token list`).
+    Revoke {
+        /// Token id.
+        id: i64,
+    },
+}
+
+/// `pyindex project ...`
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Make a user an owner: may publish, yank and manage roles.
+    AddOwner {
+        /// Project name.
+        project: String,
+        /// User name.
+        user: String,
+    },
+    /// Make a user a maintainer: may publish.
+    AddMaintainer {
+        /// Project name.
+        project: String,
+        /// User name.
+        user: String,
+    },
+    /// Take a user's role away.
+    RemoveRole {
+        /// Project name.
+        project: String,
+        /// User name.
+        user: String,
+    },
+    /// List the owners and maintainers.
+    Roles {
+        /// Project name.
+        project: String,
+    },
 }
 
 /// Options of `pyindex serve`.
@@ -61,4 +179,9 @@ pub struct ServeArgs {
     /// Largest file accepted by uploads, e.g. 500MiB or 2GiB [default: 1GiB].
     #[arg(long, env = "PYINDEX_MAX_UPLOAD_SIZE", value_name = "SIZE")]
     pub max_upload_size: Option<ByteSize>,
+
+    /// Who needs credentials: open (nobody; loopback only), upload (publishing), all (everything)
+    /// [default: open on loopback without accounts, otherwise upload].
+    #[arg(long, env = "PYINDEX_AUTH", value_name = "MODE")]
+    pub auth: Option<AccessMode>,
 }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+use pyindex_registry::AccessMode;
+
 use crate::size::ByteSize;
 
 /// Default listen address: loopback only, the port the hand-made indexes use.
@@ -26,6 +28,14 @@ pub struct FileConfig {
     pub data: Option<PathBuf>,
     /// `max_upload_size = "2GiB"` or a number of bytes
     pub max_upload_size: Option<ByteSize>,
+    /// `auth = "upload"` (open, upload or all)
+    #[serde(default, deserialize_with = "access_mode")]
+    pub auth: Option<AccessMode>,
+}
+
+fn access_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<AccessMode>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 impl FileConfig {
@@ -48,12 +58,14 @@ mod tests {
     #[test]
     fn reads_every_key() {
         let config: FileConfig = toml::from_str(
-            "listen = \"0.0.0.0:8080\"\ndata = \"/srv/pyindex\"\nmax_upload_size = \"2GiB\"\n",
+            "listen = \"0.0.0.0:8080\"\ndata = \"/srv/pyindex\"\nmax_upload_size = \"2GiB\"\nauth = \"all\"\n",
         )
         .unwrap();
         assert_eq!(config.listen, Some("0.0.0.0:8080".parse().unwrap()));
         assert_eq!(config.data, Some(PathBuf::from("/srv/pyindex")));
         assert_eq!(config.max_upload_size, Some(ByteSize(2 << 30)));
+        assert_eq!(config.auth, Some(AccessMode::All));
+        assert!(toml::from_str::<FileConfig>("auth = \"none\"").is_err());
         let bytes: FileConfig = toml::from_str("max_upload_size = 1024").unwrap();
         assert_eq!(bytes.max_upload_size, Some(ByteSize(1024)));
     }

@@ -4,6 +4,7 @@
 //! <data>/catalog.sqlite3   the catalog (SQLite, WAL mode: also -wal and -shm files)
 //! <data>/files/sha256/ab/cd/<sha256>   every distribution and metadata file, by content hash
 //! <data>/tmp/              uploads in progress (emptied when the server starts)
+//! <data>/admin-password    the first admin's generated password (0600), until deleted
 //! ```
 
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod data_dir;
 mod size;
+mod timefmt;
 
 use std::process::ExitCode;
 

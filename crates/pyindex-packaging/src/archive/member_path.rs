@@ -35,7 +35,7 @@ pub(super) fn resolve_symlink<'a>(link: &[&'a str], target: &'a str) -> Option<V
     if target.is_empty() || target.starts_with(['/', '\\']) || has_drive_prefix(target) {
         return None;
     }
-    let mut resolved: Vec<&str> = link.iter().copied().collect();
+    let mut resolved: Vec<&str> = link.to_vec();
     resolved.pop();
     for part in target.split(['/', '\\']) {
         match part {
@@ -55,8 +55,14 @@ mod tests {
 
     #[test]
     fn relative_paths_are_split() {
-        assert_eq!(components("foo-1.0/PKG-INFO"), Ok(vec!["foo-1.0", "PKG-INFO"]));
-        assert_eq!(components("./foo-1.0//src/./x.py"), Ok(vec!["foo-1.0", "src", "x.py"]));
+        assert_eq!(
+            components("foo-1.0/PKG-INFO"),
+            Ok(vec!["foo-1.0", "PKG-INFO"])
+        );
+        assert_eq!(
+            components("./foo-1.0//src/./x.py"),
+            Ok(vec!["foo-1.0", "src", "x.py"])
+        );
         assert_eq!(components("foo-1.0/"), Ok(vec!["foo-1.0"]));
         assert_eq!(components("./"), Ok(vec![]));
     }

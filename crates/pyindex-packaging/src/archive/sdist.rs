@@ -88,7 +88,7 @@ impl<'f> Scan<'f> {
     fn new(filename: &'f DistFilename, limits: &ArchiveLimits, exceeded: Rc<Cell<bool>>) -> Self {
         Scan {
             filename,
-            limits: *limits,
+            limits: limits.clone(),
             exceeded,
             pending: Pending::default(),
             members: 0,
@@ -105,9 +105,7 @@ impl<'f> Scan<'f> {
                 limit: self.limits.max_total_uncompressed,
             }
         } else {
-            ArchiveError::invalid(format!(
-                "the .tar.gz archive is corrupt or truncated ({e})"
-            ))
+            ArchiveError::invalid(format!("the .tar.gz archive is corrupt or truncated ({e})"))
         }
     }
 

@@ -122,10 +122,18 @@ pub(crate) fn tar_bytes(members: &[Member<'_>]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for member in members {
         match member {
-            Member::File(path, content) => append(&mut builder, path, tar::EntryType::Regular, None, content),
+            Member::File(path, content) => {
+                append(&mut builder, path, tar::EntryType::Regular, None, content)
+            }
             Member::Dir(path) => append(&mut builder, path, tar::EntryType::Directory, None, b""),
             Member::Symlink(path, target) => {
-                append(&mut builder, path, tar::EntryType::Symlink, Some(target), b"");
+                append(
+                    &mut builder,
+                    path,
+                    tar::EntryType::Symlink,
+                    Some(target),
+                    b"",
+                );
             }
             Member::HardLink(path, target) => {
                 append(&mut builder, path, tar::EntryType::Link, Some(target), b"");
@@ -133,13 +141,25 @@ pub(crate) fn tar_bytes(members: &[Member<'_>]) -> Vec<u8> {
             Member::Fifo(path) => append(&mut builder, path, tar::EntryType::Fifo, None, b""),
             Member::CharDevice(path) => append(&mut builder, path, tar::EntryType::Char, None, b""),
             Member::GlobalHeader(data) => {
-                append(&mut builder, "pax_global_header", tar::EntryType::XGlobalHeader, None, data);
+                append(
+                    &mut builder,
+                    "pax_global_header",
+                    tar::EntryType::XGlobalHeader,
+                    None,
+                    data,
+                );
             }
             Member::PaxPath(real_path, header_path, content) => {
                 builder
                     .append_pax_extensions([("path", real_path.as_bytes())])
                     .unwrap();
-                append(&mut builder, header_path, tar::EntryType::Regular, None, content);
+                append(
+                    &mut builder,
+                    header_path,
+                    tar::EntryType::Regular,
+                    None,
+                    content,
+                );
             }
         }
     }

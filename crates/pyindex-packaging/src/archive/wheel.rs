@@ -98,7 +98,9 @@ fn check_entries<R: Read + Seek>(
         let name = entry
             .name()
             .map_err(|e| {
-                ArchiveError::invalid(format!("zip entry number {index} has an unreadable name ({e})"))
+                ArchiveError::invalid(format!(
+                    "zip entry number {index} has an unreadable name ({e})"
+                ))
             })?
             .into_owned();
         if let Err(reason) = components(&name) {
@@ -114,7 +116,10 @@ fn check_entries<R: Read + Seek>(
             )));
         }
         let method = entry.compression();
-        if !matches!(method, CompressionMethod::Stored | CompressionMethod::Deflated) {
+        if !matches!(
+            method,
+            CompressionMethod::Stored | CompressionMethod::Deflated
+        ) {
             return Err(ArchiveError::invalid(format!(
                 "the wheel member '{}' uses the {method:?} compression method; wheels may only \
                  use stored or deflate",

@@ -66,7 +66,10 @@ fn full_metadata() {
     assert_eq!(m.classifiers.len(), 2);
     assert_eq!(m.project_urls, ["Source, https://example.com/src"]);
     assert_eq!(m.requires_python.as_deref(), Some(">=3.9"));
-    assert_eq!(m.requires_dist, ["requests>=2", "pytest; extra == \"test\""]);
+    assert_eq!(
+        m.requires_dist,
+        ["requests>=2", "pytest; extra == \"test\""]
+    );
     assert_eq!(m.provides_extra, ["test"]);
     assert_eq!(
         m.description_content_type.as_deref(),
@@ -99,7 +102,9 @@ fn repeated_requires_dist_keep_their_order() {
 
 #[test]
 fn body_is_the_description() {
-    let m = parse(&format!("{MINIMAL}Description: ignored\n\nThe body\n\n  indented\n"));
+    let m = parse(&format!(
+        "{MINIMAL}Description: ignored\n\nThe body\n\n  indented\n"
+    ));
     assert_eq!(m.description.as_deref(), Some("The body\n\n  indented\n"));
 }
 
@@ -130,8 +135,12 @@ fn blank_body_falls_back_to_the_header() {
 
 #[test]
 fn every_1x_and_2x_metadata_version_is_accepted() {
-    for version in ["1.0", "1.1", "1.2", "2.0", "2.1", "2.2", "2.3", "2.4", "2.5", "2.6", "2.99"] {
-        let m = parse(&format!("Metadata-Version: {version}\nName: a\nVersion: 1\n"));
+    for version in [
+        "1.0", "1.1", "1.2", "2.0", "2.1", "2.2", "2.3", "2.4", "2.5", "2.6", "2.99",
+    ] {
+        let m = parse(&format!(
+            "Metadata-Version: {version}\nName: a\nVersion: 1\n"
+        ));
         assert_eq!(m.metadata_version, version);
     }
 }
@@ -150,14 +159,19 @@ fn metadata_version_3_is_refused() {
 #[test]
 fn malformed_metadata_versions_are_refused() {
     for version in ["2", "two", "0.9", "2.x", "2.1.1", "-2.1", "99999999999.0"] {
-        let e = refuse(&format!("Metadata-Version: {version}\nName: a\nVersion: 1\n"));
+        let e = refuse(&format!(
+            "Metadata-Version: {version}\nName: a\nVersion: 1\n"
+        ));
         assert_eq!(e.field(), Some("Metadata-Version"), "{version}: {e}");
     }
 }
 
 #[test]
 fn required_fields_are_checked_in_order() {
-    assert_eq!(refuse("Name: a\nVersion: 1\n").field(), Some("Metadata-Version"));
+    assert_eq!(
+        refuse("Name: a\nVersion: 1\n").field(),
+        Some("Metadata-Version")
+    );
     assert_eq!(
         refuse("Metadata-Version: 2.1\nVersion: 1\n").field(),
         Some("Name")
@@ -166,7 +180,10 @@ fn required_fields_are_checked_in_order() {
         refuse("Metadata-Version: 2.1\nName: a\n").field(),
         Some("Version")
     );
-    assert_eq!(refuse("Metadata-Version: 2.1\nName: a\nVersion:\n").field(), Some("Version"));
+    assert_eq!(
+        refuse("Metadata-Version: 2.1\nName: a\nVersion:\n").field(),
+        Some("Version")
+    );
     let e = refuse("Metadata-Version: 2.1\nName: bad name\nVersion: nope\n");
     assert_eq!(e.field(), Some("Name"));
     assert!(e.reason().contains("not a valid project name"), "{e}");
@@ -176,7 +193,11 @@ fn required_fields_are_checked_in_order() {
         "Invalid core metadata: Version 'nope' is not a valid PEP 440 version; use a version \
          such as 1.0, 2.1.3 or 1.0rc1"
     );
-    assert!(refuse("").reason().contains("'Metadata-Version' is missing"));
+    assert!(
+        refuse("")
+            .reason()
+            .contains("'Metadata-Version' is missing")
+    );
 }
 
 #[test]
@@ -197,15 +218,23 @@ fn bad_requires_python_is_refused() {
 
 #[test]
 fn bad_requires_dist_is_refused() {
-    let e = refuse(&format!("{MINIMAL}Requires-Dist: requests\nRequires-Dist: foo >>> 1\n"));
+    let e = refuse(&format!(
+        "{MINIMAL}Requires-Dist: requests\nRequires-Dist: foo >>> 1\n"
+    ));
     assert_eq!(e.field(), Some("Requires-Dist"));
-    assert!(e.reason().starts_with("Requires-Dist 'foo >>> 1' is not a valid PEP 508"), "{e}");
+    assert!(
+        e.reason()
+            .starts_with("Requires-Dist 'foo >>> 1' is not a valid PEP 508"),
+        "{e}"
+    );
     assert!(!e.to_string().contains('\n'), "{e}");
 }
 
 #[test]
 fn direct_references_are_allowed() {
-    let m = parse(&format!("{MINIMAL}Requires-Dist: foo @ https://example.com/foo.whl\n"));
+    let m = parse(&format!(
+        "{MINIMAL}Requires-Dist: foo @ https://example.com/foo.whl\n"
+    ));
     assert_eq!(m.requires_dist.len(), 1);
 }
 
@@ -322,7 +351,7 @@ mod properties {
             name in "[A-Za-z0-9]([A-Za-z0-9._-]{0,20}[A-Za-z0-9])?",
             version in "[0-9]{1,3}(\\.[0-9]{1,3}){0,3}",
             summary in "[A-Za-z0-9][A-Za-z0-9 ,.]{0,40}[A-Za-z0-9]",
-            deps in proptest::collection::vec("[a-z][a-z0-9_]{0,8}( ?>= ?[0-9]\\.[0-9])?", 0..4),
+            deps in proptest::collection::vec("[a-z]([a-z0-9_]{0,8}[a-z0-9])?( ?>= ?[0-9]\\.[0-9])?", 0..4),
         ) {
             let mut text = format!("Metadata-Version: 2.3\nName: {name}\nVersion: {version}\nSummary: {summary}\n");
             for dep in &deps {

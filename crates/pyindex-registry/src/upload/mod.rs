@@ -18,7 +18,7 @@ use pyindex_packaging::{
 use pyindex_storage::{BlobKey, Digests, SpooledFile};
 use time::OffsetDateTime;
 
-use crate::{Registry, RegistryError, Rejection};
+use crate::{Actor, Identity, Registry, RegistryError, Rejection};
 use form::Form;
 
 /// One upload: the form's text fields and the spooled `content` part, if there was one.
@@ -27,6 +27,10 @@ pub struct UploadRequest {
     pub fields: Vec<(String, String)>,
     /// The file.
     pub content: Option<UploadedContent>,
+    /// The authenticated caller, if any.
+    pub identity: Option<Identity>,
+    /// The client's address, for the audit log.
+    pub address: String,
 }
 
 /// The `content` part of an upload.
@@ -229,6 +233,9 @@ impl Registry {
             .content
             .ok_or_else(|| RegistryError::bad_request("Upload payload does not have a file."))?;
         let claim = check_claim(&form)?;
+        let uploader = self
+            .authorize_publish(request.identity.as_ref(), &claim.name)
+            .await?;
         let filename = check_filename(&content.filename, &claim)?;
         let digests = content.file.digests().clone();
         check_digests(&form, &digests)?;
@@ -275,12 +282,35 @@ impl Registry {
             metadata_sha256,
             release: release_metadata(metadata),
             uploaded: OffsetDateTime::now_utc(),
+            uploader,
         };
         match self.catalog.add_file(&record).await? {
-            AddOutcome::Added => Ok(Published::Added {
-                filename: record.filename,
-                project: record.project,
-            }),
+            AddOutcome::Added => {
+                let actor = match &request.identity {
+                    Some(identity) => Actor::User {
+                        identity,
+                        address: &request.address,
+                    },
+                    None => Actor::Anonymous {
+                        address: &request.address,
+                    },
+                };
+                self.record(
+                    actor,
+                    "publish",
+                    &record.filename,
+                    Some(format!("sha256 {}", record.sha256)),
+                )
+                .await;
+                Ok(Published::Added {
+                    filename: record.filename,
+                    project: record.project,
+                })
+            }
+            AddOutcome::Forbidden => Err(crate::auth::forbidden(format!(
+                "You are not an owner or maintainer of the project '{}', so may not publish to it.",
+                record.project
+            ))),
             AddOutcome::AlreadyPresent => Ok(Published::AlreadyPresent {
                 filename: record.filename,
             }),
@@ -301,7 +331,13 @@ impl Registry {
         tokio::task::spawn_blocking(move || inspect_path(&path, &filename, &limits))
             .await
             .map_err(|e| RegistryError::Internal(format!("archive inspection failed: {e}")))?
-            .map_err(|e| RegistryError::bad_request(e.to_string()))
+            .map_err(|e| {
+                if e.is_server_fault() {
+                    RegistryError::Internal(e.to_string())
+                } else {
+                    RegistryError::bad_request(e.to_string())
+                }
+            })
     }
 
     /// Stores a small blob and returns its SHA-256.

@@ -1,5 +1,6 @@
 //! The subcommands.
 
+mod accounts;
 mod serve;
 mod yank;
 
@@ -24,5 +25,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             reason,
         } => yank::yank(&data, &project, &version, reason).await,
         Command::Unyank { project, version } => yank::unyank(&data, &project, &version).await,
+        Command::User(command) => accounts::user(&data, command).await,
+        Command::Token(command) => accounts::token(&data, command).await,
+        Command::Project(command) => accounts::project(&data, command).await,
+        Command::Audit { limit } => accounts::audit(&data, limit).await,
     }
 }

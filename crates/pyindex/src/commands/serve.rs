@@ -1,14 +1,24 @@
 //! `pyindex serve`.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use pyindex_registry::auth::password;
+use pyindex_registry::{AccessMode, Actor, Registry};
 use pyindex_server::AppState;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
 use crate::config::{DEFAULT_LISTEN, DEFAULT_MAX_UPLOAD_SIZE, FileConfig};
 use crate::data_dir::{self, Opener};
+
+/// Name of the first admin account, created at the first start that needs one.
+const FIRST_ADMIN: &str = "admin";
+/// Where a generated first-admin password is written (mode 0600), inside the data directory.
+const ADMIN_PASSWORD_FILE: &str = "admin-password";
+/// Environment variable that sets the first admin's password instead of generating one.
+const ADMIN_PASSWORD_ENV: &str = "PYINDEX_ADMIN_PASSWORD";
 
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -37,6 +47,70 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The access mode: as configured, or `open` on loopback with no accounts, else `upload`.
+/// `open` is refused on any other address: it would let anyone on the network publish.
+fn access_mode(
+    configured: Option<AccessMode>,
+    listen: SocketAddr,
+    has_accounts: bool,
+) -> anyhow::Result<AccessMode> {
+    let loopback = listen.ip().is_loopback();
+    match configured {
+        Some(AccessMode::Open) if !loopback => bail!(
+            "--auth open lets anyone publish, so it is allowed only on a loopback address, not on {listen}: \
+             use --auth upload (the default) or --auth all"
+        ),
+        Some(mode) => Ok(mode),
+        None if !has_accounts && loopback => Ok(AccessMode::Open),
+        None => Ok(AccessMode::Upload),
+    }
+}
+
+/// Creates the first admin when credentials are needed and no account exists yet, with the
+/// password from the environment or a generated one written to a 0600 file in the data dir.
+async fn ensure_first_admin(registry: &Registry, data: &Path) -> anyhow::Result<()> {
+    if registry.has_accounts().await? {
+        return Ok(());
+    }
+    let (password, generated) = match std::env::var(ADMIN_PASSWORD_ENV) {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (password::generate(), true),
+    };
+    registry
+        .add_user(Actor::Cli, FIRST_ADMIN, &password, true)
+        .await
+        .with_context(|| format!("could not create the first admin account (is {ADMIN_PASSWORD_ENV} at least 8 characters?)"))?;
+    if generated {
+        let path = data.join(ADMIN_PASSWORD_FILE);
+        write_secret(&path, &format!("{password}\n"))?;
+        eprintln!(
+            "Created the admin account '{FIRST_ADMIN}' with the password below (also in {}; delete that file once you \
+             have stored it):\n{password}",
+            path.display()
+        );
+    } else {
+        eprintln!(
+            "Created the admin account '{FIRST_ADMIN}' with the password from {ADMIN_PASSWORD_ENV}."
+        );
+    }
+    Ok(())
+}
+
+fn write_secret(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("could not write {}", path.display()))?;
+    file.write_all(content.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
 /// Serves the index until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Result<()> {
     init_logging();
@@ -51,7 +125,15 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
         .or(file.max_upload_size)
         .map_or(DEFAULT_MAX_UPLOAD_SIZE, |s| s.0);
     let registry = data_dir::open(data, Opener::Server).await?;
-    let state = AppState::new(registry, max_upload_size);
+    let mode = access_mode(
+        args.auth.or(file.auth),
+        listen,
+        registry.has_accounts().await?,
+    )?;
+    if mode != AccessMode::Open {
+        ensure_first_admin(&registry, data).await?;
+    }
+    let state = AppState::new(registry.with_access_mode(mode), max_upload_size);
     let _watcher = state.spawn_catalog_watcher();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -60,11 +142,47 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
         %listen,
         data = %data.display(),
         max_upload_size,
+        auth = %mode,
         "pyindex is serving: index at http://{listen}/simple/, uploads at http://{listen}/legacy/"
     );
-    axum::serve(listener, pyindex_server::router(state))
+    let app = pyindex_server::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the server failed")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn open_only_on_loopback() {
+        assert_eq!(
+            access_mode(None, addr("127.0.0.1:9001"), false).unwrap(),
+            AccessMode::Open
+        );
+        assert_eq!(
+            access_mode(None, addr("[::1]:9001"), false).unwrap(),
+            AccessMode::Open
+        );
+        assert_eq!(
+            access_mode(None, addr("0.0.0.0:9001"), false).unwrap(),
+            AccessMode::Upload
+        );
+        assert_eq!(
+            access_mode(None, addr("127.0.0.1:9001"), true).unwrap(),
+            AccessMode::Upload
+        );
+        assert!(access_mode(Some(AccessMode::Open), addr("0.0.0.0:9001"), false).is_err());
+        assert_eq!(
+            access_mode(Some(AccessMode::All), addr("0.0.0.0:9001"), true).unwrap(),
+            AccessMode::All
+        );
+    }
 }

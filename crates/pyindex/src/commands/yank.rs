@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use pyindex_catalog::Yank;
+use pyindex_registry::Actor;
 
 use crate::data_dir::{self, Opener};
 
@@ -15,7 +16,7 @@ pub async fn yank(
 ) -> anyhow::Result<()> {
     let registry = data_dir::open(data, Opener::Command).await?;
     registry
-        .yank(project, version, Yank::Yanked(reason))
+        .yank(Actor::Cli, project, version, Yank::Yanked(reason))
         .await?;
     println!("Yanked {project} {version}.");
     Ok(())
@@ -24,7 +25,9 @@ pub async fn yank(
 /// Undoes a yank.
 pub async fn unyank(data: &Path, project: &str, version: &str) -> anyhow::Result<()> {
     let registry = data_dir::open(data, Opener::Command).await?;
-    registry.yank(project, version, Yank::NotYanked).await?;
+    registry
+        .yank(Actor::Cli, project, version, Yank::NotYanked)
+        .await?;
     println!("Unyanked {project} {version}.");
     Ok(())
 }

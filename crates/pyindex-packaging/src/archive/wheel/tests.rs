@@ -23,9 +23,7 @@ fn refused(bytes: Vec<u8>) -> String {
     }
 }
 
-fn entries_with(
-    edit: impl FnOnce(&mut Vec<(String, Vec<u8>)>),
-) -> Vec<u8> {
+fn entries_with(edit: impl FnOnce(&mut Vec<(String, Vec<u8>)>)) -> Vec<u8> {
     let mut entries = wheel_entries("demo_pkg", "1.0");
     edit(&mut entries);
     zip_owned(&entries)
@@ -61,7 +59,9 @@ fn dist_info_is_matched_after_normalization() {
 
 #[test]
 fn missing_metadata_is_refused() {
-    let message = refused(entries_with(|e| e.retain(|(n, _)| !n.ends_with("METADATA"))));
+    let message = refused(entries_with(|e| {
+        e.retain(|(n, _)| !n.ends_with("METADATA"))
+    }));
     assert_eq!(
         message,
         "Wheel 'demo_pkg-1.0-py3-none-any.whl' does not contain the required METADATA file: \
@@ -72,7 +72,10 @@ fn missing_metadata_is_refused() {
 #[test]
 fn missing_dist_info_is_refused() {
     let message = refused(zip_bytes(&[("demo_pkg/__init__.py", b"")]));
-    assert!(message.contains("does not contain the required METADATA file"), "{message}");
+    assert!(
+        message.contains("does not contain the required METADATA file"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -83,7 +86,10 @@ fn dist_info_of_another_project_is_refused() {
         "{message}"
     );
     let message = refused(zip_owned(&wheel_entries("demo_pkg", "2.0")));
-    assert!(message.contains("found 'demo_pkg-2.0.dist-info'"), "{message}");
+    assert!(
+        message.contains("found 'demo_pkg-2.0.dist-info'"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -133,16 +139,15 @@ fn duplicate_entries_are_refused() {
         e.push(("demo_pkg/extrb.py".into(), b"two".to_vec()));
     });
     // Rename the second entry in both of its headers so that the names collide.
-    let position = |bytes: &[u8]| {
-        bytes
-            .windows(17)
-            .position(|w| w == b"demo_pkg/extrb.py")
-    };
+    let position = |bytes: &[u8]| bytes.windows(17).position(|w| w == b"demo_pkg/extrb.py");
     while let Some(pos) = position(&bytes) {
         bytes[pos + 13] = b'a';
     }
     let message = refused(bytes);
-    assert!(message.contains("same file name more than once"), "{message}");
+    assert!(
+        message.contains("same file name more than once"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -163,30 +168,41 @@ fn corrupt_member_data_is_refused() {
     let mut bytes = good_wheel("demo_pkg", "1.0");
     // Flip bits inside METADATA's compressed data: the CRC check fails.
     let name = b"demo_pkg-1.0.dist-info/METADATA";
-    let local = bytes
-        .windows(name.len())
-        .position(|w| w == name)
-        .unwrap();
+    let local = bytes.windows(name.len()).position(|w| w == name).unwrap();
     let data_start = local + name.len();
     for byte in &mut bytes[data_start..data_start + 8] {
         *byte ^= 0x55;
     }
     let message = refused(bytes);
-    assert!(message.starts_with("Invalid distribution file: "), "{message}");
+    assert!(
+        message.starts_with("Invalid distribution file: "),
+        "{message}"
+    );
 }
 
 #[test]
 fn other_compression_methods_are_refused() {
     let mut bytes = good_wheel("demo_pkg", "1.0");
     // Method 12 (bzip2) in both headers.
-    patch_zip_field(&mut bytes, "demo_pkg/__init__.py", 8, 10, &12_u16.to_le_bytes());
+    patch_zip_field(
+        &mut bytes,
+        "demo_pkg/__init__.py",
+        8,
+        10,
+        &12_u16.to_le_bytes(),
+    );
     let message = refused(bytes);
-    assert!(message.contains("wheels may only use stored or deflate"), "{message}");
+    assert!(
+        message.contains("wheels may only use stored or deflate"),
+        "{message}"
+    );
 }
 
 #[test]
 fn paths_leaving_the_wheel_are_refused() {
-    let message = refused(entries_with(|e| e.push(("../evil.py".into(), b"".to_vec()))));
+    let message = refused(entries_with(|e| {
+        e.push(("../evil.py".into(), b"".to_vec()))
+    }));
     assert!(message.contains("'../evil.py' contains '..'"), "{message}");
     let message = refused(entries_with(|e| e.push(("/etc/evil".into(), b"".to_vec()))));
     assert!(message.contains("absolute path"), "{message}");
@@ -258,14 +274,20 @@ fn limits_on_entries_and_total_size() {
         ..ArchiveLimits::default()
     };
     let err = inspect_with(good_wheel("demo_pkg", "1.0"), &limits).unwrap_err();
-    assert!(matches!(err, ArchiveError::TooManyEntries { limit: 3 }), "{err}");
+    assert!(
+        matches!(err, ArchiveError::TooManyEntries { limit: 3 }),
+        "{err}"
+    );
 
     let limits = ArchiveLimits {
         max_total_uncompressed: 100,
         ..ArchiveLimits::default()
     };
     let err = inspect_with(good_wheel("demo_pkg", "1.0"), &limits).unwrap_err();
-    assert!(matches!(err, ArchiveError::TooLarge { limit: 100 }), "{err}");
+    assert!(
+        matches!(err, ArchiveError::TooLarge { limit: 100 }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -297,13 +319,18 @@ fn license_files_must_exist_for_metadata_2_4() {
     };
     let message = refused(entries_with(set_metadata));
     assert!(
-        message.contains("License-File 'LICENSE' is listed in the metadata but \
-                          demo_pkg-1.0.dist-info/licenses/LICENSE is not in the archive"),
+        message.contains(
+            "License-File 'LICENSE' is listed in the metadata but \
+                          demo_pkg-1.0.dist-info/licenses/LICENSE is not in the archive"
+        ),
         "{message}"
     );
     let bytes = entries_with(|e| {
         set_metadata(e);
-        e.push(("demo_pkg-1.0.dist-info/licenses/LICENSE".into(), b"MIT".to_vec()));
+        e.push((
+            "demo_pkg-1.0.dist-info/licenses/LICENSE".into(),
+            b"MIT".to_vec(),
+        ));
     });
     assert!(inspect(bytes).is_ok());
 }

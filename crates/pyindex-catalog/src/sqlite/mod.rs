@@ -5,6 +5,8 @@
 //! at the same time: a deferred transaction that upgrades from read to write fails at once with
 //! "database is locked", an immediate one waits for the busy timeout instead.
 
+mod accounts;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,15 +20,23 @@ use sqlx::{Row, SqlSafeStr};
 use time::OffsetDateTime;
 
 use crate::{
-    AddOutcome, Catalog, CatalogError, FileRecord, NewFile, ProjectFiles, ProjectSummary, Yank,
+    AddOutcome, Catalog, CatalogError, FileRecord, NewFile, ProjectFiles, ProjectSummary, Role,
+    Yank,
 };
 
 /// The schema migrations, in order. Applied ones are recorded in `_sqlx_migrations`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "accounts",
+        include_str!("../../migrations/sqlite/0002_accounts.sql"),
+    ),
+];
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(
@@ -75,11 +85,11 @@ impl SqliteCatalog {
     }
 }
 
-fn micros(t: OffsetDateTime) -> i64 {
+pub(crate) fn micros(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000) as i64
 }
 
-fn from_micros(us: i64) -> Result<OffsetDateTime, CatalogError> {
+pub(crate) fn from_micros(us: i64) -> Result<OffsetDateTime, CatalogError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
         .map_err(|e| CatalogError::Corrupt(format!("timestamp {us}: {e}")))
 }
@@ -112,6 +122,13 @@ fn file_record(row: &SqliteRow) -> Result<FileRecord, CatalogError> {
     })
 }
 
+fn project_summary(row: &SqliteRow) -> Result<ProjectSummary, CatalogError> {
+    Ok(ProjectSummary {
+        name: row.try_get("name")?,
+        display_name: row.try_get("display_name")?,
+    })
+}
+
 fn query_files(filter: &'static str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(format!("SELECT {FILE_COLUMNS} WHERE {filter}"))
 }
@@ -133,7 +150,7 @@ impl Catalog for SqliteCatalog {
             });
         }
         let now = micros(file.uploaded);
-        sqlx::query(
+        let created = sqlx::query(
             "INSERT INTO projects (name, display_name, created_us) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO NOTHING",
         )
@@ -141,11 +158,24 @@ impl Catalog for SqliteCatalog {
         .bind(&file.display_name)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+            > 0;
         let project_id: i64 = sqlx::query_scalar("SELECT id FROM projects WHERE name = $1")
             .bind(&file.project)
             .fetch_one(&mut *tx)
             .await?;
+        if let Some(uploader) = &file.uploader {
+            if created {
+                accounts::grant(&mut tx, project_id, uploader.user_id, Role::Owner).await?;
+            } else if !uploader.is_admin
+                && accounts::role_of(&mut tx, project_id, uploader.user_id)
+                    .await?
+                    .is_none()
+            {
+                return Ok(AddOutcome::Forbidden);
+            }
+        }
         let release = &file.release;
         let requires_dist = serde_json::to_string(&release.requires_dist)
             .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
@@ -211,14 +241,17 @@ impl Catalog for SqliteCatalog {
         let rows = sqlx::query("SELECT name, display_name FROM projects ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ProjectSummary {
-                    name: row.try_get("name")?,
-                    display_name: row.try_get("display_name")?,
-                })
-            })
-            .collect()
+        rows.iter().map(project_summary).collect()
+    }
+
+    async fn project(&self, project: &str) -> Result<Option<ProjectSummary>, CatalogError> {
+        sqlx::query("SELECT name, display_name FROM projects WHERE name = $1")
+            .bind(project)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(project_summary)
+            .transpose()
     }
 
     async fn project_files(&self, project: &str) -> Result<Option<ProjectFiles>, CatalogError> {
@@ -230,10 +263,7 @@ impl Catalog for SqliteCatalog {
         else {
             return Ok(None);
         };
-        let summary = ProjectSummary {
-            name: row.try_get("name")?,
-            display_name: row.try_get("display_name")?,
-        };
+        let summary = project_summary(&row)?;
         let files = sqlx::query(query_files("p.name = $1 ORDER BY f.filename"))
             .bind(project)
             .fetch_all(&mut *conn)
@@ -286,7 +316,7 @@ impl Catalog for SqliteCatalog {
     }
 }
 
-async fn bump_generation(tx: &mut sqlx::SqliteConnection) -> Result<(), CatalogError> {
+pub(crate) async fn bump_generation(tx: &mut sqlx::SqliteConnection) -> Result<(), CatalogError> {
     sqlx::query("UPDATE catalog_state SET generation = generation + 1 WHERE id = 1")
         .execute(tx)
         .await?;
@@ -318,6 +348,7 @@ mod tests {
                 ..ReleaseMetadata::default()
             },
             uploaded: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            uploader: None,
         }
     }
 

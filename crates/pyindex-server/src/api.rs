@@ -1,0 +1,219 @@
+//! The admin API (JSON) for what a CI job needs remotely:
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /api/v1/projects/{project}/releases/{version}/yank` | yank (body `{"reason": "..."}`, optional) |
+//! | `POST /api/v1/projects/{project}/releases/{version}/unyank` | undo a yank |
+//! | `POST /api/v1/tokens` | create a token for oneself (`projects`, `read_only`, `expires_days`, `description`) |
+//! | `GET /api/v1/tokens` | one's own tokens (no secrets) |
+//! | `DELETE /api/v1/tokens/{id}` | revoke one of one's own tokens |
+//!
+//! Every route needs credentials (an account password or a token), except yanking in the open
+//! mode. Errors are `text/plain` with the message, like the upload API.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use pyindex_catalog::{TokenRecord, Yank};
+use pyindex_registry::{AccessMode, Actor, Identity, RegistryError, Rejection, TokenRequest};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{ClientAddress, identify};
+use crate::pages::upload_time;
+use crate::response::registry_error;
+
+fn unauthenticated() -> Response {
+    registry_error(&RegistryError::rejected(
+        Rejection::Unauthorized,
+        "This API requires credentials: an account (Basic auth) or an API token (user name __token__, or Bearer).",
+    ))
+}
+
+fn required(identity: Option<Identity>) -> Result<Identity, Response> {
+    identity.ok_or_else(unauthenticated)
+}
+
+/// Body of a yank request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YankBody {
+    reason: Option<String>,
+}
+
+async fn change_yank(
+    app: &AppState,
+    headers: &HeaderMap,
+    address: &str,
+    project: &str,
+    version: &str,
+    yank: Yank,
+) -> Response {
+    let identity = match identify(app, headers, address).await {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    if identity.is_none() && app.registry.access_mode() != AccessMode::Open {
+        return unauthenticated();
+    }
+    let actor = match &identity {
+        Some(identity) => Actor::User { identity, address },
+        None => Actor::Anonymous { address },
+    };
+    let yanked = matches!(yank, Yank::Yanked(_));
+    match app.registry.yank(actor, project, version, yank).await {
+        Ok(()) => {
+            app.pages.invalidate();
+            Json(json!({ "project": project, "version": version, "yanked": yanked }))
+                .into_response()
+        }
+        Err(e) => registry_error(&e),
+    }
+}
+
+/// `POST .../yank`
+pub async fn yank(
+    State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Path((project, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Option<Json<YankBody>>,
+) -> Response {
+    let reason = body.and_then(|Json(b)| b.reason);
+    change_yank(
+        &app,
+        &headers,
+        &address,
+        &project,
+        &version,
+        Yank::Yanked(reason),
+    )
+    .await
+}
+
+/// `POST .../unyank`
+pub async fn unyank(
+    State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Path((project, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    change_yank(
+        &app,
+        &headers,
+        &address,
+        &project,
+        &version,
+        Yank::NotYanked,
+    )
+    .await
+}
+
+/// Body of a token request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    #[serde(default)]
+    projects: Vec<String>,
+    #[serde(default)]
+    read_only: bool,
+    expires_days: Option<u32>,
+    description: Option<String>,
+}
+
+fn token_json(t: &TokenRecord) -> Value {
+    json!({
+        "id": t.id,
+        "public_id": t.public_id,
+        "user": t.user_name,
+        "projects": t.projects,
+        "read_only": t.read_only,
+        "description": t.description,
+        "created": upload_time(t.created),
+        "expires": t.expires.map(upload_time),
+        "revoked": t.revoked.map(upload_time),
+    })
+}
+
+/// `POST /api/v1/tokens`
+pub async fn create_token(
+    State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Option<Json<TokenBody>>,
+) -> Response {
+    let identity = match identify(&app, &headers, &address).await.and_then(required) {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let request = TokenRequest {
+        projects: body.projects,
+        read_only: body.read_only,
+        expires_days: body.expires_days,
+        description: body.description,
+    };
+    let actor = Actor::User {
+        identity: &identity,
+        address: &address,
+    };
+    match app
+        .registry
+        .create_token(actor, &identity.user.name, &request)
+        .await
+    {
+        Ok(created) => (
+            StatusCode::CREATED,
+            Json(json!({
+                "id": created.id,
+                "token": created.secret,
+                "expires": created.expires.map(upload_time),
+            })),
+        )
+            .into_response(),
+        Err(e) => registry_error(&e),
+    }
+}
+
+/// `GET /api/v1/tokens`
+pub async fn list_tokens(
+    State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+) -> Response {
+    let identity = match identify(&app, &headers, &address).await.and_then(required) {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    match app.registry.tokens(Some(&identity.user.name)).await {
+        Ok(tokens) => Json(Value::Array(tokens.iter().map(token_json).collect())).into_response(),
+        Err(e) => registry_error(&e),
+    }
+}
+
+/// `DELETE /api/v1/tokens/{id}`
+pub async fn revoke_token(
+    State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Response {
+    let identity = match identify(&app, &headers, &address).await.and_then(required) {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    let actor = Actor::User {
+        identity: &identity,
+        address: &address,
+    };
+    match app
+        .registry
+        .revoke_token(actor, id, Some(&identity.user.name))
+        .await
+    {
+        Ok(()) => Json(json!({ "id": id, "revoked": true })).into_response(),
+        Err(e) => registry_error(&e),
+    }
+}

@@ -1,0 +1,203 @@
+//! `pyindex user`, `pyindex token`, `pyindex project` and `pyindex audit`: account management
+//! by the operator, directly on the data directory (also while the server runs).
+
+use std::io::BufRead;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use pyindex_catalog::Role;
+use pyindex_registry::auth::password::generate as generate_password;
+use pyindex_registry::{Actor, Registry, TokenRequest};
+
+use crate::cli::{ProjectCommand, TokenCommand, UserCommand};
+use crate::data_dir::{self, Opener};
+use crate::timefmt::timestamp;
+
+/// The password from the first line of standard input, or a generated one (then printed).
+fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((generate_password(), true));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("could not read the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        bail!(
+            "no password on standard input: pipe it in, e.g. `echo \"$PASSWORD\" | pyindex user add NAME --password-stdin`"
+        );
+    }
+    Ok((password, false))
+}
+
+async fn open(data: &Path) -> anyhow::Result<Registry> {
+    data_dir::open(data, Opener::Command).await
+}
+
+/// Runs `pyindex user ...`.
+pub async fn user(data: &Path, command: UserCommand) -> anyhow::Result<()> {
+    let registry = open(data).await?;
+    match command {
+        UserCommand::Add {
+            name,
+            admin,
+            password_stdin,
+        } => {
+            let (password, generated) = password(password_stdin)?;
+            registry
+                .add_user(Actor::Cli, &name, &password, admin)
+                .await?;
+            println!("Created {} '{name}'.", if admin { "admin" } else { "user" });
+            if generated {
+                println!("Password (shown once):\n{password}");
+            }
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let (password, generated) = password(password_stdin)?;
+            registry.set_password(Actor::Cli, &name, &password).await?;
+            println!("Password of '{name}' changed.");
+            if generated {
+                println!("Password (shown once):\n{password}");
+            }
+        }
+        UserCommand::Remove { name } => {
+            registry.remove_user(Actor::Cli, &name).await?;
+            println!("Removed '{name}', its tokens and its project roles.");
+        }
+        UserCommand::List => {
+            for user in registry.users().await? {
+                let kind = if user.is_admin { "admin" } else { "user" };
+                println!("{}\t{kind}\tcreated {}", user.name, timestamp(user.created));
+            }
+        }
+        UserCommand::ImportHtpasswd { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("could not read {}", file.display()))?;
+            let report = registry.import_htpasswd(Actor::Cli, &text).await?;
+            for name in &report.added {
+                println!("imported {name}");
+            }
+            for skipped in &report.skipped {
+                eprintln!(
+                    "{}:{}: skipped: {}",
+                    file.display(),
+                    skipped.line,
+                    skipped.reason
+                );
+            }
+            println!(
+                "Imported {} account(s), skipped {} line(s).",
+                report.added.len(),
+                report.skipped.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `pyindex token ...`.
+pub async fn token(data: &Path, command: TokenCommand) -> anyhow::Result<()> {
+    let registry = open(data).await?;
+    match command {
+        TokenCommand::Create {
+            user,
+            projects,
+            read_only,
+            expires,
+            description,
+        } => {
+            let request = TokenRequest {
+                projects,
+                read_only,
+                expires_days: expires,
+                description,
+            };
+            let created = registry.create_token(Actor::Cli, &user, &request).await?;
+            println!(
+                "Created token {} for '{user}'{}.",
+                created.id,
+                match created.expires {
+                    Some(at) => format!(", expires {}", timestamp(at)),
+                    None => String::new(),
+                }
+            );
+            println!("Use it as the password with the user name __token__. It is shown only now:");
+            println!("{}", created.secret);
+        }
+        TokenCommand::List { user } => {
+            println!("id\tuser\tpublic id\tprojects\taccess\tcreated\texpires\tstate\tdescription");
+            for t in registry.tokens(user.as_deref()).await? {
+                let state = if t.revoked.is_some() {
+                    "revoked"
+                } else if t
+                    .expires
+                    .is_some_and(|e| e <= time::OffsetDateTime::now_utc())
+                {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\tpyindex_{}\t{}\t{}\t{}\t{}\t{state}\t{}",
+                    t.id,
+                    t.user_name,
+                    t.public_id,
+                    t.projects.map_or_else(|| "*".to_owned(), |p| p.join(",")),
+                    if t.read_only { "read" } else { "read-write" },
+                    timestamp(t.created),
+                    t.expires.map_or_else(|| "never".to_owned(), timestamp),
+                    t.description.unwrap_or_default(),
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            registry.revoke_token(Actor::Cli, id, None).await?;
+            println!("Revoked token {id}.");
+        }
+    }
+    Ok(())
+}
+
+/// Runs `pyindex project ...`.
+pub async fn project(data: &Path, command: ProjectCommand) -> anyhow::Result<()> {
+    let registry = open(data).await?;
+    let (project, user, role) = match command {
+        ProjectCommand::Roles { project } => {
+            for (user, role) in registry.roles(&project).await? {
+                println!("{user}\t{}", role.as_str());
+            }
+            return Ok(());
+        }
+        ProjectCommand::AddOwner { project, user } => (project, user, Some(Role::Owner)),
+        ProjectCommand::AddMaintainer { project, user } => (project, user, Some(Role::Maintainer)),
+        ProjectCommand::RemoveRole { project, user } => (project, user, None),
+    };
+    registry.set_role(Actor::Cli, &project, &user, role).await?;
+    match role {
+        Some(role) => println!("'{user}' is now {} of '{project}'.", role.as_str()),
+        None => println!("'{user}' has no role in '{project}' any more."),
+    }
+    Ok(())
+}
+
+/// Runs `pyindex audit`.
+pub async fn audit(data: &Path, limit: i64) -> anyhow::Result<()> {
+    let registry = open(data).await?;
+    for e in registry.audit_log(limit).await? {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            timestamp(e.at),
+            e.actor,
+            e.action,
+            e.subject,
+            e.address.unwrap_or_else(|| "-".to_owned()),
+            e.detail.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
