@@ -317,3 +317,181 @@ impl Accounts for SqliteCatalog {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AddOutcome, Catalog, NewFile, ReleaseMetadata, Uploader};
+
+    async fn catalog() -> (tempfile::TempDir, SqliteCatalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = SqliteCatalog::open(&dir.path().join("catalog.sqlite3"))
+            .await
+            .unwrap();
+        (dir, catalog)
+    }
+
+    fn file(filename: &str, uploader: Option<Uploader>) -> NewFile {
+        NewFile {
+            project: "shared".into(),
+            display_name: "shared".into(),
+            version: "1.0".into(),
+            canonical_version: "1".into(),
+            filename: filename.into(),
+            kind: "bdist_wheel".into(),
+            size: 1,
+            sha256: filename.into(),
+            md5: "m".into(),
+            blake2_256: "b".into(),
+            requires_python: None,
+            metadata_sha256: None,
+            release: ReleaseMetadata::default(),
+            uploaded: OffsetDateTime::now_utc(),
+            uploader,
+        }
+    }
+
+    #[tokio::test]
+    async fn users_are_unique_and_removable() {
+        let (_dir, c) = catalog().await;
+        assert!(c.add_user("alice", "h1", true).await.unwrap());
+        assert!(!c.add_user("alice", "h2", false).await.unwrap());
+        assert_eq!(c.user_count().await.unwrap(), 1);
+        let alice = c.user("alice").await.unwrap().unwrap();
+        assert!(alice.is_admin);
+        assert_eq!(alice.password_hash, "h1");
+        assert!(c.set_password("alice", "h3").await.unwrap());
+        assert_eq!(c.user("alice").await.unwrap().unwrap().password_hash, "h3");
+        assert!(!c.set_password("nobody", "h").await.unwrap());
+        assert!(c.remove_user("alice").await.unwrap());
+        assert!(c.user("alice").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn tokens_round_trip_and_revoke_only_for_their_owner() {
+        let (_dir, c) = catalog().await;
+        c.add_user("alice", "h", false).await.unwrap();
+        c.add_user("bob", "h", false).await.unwrap();
+        let alice = c.user("alice").await.unwrap().unwrap();
+        let id = c
+            .add_token(&NewToken {
+                public_id: "0123456789abcdef".into(),
+                secret_hash: "hash".into(),
+                user_id: alice.id,
+                projects: Some(vec!["shared".into()]),
+                read_only: true,
+                description: Some("ci".into()),
+                created: OffsetDateTime::now_utc(),
+                expires: None,
+            })
+            .await
+            .unwrap();
+        let token = c.token("0123456789abcdef").await.unwrap().unwrap();
+        assert_eq!((token.id, token.user_name.as_str()), (id, "alice"));
+        assert_eq!(token.projects, Some(vec!["shared".to_owned()]));
+        assert!(token.read_only && token.revoked.is_none());
+        assert!(
+            !c.revoke_token(id, Some("bob")).await.unwrap(),
+            "bob cannot revoke alice's token"
+        );
+        assert!(c.revoke_token(id, Some("alice")).await.unwrap());
+        assert!(
+            c.token("0123456789abcdef")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked
+                .is_some()
+        );
+        assert!(!c.revoke_token(id, None).await.unwrap(), "already revoked");
+        assert_eq!(c.tokens(Some("bob")).await.unwrap().len(), 0);
+        assert_eq!(c.tokens(None).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn first_uploader_owns_the_project_and_others_are_refused() {
+        let (_dir, c) = catalog().await;
+        c.add_user("alice", "h", false).await.unwrap();
+        c.add_user("bob", "h", false).await.unwrap();
+        c.add_user("root", "h", true).await.unwrap();
+        let id = |name: &'static str| {
+            let c = c.clone();
+            async move { c.user(name).await.unwrap().unwrap().id }
+        };
+        let (alice, bob, root) = (id("alice").await, id("bob").await, id("root").await);
+        let as_user = |user_id, is_admin| Some(Uploader { user_id, is_admin });
+        assert_eq!(
+            c.add_file(&file("a.whl", as_user(alice, false)))
+                .await
+                .unwrap(),
+            AddOutcome::Added
+        );
+        assert_eq!(c.role("shared", alice).await.unwrap(), Some(Role::Owner));
+        assert_eq!(
+            c.add_file(&file("b.whl", as_user(bob, false)))
+                .await
+                .unwrap(),
+            AddOutcome::Forbidden
+        );
+        assert!(
+            c.project_files("shared")
+                .await
+                .unwrap()
+                .unwrap()
+                .files
+                .iter()
+                .all(|f| f.filename != "b.whl")
+        );
+        assert_eq!(
+            c.add_file(&file("c.whl", as_user(root, true)))
+                .await
+                .unwrap(),
+            AddOutcome::Added
+        );
+        assert!(
+            c.set_role("shared", "bob", Some(Role::Maintainer))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            c.add_file(&file("b.whl", as_user(bob, false)))
+                .await
+                .unwrap(),
+            AddOutcome::Added
+        );
+        assert_eq!(
+            c.roles("shared").await.unwrap(),
+            vec![
+                ("alice".to_owned(), Role::Owner),
+                ("bob".to_owned(), Role::Maintainer)
+            ]
+        );
+        assert!(c.set_role("shared", "bob", None).await.unwrap());
+        assert!(!c.set_role("nope", "bob", Some(Role::Owner)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn audit_log_keeps_the_newest_entries_in_order() {
+        let (_dir, c) = catalog().await;
+        for i in 0..5 {
+            c.record(&AuditEntry {
+                at: OffsetDateTime::now_utc(),
+                actor: "cli".into(),
+                action: "yank".into(),
+                subject: format!("s{i}"),
+                address: None,
+                detail: None,
+            })
+            .await
+            .unwrap();
+        }
+        let last: Vec<String> = c
+            .audit(2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.subject)
+            .collect();
+        assert_eq!(last, vec!["s3", "s4"]);
+    }
+}
