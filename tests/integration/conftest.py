@@ -245,7 +245,8 @@ class Server:
         new = text[self._log_checked :]
         self._log_checked = len(text)
         if "panicked" in new:
-            problems.append(f"server {self.url} panicked:\n{new[new.find('panicked') - 300 :][:3000]}")
+            start = max(0, new.find("panicked") - 300)
+            problems.append(f"server {self.url} panicked:\n{new[start : start + 3000]}")
         if not self.expected_down and self.proc is not None and self.proc.poll() is not None:
             problems.append(f"server {self.url} died unexpectedly (exit {self.proc.returncode}):\n{self.log_tail()}")
             self.expected_down = True

@@ -120,6 +120,12 @@ def test_n37_if_range(srv, wheel, wheel_path):
     r = srv.get(wheel_path, {"Range": "bytes=0-99", "If-Range": etag})
     assert r.status == 206, r
     assert r.body == wheel.data[:100]
+    last_modified = srv.request("HEAD", wheel_path).header("Last-Modified")
+    if last_modified:  # pip resumes with If-Range: <Last-Modified> when there is no ETag
+        r = srv.get(wheel_path, {"Range": "bytes=0-99", "If-Range": last_modified})
+        assert r.status == 206, r
+        r = srv.get(wheel_path, {"Range": "bytes=0-99", "If-Range": "Mon, 01 Jan 2001 00:00:00 GMT"})
+        assert r.status == 200 and r.body == wheel.data, r
 
 
 def test_n38_head_file(srv, wheel, wheel_path):

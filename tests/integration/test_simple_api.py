@@ -96,6 +96,14 @@ def test_n06_unknown_project_is_404(srv, idx, accept):
     assert srv.get("/simple/no-such-project-at-all/", headers).status == 404
 
 
+def test_head_on_redirects_and_404(srv, idx):
+    r = srv.request("HEAD", "/simple/nope/", {"Accept": JSON_V1})
+    assert r.status == 404 and r.body == b"", r
+    r = srv.request("HEAD", "/simple/Shared_Pkg/")
+    assert r.status == 301 and r.body == b"", r
+    assert resolved_location(srv, r) == srv.url + SHARED
+
+
 @pytest.mark.parametrize("path", ["/simple/-bad-/", "/simple/bad%20name/", "/simple/a%2Fb/", "/simple/%C3%A9t%C3%A9/"])
 def test_invalid_project_segment_is_404(srv, idx, path):
     r = srv.get(path, {"Accept": JSON_V1})

@@ -271,6 +271,21 @@ def case_invalid_requires_dist(d):
     return dict(dist=w), 400, r"requires.dist|requirement"
 
 
+def case_invalid_name_in_metadata(d):
+    w = support.make_wheel(d, "victim", "2.0", metadata=support.render_metadata("vic tim!", "2.0"))
+    return dict(dist=w, overrides={"name": "vic tim!"}), 400, r"name"
+
+
+def case_missing_pyversion_for_wheel(d):
+    w = support.make_wheel(d, "victim", "2.0")
+    return dict(dist=w, overrides={"pyversion": None}), 400, r"pyversion|python"
+
+
+def case_missing_filetype(d):
+    w = support.make_wheel(d, "victim", "2.0")
+    return dict(dist=w, overrides={"filetype": None}), 400, r"type"
+
+
 def case_sha256_mismatch(d):
     w = support.make_wheel(d, "victim", "2.0")
     return dict(dist=w, overrides={"sha256_digest": hashlib.sha256(b"other").hexdigest()}), 400, r"digest"
@@ -360,7 +375,8 @@ CASES = [
     case_sdist_two_top_level_dirs, case_sdist_dotdot_member, case_sdist_symlink_out_of_tree,
     case_wheel_without_metadata, case_wheel_duplicate_metadata_entries,
     case_metadata_version_3, case_metadata_without_version, case_dynamic_name,
-    case_invalid_requires_python, case_invalid_requires_dist,
+    case_invalid_requires_python, case_invalid_requires_dist, case_invalid_name_in_metadata,
+    case_missing_pyversion_for_wheel, case_missing_filetype,
     case_sha256_mismatch, case_md5_mismatch, case_md5_mismatch_with_good_sha256, case_blake2_mismatch,
     case_malformed_sha256, case_no_digest, case_missing_content, case_missing_name_field,
     case_unknown_action, case_missing_action, case_doc_upload, case_submit, case_protocol_version_2,

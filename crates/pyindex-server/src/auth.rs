@@ -79,11 +79,8 @@ pub async fn identify(
     }
 }
 
-/// Middleware for read routes: in the `all` mode, refuses requests without valid credentials.
+/// Middleware for read routes in the `all` mode: refuses requests without valid credentials.
 pub async fn require_read(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    if app.registry.access_mode() != AccessMode::All {
-        return next.run(request).await;
-    }
     let address = address_of(request.extensions());
     let identity = match identify(&app, request.headers(), &address).await {
         Ok(identity) => identity,

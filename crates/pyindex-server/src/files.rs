@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use pyindex_catalog::FileRecord;
@@ -111,9 +111,9 @@ async fn cached_file(app: &AppState, filename: &str) -> Result<Option<Arc<FileRe
 pub async fn download(
     State(app): State<AppState>,
     Path((sha256, filename)): Path<(String, String)>,
-    method: Method,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
+    let (method, headers) = (request.method(), request.headers());
     let missing = || {
         not_found(&format!(
             "No file '{}' in this index.",
@@ -164,7 +164,7 @@ pub async fn download(
     if let Ok(v) = HeaderValue::from_str(&last_modified) {
         base.insert(header::LAST_MODIFIED, v);
     }
-    if if_none_match(&headers, &etag) {
+    if if_none_match(headers, &etag) {
         return (StatusCode::NOT_MODIFIED, base).into_response();
     }
 

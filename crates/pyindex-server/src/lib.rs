@@ -24,7 +24,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use http::{StatusCode, header};
-use pyindex_registry::Registry;
+use pyindex_registry::{AccessMode, Registry};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -107,15 +107,20 @@ async fn health(State(app): State<AppState>) -> Response {
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let upload = post(upload::upload).layer(DefaultBodyLimit::disable());
-    let read_guard = axum::middleware::from_fn_with_state(state.clone(), auth::require_read);
-    let reads = Router::new()
+    let mut reads = Router::new()
         .route("/", get(landing))
         .route("/simple/", get(simple::root))
         .route("/simple", get(simple::root_redirect))
         .route("/simple/{project}/", get(simple::project))
         .route("/simple/{project}", get(simple::project_redirect))
-        .route("/files/{sha256}/{filename}", get(files::download))
-        .route_layer(read_guard);
+        .route("/files/{sha256}/{filename}", get(files::download));
+    // Only the `all` mode guards reads; the others pay nothing for it.
+    if state.registry.access_mode() == AccessMode::All {
+        reads = reads.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_read,
+        ));
+    }
     let api = Router::new()
         .route(
             "/api/v1/projects/{project}/releases/{version}/yank",

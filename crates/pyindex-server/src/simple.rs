@@ -1,11 +1,11 @@
 //! The simple repository API: `/simple/` and `/simple/<project>/` (standards A, B, E7, E8).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use percent_encoding::percent_decode_str;
 use pyindex_packaging::ProjectName;
 
 use crate::AppState;
@@ -17,9 +17,21 @@ use crate::response::{if_none_match, internal_error, moved_permanently, not_foun
 /// Index pages may be cached but must be revalidated, so a new release is visible at once.
 const PAGE_CACHE_CONTROL: &str = "max-age=0, must-revalidate";
 
-fn chosen_format(headers: &HeaderMap, query: &HashMap<String, String>) -> Result<Format, Response> {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    negotiate::choose(accept, query.get("format").map(String::as_str)).ok_or_else(|| {
+/// The `format` query parameter, percent-decoded (`+` stays as typed; see `negotiate::choose`).
+fn format_param(uri: &Uri) -> Option<String> {
+    uri.query()?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "format")
+        .map(|(_, value)| percent_decode_str(value).decode_utf8_lossy().into_owned())
+}
+
+fn chosen_format(request: &Request) -> Result<Format, Response> {
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    negotiate::choose(accept, format_param(request.uri()).as_deref()).ok_or_else(|| {
         let mut response = (
             StatusCode::NOT_ACCEPTABLE,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -82,25 +94,22 @@ pub async fn root_redirect(uri: Uri) -> Response {
 }
 
 /// `GET /simple/`: every project.
-pub async fn root(
-    State(app): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let format = match chosen_format(&headers, &query) {
+pub async fn root(State(app): State<AppState>, request: Request) -> Response {
+    let headers = request.headers();
+    let format = match chosen_format(&request) {
         Ok(format) => format,
         Err(response) => return response,
     };
     let key = PageKey::Root(format);
     if let Some(page) = app.pages.page(&key) {
-        return send_page(&page, &headers);
+        return send_page(&page, headers);
     }
     let epoch = app.pages.epoch();
     match app.registry.catalog().projects().await {
         Ok(projects) => {
             let page = Arc::new(Page::new(format, pages::root(&projects, format)));
             app.pages.insert_page(key, page.clone(), epoch);
-            send_page(&page, &headers)
+            send_page(&page, headers)
         }
         Err(e) => internal_error(&e.to_string()),
     }
@@ -121,10 +130,9 @@ pub async fn project_redirect(Path(raw): Path<String>, uri: Uri) -> Response {
 pub async fn project(
     State(app): State<AppState>,
     Path(raw): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    uri: Uri,
+    request: Request,
 ) -> Response {
+    let (headers, uri) = (request.headers(), request.uri());
     let Ok(name) = ProjectName::new(&raw) else {
         return not_found(&format!(
             "No project named '{}' in this index.",
@@ -132,22 +140,22 @@ pub async fn project(
         ));
     };
     if name.as_str() != raw {
-        return moved_permanently(&with_query(format!("/simple/{name}/"), &uri));
+        return moved_permanently(&with_query(format!("/simple/{name}/"), uri));
     }
-    let format = match chosen_format(&headers, &query) {
+    let format = match chosen_format(&request) {
         Ok(format) => format,
         Err(response) => return response,
     };
     let key = PageKey::Project(name.as_str().to_owned(), format);
     if let Some(page) = app.pages.page(&key) {
-        return send_page(&page, &headers);
+        return send_page(&page, headers);
     }
     let epoch = app.pages.epoch();
     match app.registry.catalog().project_files(name.as_str()).await {
         Ok(Some(files)) => {
             let page = Arc::new(Page::new(format, pages::project(&files, format)));
             app.pages.insert_page(key, page.clone(), epoch);
-            send_page(&page, &headers)
+            send_page(&page, headers)
         }
         Ok(None) => not_found(&format!("No project named '{name}' in this index.")),
         Err(e) => internal_error(&e.to_string()),

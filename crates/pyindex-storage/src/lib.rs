@@ -6,11 +6,13 @@
 //! it is written), then published into a [`BlobStore`] with put-if-absent semantics. The local
 //! filesystem backend lives in [`local`]; other backends (object storage) implement the same trait.
 
+pub mod cache;
 mod digest;
 mod key;
 pub mod local;
 mod spool;
 
+pub use cache::CachedBlobStore;
 pub use digest::{Digests, Hasher};
 pub use key::{BlobKey, InvalidBlobKey};
 pub use local::LocalBlobStore;

@@ -18,7 +18,7 @@ use crate::{BlobBody, BlobKey, BlobStore, ByteRange, SpooledFile, StorageError};
 /// Blobs no larger than this are read in one go instead of streamed.
 const SMALL_BLOB: u64 = 256 * 1024;
 /// Read buffer for streamed blobs.
-const STREAM_CHUNK: usize = 256 * 1024;
+const STREAM_CHUNK: usize = 1024 * 1024;
 
 /// Blob storage in a local directory.
 #[derive(Debug, Clone)]

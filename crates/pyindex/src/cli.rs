@@ -180,6 +180,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PYINDEX_MAX_UPLOAD_SIZE", value_name = "SIZE")]
     pub max_upload_size: Option<ByteSize>,
 
+    /// Memory for caching small files (up to 1 MiB each), e.g. 256MiB; 0 turns it off
+    /// [default: 64MiB].
+    #[arg(long, env = "PYINDEX_FILE_CACHE", value_name = "SIZE")]
+    pub file_cache: Option<ByteSize>,
+
     /// Who needs credentials: open (nobody; loopback only), upload (publishing), all (everything)
     /// [default: open on loopback without accounts, otherwise upload].
     #[arg(long, env = "PYINDEX_AUTH", value_name = "MODE")]

@@ -17,6 +17,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9001";
 pub const DEFAULT_DATA: &str = "pyindex-data";
 /// Default upload limit.
 pub const DEFAULT_MAX_UPLOAD_SIZE: u64 = 1 << 30;
+/// Default memory for caching small files.
+pub const DEFAULT_FILE_CACHE: u64 = 64 << 20;
 
 /// The TOML configuration file.
 #[derive(Debug, Default, Deserialize)]
@@ -28,6 +30,8 @@ pub struct FileConfig {
     pub data: Option<PathBuf>,
     /// `max_upload_size = "2GiB"` or a number of bytes
     pub max_upload_size: Option<ByteSize>,
+    /// `file_cache = "64MiB"` (0 turns the cache off)
+    pub file_cache: Option<ByteSize>,
     /// `auth = "upload"` (open, upload or all)
     #[serde(default, deserialize_with = "access_mode")]
     pub auth: Option<AccessMode>,

@@ -14,16 +14,23 @@ use anyhow::Context;
 use pyindex_catalog::SqliteCatalog;
 use pyindex_packaging::archive::ArchiveLimits;
 use pyindex_registry::Registry;
-use pyindex_storage::{LocalBlobStore, Spool};
+use pyindex_storage::{BlobStore, CachedBlobStore, LocalBlobStore, Spool};
 
 /// Who is opening the data directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opener {
-    /// The server: it owns the spool and removes what a crash left there.
-    Server,
+    /// The server: it owns the spool and removes what a crash left there, and keeps up to
+    /// `file_cache` bytes of small files in memory.
+    Server {
+        /// Memory for cached files, in bytes (0: no cache).
+        file_cache: u64,
+    },
     /// A CLI command that may run beside a server.
     Command,
 }
+
+/// Files up to this size are cached in memory by the server.
+const CACHED_FILE_MAX: u64 = 1 << 20;
 
 /// Opens (creating it if needed) the data directory and the registry over it.
 pub async fn open(dir: &Path, opener: Opener) -> anyhow::Result<Registry> {
@@ -33,17 +40,31 @@ pub async fn open(dir: &Path, opener: Opener) -> anyhow::Result<Registry> {
     let catalog = SqliteCatalog::open(&catalog_path)
         .await
         .with_context(|| format!("could not open the catalog {}", catalog_path.display()))?;
-    let blobs = LocalBlobStore::open(dir.join("files"))
-        .with_context(|| format!("could not open the file store in {}", dir.display()))?;
+    let local: Arc<dyn BlobStore> = Arc::new(
+        LocalBlobStore::open(dir.join("files"))
+            .with_context(|| format!("could not open the file store in {}", dir.display()))?,
+    );
     let spool_dir: PathBuf = dir.join("tmp");
-    let spool = match opener {
-        Opener::Server => Spool::open(&spool_dir),
-        Opener::Command => Spool::open_without_cleaning(&spool_dir),
-    }
-    .with_context(|| format!("could not open the upload spool {}", spool_dir.display()))?;
+    let (spool, blobs) = match opener {
+        Opener::Server { file_cache } => {
+            let blobs: Arc<dyn BlobStore> = if file_cache > 0 {
+                Arc::new(CachedBlobStore::new(
+                    local,
+                    CACHED_FILE_MAX.min(file_cache),
+                    file_cache,
+                ))
+            } else {
+                local
+            };
+            (Spool::open(&spool_dir), blobs)
+        }
+        Opener::Command => (Spool::open_without_cleaning(&spool_dir), local),
+    };
+    let spool = spool
+        .with_context(|| format!("could not open the upload spool {}", spool_dir.display()))?;
     Ok(Registry::new(
         Arc::new(catalog),
-        Arc::new(blobs),
+        blobs,
         spool,
         ArchiveLimits::default(),
     ))

@@ -10,7 +10,7 @@ use pyindex_server::AppState;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
-use crate::config::{DEFAULT_LISTEN, DEFAULT_MAX_UPLOAD_SIZE, FileConfig};
+use crate::config::{DEFAULT_FILE_CACHE, DEFAULT_LISTEN, DEFAULT_MAX_UPLOAD_SIZE, FileConfig};
 use crate::data_dir::{self, Opener};
 
 /// Name of the first admin account, created at the first start that needs one.
@@ -124,7 +124,11 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
         .max_upload_size
         .or(file.max_upload_size)
         .map_or(DEFAULT_MAX_UPLOAD_SIZE, |s| s.0);
-    let registry = data_dir::open(data, Opener::Server).await?;
+    let file_cache = args
+        .file_cache
+        .or(file.file_cache)
+        .map_or(DEFAULT_FILE_CACHE, |s| s.0);
+    let registry = data_dir::open(data, Opener::Server { file_cache }).await?;
     let mode = access_mode(
         args.auth.or(file.auth),
         listen,

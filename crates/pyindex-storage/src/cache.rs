@@ -1,0 +1,171 @@
+//! An in-memory cache of small blobs in front of any [`BlobStore`].
+//!
+//! Blobs never change once written (their key is their hash), so a cached copy can never be
+//! stale and needs no invalidation: only a bound on memory. Small files (most wheels and sdists
+//! of a private index, and every metadata file) are then served without touching the disk or,
+//! for object storage, the network. Eviction is first-in, first-out.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::{BlobBody, BlobKey, BlobStore, ByteRange, SpooledFile, StorageError};
+
+/// A [`BlobStore`] that keeps recently read small blobs in memory.
+pub struct CachedBlobStore {
+    inner: Arc<dyn BlobStore>,
+    max_item: u64,
+    capacity: u64,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    blobs: HashMap<BlobKey, Bytes>,
+    order: VecDeque<BlobKey>,
+    size: u64,
+}
+
+impl CacheState {
+    fn insert(&mut self, key: BlobKey, data: Bytes, capacity: u64) {
+        if self.blobs.contains_key(&key) {
+            return;
+        }
+        self.size += data.len() as u64;
+        self.blobs.insert(key.clone(), data);
+        self.order.push_back(key);
+        while self.size > capacity {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(evicted) = self.blobs.remove(&oldest) {
+                self.size -= evicted.len() as u64;
+            }
+        }
+    }
+}
+
+impl CachedBlobStore {
+    /// Caches blobs of at most `max_item` bytes, `capacity` bytes in all.
+    pub fn new(inner: Arc<dyn BlobStore>, max_item: u64, capacity: u64) -> CachedBlobStore {
+        CachedBlobStore {
+            inner,
+            max_item,
+            capacity,
+            state: Mutex::default(),
+        }
+    }
+
+    fn cached(&self, key: &BlobKey) -> Option<Bytes> {
+        self.state.lock().ok()?.blobs.get(key).cloned()
+    }
+}
+
+fn body_of(data: &Bytes, range: Option<ByteRange>) -> BlobBody {
+    let len = data.len() as u64;
+    let (start, end) = range.map_or((0, len), |r| {
+        (r.start.min(len), r.end.min(len).max(r.start.min(len)))
+    });
+    // Offsets are bounded by `len`, which came from a `usize`.
+    let slice = data.slice(start as usize..end as usize);
+    BlobBody {
+        len: end - start,
+        stream: futures::stream::once(async move { Ok(slice) }).boxed(),
+    }
+}
+
+#[async_trait]
+impl BlobStore for CachedBlobStore {
+    async fn put_spooled(&self, key: &BlobKey, file: SpooledFile) -> Result<(), StorageError> {
+        self.inner.put_spooled(key, file).await
+    }
+
+    async fn size(&self, key: &BlobKey) -> Result<Option<u64>, StorageError> {
+        match self.cached(key) {
+            Some(data) => Ok(Some(data.len() as u64)),
+            None => self.inner.size(key).await,
+        }
+    }
+
+    async fn get(
+        &self,
+        key: &BlobKey,
+        range: Option<ByteRange>,
+    ) -> Result<Option<BlobBody>, StorageError> {
+        if let Some(data) = self.cached(key) {
+            return Ok(Some(body_of(&data, range)));
+        }
+        let Some(whole) = self.inner.get(key, None).await? else {
+            return Ok(None);
+        };
+        if whole.len > self.max_item {
+            return match range {
+                None => Ok(Some(whole)),
+                Some(_) => self.inner.get(key, range).await,
+            };
+        }
+        let mut buf = BytesMut::with_capacity(whole.len as usize);
+        let mut stream = whole.stream;
+        while let Some(chunk) = stream.try_next().await? {
+            buf.extend_from_slice(&chunk);
+        }
+        let data = buf.freeze();
+        if let Ok(mut state) = self.state.lock() {
+            state.insert(key.clone(), data.clone(), self.capacity);
+        }
+        Ok(Some(body_of(&data, range)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LocalBlobStore, Spool};
+
+    async fn read_all(body: BlobBody) -> Vec<u8> {
+        let chunks: Vec<Bytes> = body.stream.try_collect().await.unwrap();
+        chunks.concat()
+    }
+
+    #[tokio::test]
+    async fn serves_ranges_from_memory_and_evicts_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path().join("tmp")).unwrap();
+        let local = Arc::new(LocalBlobStore::open(dir.path().join("files")).unwrap());
+        let cache = CachedBlobStore::new(local.clone(), 8, 9);
+        let mut keys = Vec::new();
+        for data in [&b"hello"[..], b"world", b"this one is too big"] {
+            let file = spool.spool_bytes(data).await.unwrap();
+            let key = BlobKey::parse(&file.digests().sha256).unwrap();
+            cache.put_spooled(&key, file).await.unwrap();
+            keys.push(key);
+        }
+        assert_eq!(
+            read_all(cache.get(&keys[0], None).await.unwrap().unwrap()).await,
+            b"hello"
+        );
+        // Gone from disk, still served from memory.
+        std::fs::remove_file(local.path_of(&keys[0])).unwrap();
+        let part = cache
+            .get(&keys[0], Some(ByteRange { start: 1, end: 3 }))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(part.len, 2);
+        assert_eq!(read_all(part).await, b"el");
+        // Too big to cache: passed through, ranges included.
+        let big = cache
+            .get(&keys[2], Some(ByteRange { start: 5, end: 8 }))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read_all(big).await, b"one");
+        // Filling past capacity evicts the oldest entry.
+        cache.get(&keys[1], None).await.unwrap().unwrap();
+        assert!(cache.get(&keys[0], None).await.unwrap().is_none());
+        assert_eq!(cache.size(&keys[1]).await.unwrap(), Some(5));
+    }
+}
