@@ -89,3 +89,28 @@ def test_reads_during_uploads_stay_consistent(module_server, upload, dists):
     assert all(r.status_code == 200 for r in responses)
     assert not problems, problems
     assert len(module_server.files("busy")) == THREADS
+
+
+def test_cli_yanks_while_uploads_land(module_server, upload, dists):
+    """The CLI and the server share the catalog: neither may fail with a lock error."""
+    base = support.make_wheel(dists / "base", "flip", "1.0")
+    assert upload(module_server, base).status_code == 200
+    batch = [support.make_wheel(dists, "busy-cli", f"4.{i}") for i in range(THREADS * 2)]
+    cli_results = []
+
+    def flipper():
+        for i in range(6):
+            verb = "yank" if i % 2 == 0 else "unyank"
+            cli_results.append(module_server.cli(verb, "flip", "1.0", check=False))
+
+    t = threading.Thread(target=flipper)
+    t.start()
+    responses = race(upload, module_server, batch)
+    t.join(timeout=120)
+    assert all(r.status_code == 200 for r in responses), [(r.status_code, r.text) for r in responses]
+    failed = [support.describe(p) for p in cli_results if p.returncode != 0]
+    assert len(cli_results) == 6 and not failed, failed
+    assert len(module_server.files("busy-cli")) == len(batch)
+    # six flips end unyanked
+    module_server.wait_for(lambda: module_server.files("flip")[0].get("yanked", False) is False, timeout=5,
+                           what="flip 1.0 unyanked")

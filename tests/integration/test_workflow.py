@@ -96,7 +96,7 @@ def test_uv_pip_installs_private_package_with_private_dependency(module_server, 
     assert installed.get("shared") == "0.1.1", support.describe(proc)
 
 
-def test_pip_installs_older_pinned_version_from_sdist_metadata_and_wheel(module_server, courier_010, make_venv):
+def test_pip_installs_pinned_older_release(module_server, courier_010, make_venv):
     """Pinning the first release still works after the bump (nothing was replaced)."""
     venv = make_venv()
     support.check(venv.pip_install("shared==0.1.0", index_url=module_server.simple_url))

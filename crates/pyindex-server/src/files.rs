@@ -12,7 +12,7 @@ use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use pyindex_catalog::FileRecord;
-use pyindex_storage::{BlobKey, ByteRange};
+use pyindex_storage::{BlobContent, BlobKey, ByteRange};
 
 use crate::AppState;
 use crate::response::{if_none_match, internal_error, not_found};
@@ -202,7 +202,10 @@ pub async fn download(
         Body::empty()
     } else {
         match app.registry.blobs().get(&key, part).await {
-            Ok(Some(blob)) => Body::from_stream(blob.stream),
+            Ok(Some(blob)) => match blob.content {
+                BlobContent::Bytes(bytes) => Body::from(bytes),
+                BlobContent::Stream(stream) => Body::from_stream(stream),
+            },
             Ok(None) => {
                 return internal_error(&format!("blob {key} is listed but missing from storage"));
             }

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 
-use crate::{BlobBody, BlobKey, BlobStore, ByteRange, SpooledFile, StorageError};
+use crate::{BlobBody, BlobContent, BlobKey, BlobStore, ByteRange, SpooledFile, StorageError};
 
 /// A [`BlobStore`] that keeps recently read small blobs in memory.
 pub struct CachedBlobStore {
@@ -70,11 +70,7 @@ fn body_of(data: &Bytes, range: Option<ByteRange>) -> BlobBody {
         (r.start.min(len), r.end.min(len).max(r.start.min(len)))
     });
     // Offsets are bounded by `len`, which came from a `usize`.
-    let slice = data.slice(start as usize..end as usize);
-    BlobBody {
-        len: end - start,
-        stream: futures::stream::once(async move { Ok(slice) }).boxed(),
-    }
+    BlobBody::from_bytes(data.slice(start as usize..end as usize))
 }
 
 #[async_trait]
@@ -107,12 +103,16 @@ impl BlobStore for CachedBlobStore {
                 Some(_) => self.inner.get(key, range).await,
             };
         }
-        let mut buf = BytesMut::with_capacity(whole.len as usize);
-        let mut stream = whole.stream;
-        while let Some(chunk) = stream.try_next().await? {
-            buf.extend_from_slice(&chunk);
-        }
-        let data = buf.freeze();
+        let data = match whole.content {
+            BlobContent::Bytes(bytes) => bytes,
+            BlobContent::Stream(mut stream) => {
+                let mut buf = BytesMut::with_capacity(whole.len as usize);
+                while let Some(chunk) = stream.try_next().await? {
+                    buf.extend_from_slice(&chunk);
+                }
+                buf.freeze()
+            }
+        };
         if let Ok(mut state) = self.state.lock() {
             state.insert(key.clone(), data.clone(), self.capacity);
         }
@@ -126,7 +126,7 @@ mod tests {
     use crate::{LocalBlobStore, Spool};
 
     async fn read_all(body: BlobBody) -> Vec<u8> {
-        let chunks: Vec<Bytes> = body.stream.try_collect().await.unwrap();
+        let chunks: Vec<Bytes> = body.into_stream().try_collect().await.unwrap();
         chunks.concat()
     }
 

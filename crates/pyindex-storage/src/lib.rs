@@ -20,6 +20,7 @@ pub use spool::{Spool, SpoolWriter, SpooledFile};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 
 /// Errors raised by blob storage.
@@ -47,10 +48,36 @@ pub struct ByteRange {
 
 /// The readable content of a blob, or of a range of it.
 pub struct BlobBody {
-    /// The number of bytes the stream yields.
+    /// The number of bytes.
     pub len: u64,
     /// The bytes.
-    pub stream: BoxStream<'static, std::io::Result<Bytes>>,
+    pub content: BlobContent,
+}
+
+/// Blob bytes: in memory when small, else a stream.
+pub enum BlobContent {
+    /// All of it, in memory.
+    Bytes(Bytes),
+    /// Chunks read on demand.
+    Stream(BoxStream<'static, std::io::Result<Bytes>>),
+}
+
+impl BlobBody {
+    /// A body held in memory.
+    pub fn from_bytes(bytes: Bytes) -> BlobBody {
+        BlobBody {
+            len: bytes.len() as u64,
+            content: BlobContent::Bytes(bytes),
+        }
+    }
+
+    /// The content as a stream of chunks, whatever its form.
+    pub fn into_stream(self) -> BoxStream<'static, std::io::Result<Bytes>> {
+        match self.content {
+            BlobContent::Bytes(bytes) => futures::stream::once(async move { Ok(bytes) }).boxed(),
+            BlobContent::Stream(stream) => stream,
+        }
+    }
 }
 
 /// Storage for immutable blobs addressed by their SHA-256.

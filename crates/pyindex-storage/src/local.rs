@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio_util::io::ReaderStream;
+use futures::stream::BoxStream;
 
-use crate::{BlobBody, BlobKey, BlobStore, ByteRange, SpooledFile, StorageError};
+use crate::{BlobBody, BlobContent, BlobKey, BlobStore, ByteRange, SpooledFile, StorageError};
 
 /// Blobs no larger than this are read in one go instead of streamed.
 const SMALL_BLOB: u64 = 256 * 1024;
 /// Read buffer for streamed blobs.
-const STREAM_CHUNK: usize = 1024 * 1024;
+const STREAM_CHUNK: u64 = 1024 * 1024;
 
 /// Blob storage in a local directory.
 #[derive(Debug, Clone)]
@@ -82,6 +82,27 @@ fn publish(spooled: SpooledFile, target: &Path) -> std::io::Result<()> {
     // `spooled` drops here and unlinks the spool name; the blob name keeps the data.
 }
 
+/// Streams the next `len` bytes of `file` in chunks, each read by one blocking call straight
+/// into the buffer that is sent (no intermediate copy).
+fn chunks(file: std::fs::File, len: u64) -> BoxStream<'static, std::io::Result<Bytes>> {
+    futures::stream::try_unfold((file, len), |(mut file, remaining)| async move {
+        if remaining == 0 {
+            return Ok(None);
+        }
+        let want = remaining.min(STREAM_CHUNK);
+        let (file, chunk) = tokio::task::spawn_blocking(move || {
+            // `want` is at most STREAM_CHUNK, so it fits in a usize.
+            let mut buf = vec![0u8; want as usize];
+            file.read_exact(&mut buf)?;
+            Ok::<_, std::io::Error>((file, Bytes::from(buf)))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(Some((chunk, (file, remaining - want))))
+    })
+    .boxed()
+}
+
 fn read_range(
     path: &Path,
     range: Option<ByteRange>,
@@ -142,14 +163,11 @@ impl BlobStore for LocalBlobStore {
         let Some((len, content)) = opened else {
             return Ok(None);
         };
-        let stream = match content {
-            Ok(bytes) => futures::stream::once(async move { Ok(bytes) }).boxed(),
-            Err(file) => {
-                let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), len);
-                ReaderStream::with_capacity(reader, STREAM_CHUNK).boxed()
-            }
+        let content = match content {
+            Ok(bytes) => BlobContent::Bytes(bytes),
+            Err(file) => BlobContent::Stream(chunks(file, len)),
         };
-        Ok(Some(BlobBody { len, stream }))
+        Ok(Some(BlobBody { len, content }))
     }
 }
 
@@ -160,7 +178,7 @@ mod tests {
     use futures::TryStreamExt;
 
     async fn read_all(body: BlobBody) -> Vec<u8> {
-        let chunks: Vec<Bytes> = body.stream.try_collect().await.unwrap();
+        let chunks: Vec<Bytes> = body.into_stream().try_collect().await.unwrap();
         chunks.concat()
     }
 
