@@ -8,7 +8,6 @@ import os
 import re
 import socket
 import time
-import urllib.parse
 from pathlib import Path
 
 import support

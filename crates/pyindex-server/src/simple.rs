@@ -144,7 +144,14 @@ pub async fn project(
     }
     let format = match chosen_format(&request) {
         Ok(format) => format,
-        Err(response) => return response,
+        // An unknown project is 404 whatever the client accepts.
+        Err(not_acceptable) => {
+            return match app.registry.catalog().project(name.as_str()).await {
+                Ok(Some(_)) => not_acceptable,
+                Ok(None) => not_found(&format!("No project named '{name}' in this index.")),
+                Err(e) => internal_error(&e.to_string()),
+            };
+        }
     };
     let key = PageKey::Project(name.as_str().to_owned(), format);
     if let Some(page) = app.pages.page(&key) {

@@ -4,10 +4,11 @@
 //! to disk (hashed on the way, never held in memory) and collecting the text fields, then hands
 //! both to [`pyindex_registry::Registry::upload`], which owns every rule.
 
-use axum::body::Body;
 use axum::extract::multipart::Field;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
 use futures::StreamExt;
 use http::{StatusCode, header};
 use pyindex_registry::{
@@ -26,11 +27,25 @@ const FORM_OVERHEAD: u64 = 16 * 1024 * 1024;
 /// instead of a connection reset.
 const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
 
-/// Reads and discards up to [`DRAIN_LIMIT`] bytes of a body.
-async fn drain(body: Body) {
-    let mut stream = body.into_data_stream();
+/// How long draining waits for more of a refused body before answering anyway.
+const DRAIN_IDLE: Duration = Duration::from_secs(1);
+
+/// Reads and discards up to [`DRAIN_LIMIT`] bytes of a refused body, so that a client still
+/// sending it reads the answer instead of a connection reset. A client that waits for
+/// `100 Continue` gets the answer at once (the body is never asked for), and one that sends
+/// nothing more is answered after [`DRAIN_IDLE`].
+async fn drain(request: Request) {
+    let expects_continue = request
+        .headers()
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if expects_continue {
+        return;
+    }
+    let mut stream = request.into_body().into_data_stream();
     let mut seen = 0;
-    while let Some(Ok(chunk)) = stream.next().await {
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(DRAIN_IDLE, stream.next()).await {
         seen += chunk.len();
         if seen > DRAIN_LIMIT {
             break;
@@ -142,12 +157,12 @@ pub async fn upload(State(app): State<AppState>, request: Request) -> Response {
     let identity = match identify(&app, request.headers(), &address).await {
         Ok(identity) => identity,
         Err(response) => {
-            drain(request.into_body()).await;
+            drain(request).await;
             return response;
         }
     };
     if identity.is_none() && app.registry.access_mode() != AccessMode::Open {
-        drain(request.into_body()).await;
+        drain(request).await;
         return registry_error(&RegistryError::rejected(
             Rejection::Unauthorized,
             "Publishing to this index requires credentials: use an API token (user name __token__) or an account.",
@@ -163,7 +178,7 @@ pub async fn upload(State(app): State<AppState>, request: Request) -> Response {
                 .starts_with("multipart/form-data")
         });
     if !is_multipart {
-        drain(request.into_body()).await;
+        drain(request).await;
         return plain_error(
             StatusCode::BAD_REQUEST,
             "The request body must be multipart/form-data, as sent by twine, uv publish and other upload clients.",
@@ -175,7 +190,7 @@ pub async fn upload(State(app): State<AppState>, request: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > app.max_upload_size.saturating_add(FORM_OVERHEAD)) {
-        drain(request.into_body()).await;
+        drain(request).await;
         return too_large(app.max_upload_size);
     }
     let multipart = match Multipart::from_request(request, &()).await {

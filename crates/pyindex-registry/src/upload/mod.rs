@@ -109,6 +109,11 @@ fn check_claim(form: &Form) -> Result<Claim, RegistryError> {
             )));
         }
     };
+    if kind == DistKind::Wheel && form.single("pyversion")?.is_none() {
+        return Err(RegistryError::bad_request(
+            "The field 'pyversion' is required for bdist_wheel uploads: send the wheel's Python tag, e.g. 'py3'.",
+        ));
+    }
     Ok(Claim {
         name,
         version,
@@ -143,6 +148,12 @@ fn check_digests(form: &Form, actual: &Digests) -> Result<(), RegistryError> {
     for (field, computed) in supplied {
         if let Some(value) = form.single(field)? {
             any = true;
+            if value.len() != computed.len() || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(RegistryError::bad_request(format!(
+                    "Invalid {field}: expected {} hexadecimal characters.",
+                    computed.len()
+                )));
+            }
             if !value.eq_ignore_ascii_case(computed) {
                 return Err(RegistryError::bad_request(
                     "The digest supplied does not match a digest calculated from the uploaded file.",

@@ -1,5 +1,6 @@
 //! `pyindex serve`.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -25,6 +26,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
