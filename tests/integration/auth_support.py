@@ -15,6 +15,7 @@ and ``clients``.  What this adds:
 from __future__ import annotations
 
 import base64
+import copy
 import ctypes
 import ctypes.util
 import dataclasses
@@ -245,8 +246,9 @@ def with_credentials(url: str, user: str, password: str) -> str:
 
 def clients_as(clients, username: str, password: str):
     """The session's client runners, acting with other credentials."""
-    creds = dataclasses.replace(clients.credentials, username=username, password=password)
-    return type(clients)(clients.env, creds, clients.scratch)
+    other = copy.copy(clients)
+    other.credentials = dataclasses.replace(clients.credentials, username=username, password=password)
+    return other
 
 
 def clients_with_token(clients, token: Token | str):
@@ -352,9 +354,11 @@ class BareServer:
     """``pyindex serve`` started by hand (for listen addresses other than 127.0.0.1); always
     stopped by its own PID (use as a context manager)."""
 
-    def __init__(self, workdir: Path, listen: str, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, listen: str, *args: str, env: dict[str, str] | None = None, data: Path | None = None
+    ) -> None:
         self.workdir = workdir
-        self.data = workdir / "data"
+        self.data = data or workdir / "data"
         self.listen = listen
         self.port = int(listen.rsplit(":", 1)[1])
         self.log_path = workdir / "server.log"

@@ -145,19 +145,12 @@ def test_anonymous_uv_publish_and_twine_without_a_token_are_refused(srv, clients
     assert A.stored_blobs(srv.data) == blobs
 
 
-def test_anonymous_upload_is_refused_before_the_body_is_sent(srv):
-    """`Expect: 100-continue` (curl sends it for large uploads): an anonymous upload must get
-    its 401 straight away, without being invited to send the body with `100 Continue`."""
-    head = (
-        f"POST /legacy/ HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n"
-        "Content-Type: multipart/form-data; boundary=pyindex-x\r\n"
-        "Content-Length: 50000000\r\nExpect: 100-continue\r\n\r\n"
-    ).encode()
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+def first_response_head(srv, head: bytes, timeout: float = 5) -> bytes:
+    """Send only ``head`` (request line and headers, no body) and read the answer's head."""
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=timeout) as s:
         s.sendall(head)
-        s.settimeout(5)
         received = b""
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + timeout
         try:
             while b"\r\n\r\n" not in received and time.monotonic() < deadline:
                 chunk = s.recv(4096)
@@ -166,10 +159,39 @@ def test_anonymous_upload_is_refused_before_the_body_is_sent(srv):
                 received += chunk
         except socket.timeout:
             pass
+    return received
+
+
+def upload_head(srv, *extra: str) -> bytes:
+    lines = [
+        "POST /legacy/ HTTP/1.1",
+        f"Host: 127.0.0.1:{srv.port}",
+        "Content-Type: multipart/form-data; boundary=pyindex-x",
+        "Content-Length: 50000000",
+        *extra,
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def test_anonymous_upload_with_expect_continue_gets_401_without_100_continue(srv):
+    """curl sends `Expect: 100-continue` for large uploads: an anonymous one must get its 401
+    straight away, without being invited to send the body."""
+    received = first_response_head(srv, upload_head(srv, "Expect: 100-continue"))
     status_line = received.split(b"\r\n", 1)[0].decode(errors="replace")
     assert status_line.startswith("HTTP/1.1 401"), (
         f"expected an immediate 401 for an anonymous upload with Expect: 100-continue; got {received[:300]!r}"
     )
+    assert b'www-authenticate: basic realm="pyindex"' in received.lower()
+
+
+def test_anonymous_upload_is_answered_without_its_body(srv):
+    """A client that announces 50 MB and sends nothing still gets its 401 (the credentials
+    are checked before the body, and the server does not wait for all of it)."""
+    started = time.monotonic()
+    received = first_response_head(srv, upload_head(srv), timeout=10)
+    status_line = received.split(b"\r\n", 1)[0].decode(errors="replace")
+    assert status_line.startswith("HTTP/1.1 401"), f"got {received[:300]!r}"
+    assert time.monotonic() - started < 8
 
 
 def test_reads_stay_anonymous_in_upload_mode(srv, alice, dists):

@@ -236,3 +236,19 @@ def test_api_token_creation_is_audited_without_the_secret(srv):
     assert (row.actor, row.address) == ("alice", "127.0.0.1"), row
     assert "tok-audit" in row.detail and "read-only" in row.detail, row
     assert token.secret.split("_", 2)[2] not in A.cli(srv.data, "audit").stdout
+
+
+def test_read_only_token_cannot_revoke_tokens(srv):
+    """A read-only token "can only read" (it is the one that ends up in pip.conf and Docker
+    builds): it must not revoke the account's other tokens, e.g. the CI publishing token."""
+    ci = A.create_token(srv.data, "alice", description="CI publishing")
+    ro = A.create_token(srv.data, "alice", read_only=True, description="installs")
+    r = A.api(srv, "DELETE", f"/api/v1/tokens/{ci.id}", A.token_basic(ro))
+    assert r.status == 403, f"DELETE /api/v1/tokens/{ci.id} with a read-only token -> {r!r}"
+    assert works(srv, ci)
+
+
+def test_cli_revoke_of_an_unknown_token_fails(srv):
+    proc = A.cli(srv.data, "token", "revoke", "999999", check=False)
+    assert proc.returncode != 0, A.describe(proc)
+    assert "999999" in proc.stdout + proc.stderr, A.describe(proc)

@@ -4,6 +4,7 @@
 //! <data>/catalog.sqlite3   the catalog (SQLite, WAL mode: also -wal and -shm files)
 //! <data>/files/sha256/ab/cd/<sha256>   every distribution and metadata file, by content hash
 //! <data>/tmp/              uploads in progress (emptied when the server starts)
+//! <data>/server.lock       held by the serving process: one server per data directory
 //! <data>/admin-password    the first admin's generated password (0600), until deleted
 //! ```
 
@@ -31,6 +32,31 @@ pub enum Opener {
 
 /// Files up to this size are cached in memory by the server.
 const CACHED_FILE_MAX: u64 = 1 << 20;
+
+/// Takes the data directory's server lock, held until the returned file is dropped. One server
+/// per data directory: a server empties the upload spool when it starts, which would destroy
+/// another server's uploads in progress.
+pub fn lock_for_server(dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("could not create the data directory {}", dir.display()))?;
+    let path = dir.join("server.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("could not open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another pyindex server is already serving {}: run one server per data directory",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("could not lock {}", path.display()))
+        }
+    }
+}
 
 /// Opens (creating it if needed) the data directory and the registry over it.
 pub async fn open(dir: &Path, opener: Opener) -> anyhow::Result<Registry> {

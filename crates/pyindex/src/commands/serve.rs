@@ -130,6 +130,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
         .file_cache
         .or(file.file_cache)
         .map_or(DEFAULT_FILE_CACHE, |s| s.0);
+    let _lock = data_dir::lock_for_server(data)?;
     let registry = data_dir::open(data, Opener::Server { file_cache }).await?;
     let mode = access_mode(
         args.auth.or(file.auth),
