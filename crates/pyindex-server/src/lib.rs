@@ -104,6 +104,12 @@ async fn health(State(app): State<AppState>) -> Response {
     }
 }
 
+async fn unknown_route() -> Response {
+    response::not_found(
+        "Not found. This server is a Python package index: the index is at /simple/, uploads go to /legacy/.",
+    )
+}
+
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let upload = post(upload::upload).layer(DefaultBodyLimit::disable());
@@ -142,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         .route("/legacy/", upload.clone())
         .route("/legacy", upload)
         .route("/health", get(health))
+        .fallback(unknown_route)
         .with_state(state)
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
