@@ -136,6 +136,8 @@ pub trait Accounts: Send + Sync {
     async fn add_token(&self, token: &NewToken) -> Result<i64, CatalogError>;
     /// The token with this public id.
     async fn token(&self, public_id: &str) -> Result<Option<TokenRecord>, CatalogError>;
+    /// The token with this row id.
+    async fn token_by_id(&self, id: i64) -> Result<Option<TokenRecord>, CatalogError>;
     /// Tokens, of one account or of all.
     async fn tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>, CatalogError>;
     /// Revokes a token (only if it belongs to `user`, when given); `false` if none matched.

@@ -128,6 +128,43 @@ pub struct ImportReport {
     pub skipped: Vec<SkippedLine>,
 }
 
+/// A caller authenticated with a token manages tokens only within that token's limits: not at
+/// all with a read-only token, and only tokens limited to its own projects with a
+/// project-limited one (`target` is the projects of the token created or revoked).
+fn check_token_management(
+    actor: Actor<'_>,
+    target: Option<&Vec<String>>,
+) -> Result<(), RegistryError> {
+    let Actor::User { identity, .. } = actor else {
+        return Ok(());
+    };
+    let Some(scope) = &identity.token else {
+        return Ok(());
+    };
+    if scope.read_only {
+        return Err(crate::auth::forbidden(
+            "This token is read-only: it cannot create or revoke tokens.",
+        ));
+    }
+    if let Some(allowed) = &scope.projects
+        && !target.is_some_and(|p| p.iter().all(|n| allowed.contains(n)))
+    {
+        return Err(crate::auth::forbidden(format!(
+            "A token limited to {} can only create or revoke tokens limited to those projects.",
+            allowed.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// The expiry of the token the caller authenticated with, if any.
+fn caller_token_expiry(actor: Actor<'_>) -> Option<OffsetDateTime> {
+    match actor {
+        Actor::User { identity, .. } => identity.token.as_ref()?.expires,
+        _ => None,
+    }
+}
+
 impl Registry {
     /// Appends to the audit log. A failure is logged, never returned: the action already happened.
     pub async fn record(
@@ -267,8 +304,8 @@ impl Registry {
 
     /// Creates an API token for the account `owner`.
     ///
-    /// When the caller authenticated with a token itself (`via`), the new token can be no
-    /// broader than that one: same or fewer projects, read-only if it is.
+    /// When the caller authenticated with a token, the new token can be no broader than that
+    /// one: limited to the same or fewer projects, and expiring no later.
     pub async fn create_token(
         &self,
         actor: Actor<'_>,
@@ -289,27 +326,18 @@ impl Registry {
         projects.sort();
         projects.dedup();
         let projects = (!projects.is_empty()).then_some(projects);
-        let mut read_only = request.read_only;
-        if let Actor::User { identity, .. } = actor
-            && let Some(scope) = &identity.token
-        {
-            read_only |= scope.read_only;
-            if let Some(allowed) = &scope.projects {
-                let within = projects
-                    .as_ref()
-                    .is_some_and(|p| p.iter().all(|n| allowed.contains(n)));
-                if !within {
-                    return Err(crate::auth::forbidden(format!(
-                        "A token limited to {} can only create tokens limited to those projects: pass them with 'projects'.",
-                        allowed.join(", ")
-                    )));
-                }
-            }
-        }
+        check_token_management(actor, projects.as_ref())?;
         let created = OffsetDateTime::now_utc();
-        let expires = request
+        let requested = request
             .expires_days
             .map(|days| created + Duration::days(i64::from(days)));
+        // A token-authenticated caller cannot outlive its own token through a new one.
+        let expires = match (requested, caller_token_expiry(actor)) {
+            (Some(r), Some(limit)) => Some(r.min(limit)),
+            (None, limit) => limit,
+            (r, None) => r,
+        };
+        let read_only = request.read_only;
         let generated = token::generate();
         let id = self
             .accounts
@@ -350,11 +378,22 @@ impl Registry {
         id: i64,
         user: Option<&str>,
     ) -> Result<(), RegistryError> {
-        if !self.accounts.revoke_token(id, user).await? {
-            return Err(not_found(format!("No active token with id {id}.")));
+        let missing = || not_found(format!("No active token with id {id}."));
+        let target = self.accounts.token_by_id(id).await?.ok_or_else(missing)?;
+        if user.is_some_and(|u| u != target.user_name) {
+            return Err(missing());
         }
-        self.record(actor, "token.revoke", &id.to_string(), None)
-            .await;
+        check_token_management(actor, target.projects.as_ref())?;
+        if !self.accounts.revoke_token(id, user).await? {
+            return Err(missing());
+        }
+        self.record(
+            actor,
+            "token.revoke",
+            &target.public_id,
+            Some(format!("id {id}")),
+        )
+        .await;
         Ok(())
     }
 

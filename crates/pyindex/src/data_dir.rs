@@ -8,6 +8,7 @@
 //! <data>/admin-password    the first admin's generated password (0600), until deleted
 //! ```
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -66,6 +67,16 @@ pub async fn open(dir: &Path, opener: Opener) -> anyhow::Result<Registry> {
     let catalog = SqliteCatalog::open(&catalog_path)
         .await
         .with_context(|| format!("could not open the catalog {}", catalog_path.display()))?;
+    // The catalog holds password and token hashes: readable by the server's user only
+    // (SQLite gives its -wal and -shm files the same mode).
+    std::fs::set_permissions(&catalog_path, std::fs::Permissions::from_mode(0o600)).with_context(
+        || {
+            format!(
+                "could not restrict the permissions of {}",
+                catalog_path.display()
+            )
+        },
+    )?;
     let local: Arc<dyn BlobStore> = Arc::new(
         LocalBlobStore::open(dir.join("files"))
             .with_context(|| format!("could not open the file store in {}", dir.display()))?,

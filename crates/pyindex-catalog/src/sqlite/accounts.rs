@@ -194,6 +194,18 @@ impl Accounts for SqliteCatalog {
         .transpose()
     }
 
+    async fn token_by_id(&self, id: i64) -> Result<Option<TokenRecord>, CatalogError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{TOKEN_COLUMNS} WHERE t.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(token)
+        .transpose()
+    }
+
     async fn tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>, CatalogError> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "{TOKEN_COLUMNS} WHERE ($1 IS NULL OR u.name = $1) ORDER BY t.id"
@@ -387,6 +399,7 @@ mod tests {
             .await
             .unwrap();
         let token = c.token("0123456789abcdef").await.unwrap().unwrap();
+        assert_eq!(c.token_by_id(id).await.unwrap().as_ref(), Some(&token));
         assert_eq!((token.id, token.user_name.as_str()), (id, "alice"));
         assert_eq!(token.projects, Some(vec!["shared".to_owned()]));
         assert!(token.read_only && token.revoked.is_none());

@@ -118,6 +118,8 @@ pub struct TokenScope {
     pub projects: Option<Vec<String>>,
     /// Whether it may only read.
     pub read_only: bool,
+    /// When it expires.
+    pub expires: Option<OffsetDateTime>,
 }
 
 /// An authenticated caller.
@@ -198,16 +200,13 @@ impl Registry {
                 self.authenticate_password(user, password).await
             }
         };
-        match &result {
-            Ok(_) => self.auth.throttle.succeeded(address),
-            Err(RegistryError::Rejected {
-                rejection: Rejection::Unauthorized,
-                ..
-            }) => {
-                self.auth.throttle.failed(address);
-                tracing::warn!(%address, kind = ?credentials, "failed login");
-            }
-            Err(_) => {}
+        if let Err(RegistryError::Rejected {
+            rejection: Rejection::Unauthorized,
+            ..
+        }) = &result
+        {
+            self.auth.throttle.failed(address);
+            tracing::warn!(%address, kind = ?credentials, "failed login");
         }
         result
     }
@@ -376,6 +375,7 @@ fn scope(record: &TokenRecord) -> TokenScope {
         id: record.id,
         projects: record.projects.clone(),
         read_only: record.read_only,
+        expires: record.expires,
     }
 }
 
