@@ -4,16 +4,18 @@
 //! to disk (hashed on the way, never held in memory) and collecting the text fields, then hands
 //! both to [`pyindex_registry::Registry::upload`], which owns every rule.
 
+use std::time::Duration;
+
 use axum::extract::multipart::Field;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::response::{IntoResponse, Response};
-use std::time::Duration;
-
 use futures::StreamExt;
 use http::{StatusCode, header};
 use pyindex_registry::{
     AccessMode, Published, RegistryError, Rejection, UploadRequest, UploadedContent,
 };
+
+use pyindex_storage::StorageError;
 
 use crate::AppState;
 use crate::auth::{address_of, identify};
@@ -53,11 +55,9 @@ async fn drain(request: Request) {
     }
 }
 
+/// The 413 answer; the connection is closed since the rest of the body is not read.
 fn too_large(limit: u64) -> Response {
-    let mut response = plain_error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &format!("File too large: the limit of this index is {limit} bytes."),
-    );
+    let mut response = registry_error(&StorageError::TooLarge { limit }.into());
     response
         .headers_mut()
         .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
@@ -106,7 +106,7 @@ async fn spool_content(app: &AppState, mut field: Field<'_>) -> Result<UploadedC
         .map_err(|e| registry_error(&e.into()))?;
     while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
         writer.write(&chunk).await.map_err(|e| match e {
-            pyindex_storage::StorageError::TooLarge { limit } => too_large(limit),
+            StorageError::TooLarge { limit } => too_large(limit),
             other => registry_error(&other.into()),
         })?;
     }
