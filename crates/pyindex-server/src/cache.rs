@@ -19,9 +19,9 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use http::HeaderValue;
-use pyindex_catalog::FileRecord;
 use sha2::{Digest, Sha256};
 
+use crate::files::Download;
 use crate::negotiate::Format;
 
 /// One encoding of a page.
@@ -84,7 +84,7 @@ pub enum PageKey {
 pub struct PageCache {
     epoch: AtomicU64,
     pages: RwLock<HashMap<PageKey, Arc<Page>>>,
-    files: RwLock<HashMap<String, Arc<FileRecord>>>,
+    files: RwLock<HashMap<String, Arc<Download>>>,
 }
 
 impl PageCache {
@@ -107,17 +107,17 @@ impl PageCache {
         }
     }
 
-    /// A cached file record.
-    pub fn file(&self, filename: &str) -> Option<Arc<FileRecord>> {
+    /// What to send for a file URL's filename.
+    pub fn file(&self, filename: &str) -> Option<Arc<Download>> {
         self.files.read().ok()?.get(filename).cloned()
     }
 
-    /// Caches a file record read during `epoch`.
-    pub fn insert_file(&self, record: Arc<FileRecord>, epoch: u64) {
+    /// Caches what to send for `filename`, worked out during `epoch`.
+    pub fn insert_file(&self, filename: String, download: Arc<Download>, epoch: u64) {
         if let Ok(mut files) = self.files.write()
             && self.epoch() == epoch
         {
-            files.insert(record.filename.clone(), record);
+            files.insert(filename, download);
         }
     }
 

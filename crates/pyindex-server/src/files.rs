@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use http::{HeaderValue, Method, StatusCode, header};
 use pyindex_catalog::FileRecord;
 use pyindex_storage::{BlobContent, BlobKey, ByteRange};
 
@@ -75,36 +75,89 @@ fn parse_range(value: &str, len: u64) -> RangeRequest {
     }
 }
 
-/// Finds the file (or metadata file) named in the URL.
-async fn lookup(
-    app: &AppState,
-    filename: &str,
-) -> Result<Option<(Arc<FileRecord>, bool)>, Response> {
-    if let Some(record) = cached_file(app, filename).await? {
-        return Ok(Some((record, false)));
-    }
-    if let Some(dist) = filename.strip_suffix(METADATA_SUFFIX)
-        && let Some(record) = cached_file(app, dist).await?
-    {
-        return Ok(Some((record, true)));
-    }
-    Ok(None)
+/// Everything needed to answer for one file URL, worked out once per catalog state.
+pub struct Download {
+    /// SHA-256 of the distribution, which the URL must name.
+    dist_sha256: String,
+    /// The blob to send: the distribution or its metadata file.
+    key: BlobKey,
+    /// Its size.
+    len: u64,
+    /// Strong ETag: the blob's SHA-256.
+    etag: HeaderValue,
+    /// The upload time, as an HTTP date.
+    last_modified: HeaderValue,
 }
 
-async fn cached_file(app: &AppState, filename: &str) -> Result<Option<Arc<FileRecord>>, Response> {
-    if let Some(record) = app.pages.file(filename) {
-        return Ok(Some(record));
+impl Download {
+    /// The answer for the distribution `record` (`metadata`: for its PEP 658 metadata file);
+    /// `None` when there is no such metadata file.
+    async fn new(
+        app: &AppState,
+        record: &FileRecord,
+        metadata: bool,
+    ) -> Result<Option<Download>, Response> {
+        let blob = match (metadata, &record.metadata_sha256) {
+            (false, _) => &record.sha256,
+            (true, Some(sha)) => sha,
+            (true, None) => return Ok(None),
+        };
+        let key = BlobKey::parse(blob)
+            .map_err(|_| internal_error(&format!("catalog holds an invalid blob key '{blob}'")))?;
+        let len = if metadata {
+            match app.registry.blobs().size(&key).await {
+                Ok(Some(len)) => len,
+                Ok(None) => {
+                    return Err(internal_error(&format!(
+                        "metadata blob {key} is missing from storage"
+                    )));
+                }
+                Err(e) => return Err(internal_error(&e.to_string())),
+            }
+        } else {
+            record.size
+        };
+        let header =
+            |text: String| HeaderValue::from_str(&text).map_err(|e| internal_error(&e.to_string()));
+        Ok(Some(Download {
+            dist_sha256: record.sha256.clone(),
+            etag: header(format!("\"{key}\""))?,
+            last_modified: header(httpdate::fmt_http_date(record.uploaded.into()))?,
+            key,
+            len,
+        }))
+    }
+}
+
+/// Finds what the URL's filename names: a distribution, or the metadata file of one.
+async fn lookup(app: &AppState, filename: &str) -> Result<Option<Arc<Download>>, Response> {
+    if let Some(download) = app.pages.file(filename) {
+        return Ok(Some(download));
     }
     let epoch = app.pages.epoch();
-    match app.registry.catalog().file(filename).await {
-        Ok(Some(record)) => {
-            let record = Arc::new(record);
-            app.pages.insert_file(record.clone(), epoch);
-            Ok(Some(record))
-        }
-        Ok(None) => Ok(None),
-        Err(e) => Err(internal_error(&e.to_string())),
-    }
+    let catalog = app.registry.catalog();
+    let found = match catalog.file(filename).await {
+        Ok(Some(record)) => Some((record, false)),
+        Ok(None) => match filename.strip_suffix(METADATA_SUFFIX) {
+            Some(dist) => catalog
+                .file(dist)
+                .await
+                .map_err(|e| internal_error(&e.to_string()))?
+                .map(|r| (r, true)),
+            None => None,
+        },
+        Err(e) => return Err(internal_error(&e.to_string())),
+    };
+    let Some((record, metadata)) = found else {
+        return Ok(None);
+    };
+    let Some(download) = Download::new(app, &record, metadata).await? else {
+        return Ok(None);
+    };
+    let download = Arc::new(download);
+    app.pages
+        .insert_file(filename.to_owned(), download.clone(), epoch);
+    Ok(Some(download))
 }
 
 /// `GET`/`HEAD /files/<sha256>/<filename>`.
@@ -113,106 +166,83 @@ pub async fn download(
     Path((sha256, filename)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    let (method, headers) = (request.method(), request.headers());
     let missing = || {
         not_found(&format!(
             "No file '{}' in this index.",
             filename.escape_default()
         ))
     };
-    let (record, metadata) = match lookup(&app, &filename).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return missing(),
+    let d = match lookup(&app, &filename).await {
+        Ok(Some(d)) if d.dist_sha256.eq_ignore_ascii_case(&sha256) => d,
+        Ok(_) => return missing(),
         Err(response) => return response,
     };
-    if !record.sha256.eq_ignore_ascii_case(&sha256) {
-        return missing();
-    }
-    let blob = if metadata {
-        match &record.metadata_sha256 {
-            Some(sha) => sha.clone(),
-            None => return missing(),
-        }
-    } else {
-        record.sha256.clone()
-    };
-    let Ok(key) = BlobKey::parse(&blob) else {
-        return internal_error(&format!("catalog holds an invalid blob key '{blob}'"));
-    };
-    let len = if metadata {
-        match app.registry.blobs().size(&key).await {
-            Ok(Some(len)) => len,
-            Ok(None) => {
-                return internal_error(&format!("metadata blob {key} is missing from storage"));
-            }
-            Err(e) => return internal_error(&e.to_string()),
-        }
-    } else {
-        record.size
-    };
-
-    let etag =
-        HeaderValue::from_str(&format!("\"{blob}\"")).unwrap_or(HeaderValue::from_static("\"\""));
-    let last_modified = httpdate::fmt_http_date(record.uploaded.into());
-    let mut base = HeaderMap::new();
-    base.insert(header::ETAG, etag.clone());
-    base.insert(
+    let headers = request.headers();
+    let mut response = Response::new(Body::empty());
+    let h = response.headers_mut();
+    h.insert(header::ETAG, d.etag.clone());
+    h.insert(header::LAST_MODIFIED, d.last_modified.clone());
+    h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(FILE_CACHE_CONTROL),
     );
-    base.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(v) = HeaderValue::from_str(&last_modified) {
-        base.insert(header::LAST_MODIFIED, v);
-    }
-    if if_none_match(headers, &etag) {
-        return (StatusCode::NOT_MODIFIED, base).into_response();
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if if_none_match(headers, &d.etag) {
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        return response;
     }
 
-    let range_allowed = headers.get(header::IF_RANGE).is_none_or(|v| {
-        v.to_str()
-            .is_ok_and(|v| v == etag.to_str().unwrap_or_default() || v == last_modified)
-    });
+    let range_allowed = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|v| v == d.etag || v == d.last_modified);
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(value) if range_allowed => parse_range(value, len),
+        Some(value) if range_allowed => parse_range(value, d.len),
         _ => RangeRequest::Whole,
     };
-    let (status, part) = match range {
-        RangeRequest::Whole => (StatusCode::OK, None),
-        RangeRequest::Part(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),
+    let part = match range {
+        RangeRequest::Whole => None,
+        RangeRequest::Part(r) => Some(r),
         RangeRequest::Unsatisfiable => {
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
-                base.insert(header::CONTENT_RANGE, v);
+            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", d.len)) {
+                response.headers_mut().insert(header::CONTENT_RANGE, v);
             }
-            return (StatusCode::RANGE_NOT_SATISFIABLE, base).into_response();
+            return response;
         }
     };
+    let h = response.headers_mut();
     if let Some(r) = part
-        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{len}", r.start, r.end - 1))
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", r.start, r.end - 1, d.len))
     {
-        base.insert(header::CONTENT_RANGE, v);
+        h.insert(header::CONTENT_RANGE, v);
     }
-    let body_len = part.map_or(len, |r| r.end - r.start);
-    base.insert(
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    base.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
-
-    let body = if method == Method::HEAD {
-        Body::empty()
-    } else {
-        match app.registry.blobs().get(&key, part).await {
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(part.map_or(d.len, |r| r.end - r.start)),
+    );
+    if part.is_some() {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    if request.method() != Method::HEAD {
+        *response.body_mut() = match app.registry.blobs().get(&d.key, part).await {
             Ok(Some(blob)) => match blob.content {
                 BlobContent::Bytes(bytes) => Body::from(bytes),
                 BlobContent::Stream(stream) => Body::from_stream(stream),
             },
             Ok(None) => {
-                return internal_error(&format!("blob {key} is listed but missing from storage"));
+                return internal_error(&format!(
+                    "blob {} is listed but missing from storage",
+                    d.key
+                ));
             }
             Err(e) => return internal_error(&e.to_string()),
-        }
-    };
-    (status, base, body).into_response()
+        };
+    }
+    response
 }
 
 #[cfg(test)]
