@@ -54,13 +54,12 @@ pub struct NewFile {
     pub uploader: Option<Uploader>,
 }
 
-/// The account publishing a file.
+/// The account publishing a file. Whether it is an admin is read inside the publishing
+/// transaction, not taken from the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Uploader {
     /// The account's id.
     pub user_id: i64,
-    /// Admins may publish to every project.
-    pub is_admin: bool,
 }
 
 /// What [`crate::Catalog::add_file`] did.

@@ -10,6 +10,9 @@ use time::{Duration, OffsetDateTime};
 use crate::auth::{Identity, TOKEN_USERNAME, password, token};
 use crate::{Registry, RegistryError, Rejection};
 
+/// The longest lifetime a token can be given, in days (ten years).
+pub const MAX_TOKEN_DAYS: u32 = 3650;
+
 /// Who performs an action, for the audit log.
 #[derive(Debug, Clone, Copy)]
 pub enum Actor<'a> {
@@ -328,9 +331,15 @@ impl Registry {
         let projects = (!projects.is_empty()).then_some(projects);
         check_token_management(actor, projects.as_ref())?;
         let created = OffsetDateTime::now_utc();
-        let requested = request
-            .expires_days
-            .map(|days| created + Duration::days(i64::from(days)));
+        let requested = match request.expires_days {
+            Some(days) if days > MAX_TOKEN_DAYS => {
+                return Err(RegistryError::bad_request(format!(
+                    "A token can live at most {MAX_TOKEN_DAYS} days; leave the expiry out for a token that never expires."
+                )));
+            }
+            Some(days) => Some(created + Duration::days(i64::from(days))),
+            None => None,
+        };
         // A token-authenticated caller cannot outlive its own token through a new one.
         let expires = match (requested, caller_token_expiry(actor)) {
             (Some(r), Some(limit)) => Some(r.min(limit)),

@@ -20,8 +20,10 @@ impl Registry {
             ProjectName::new(project).map_err(|e| RegistryError::bad_request(e.to_string()))?;
         let version =
             parse_version(version).map_err(|e| RegistryError::bad_request(e.to_string()))?;
-        if let Actor::User { identity, .. } = actor {
-            self.authorize_manage(identity, &name).await?;
+        match actor {
+            Actor::User { identity, .. } => self.authorize_manage(identity, &name).await?,
+            Actor::Anonymous { .. } => self.authorize_write(None)?,
+            Actor::Cli => {}
         }
         let yank = match yank {
             Yank::Yanked(reason) => Yank::Yanked(

@@ -14,9 +14,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use pyindex_catalog::{TokenRecord, Yank};
-use pyindex_registry::{AccessMode, Actor, Identity, RegistryError, Rejection, TokenRequest};
+use pyindex_registry::{Actor, Identity, RegistryError, Rejection, TokenRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -30,6 +31,19 @@ fn unauthenticated() -> Response {
         Rejection::Unauthorized,
         "This API requires credentials: an account (Basic auth) or an API token (user name __token__, or Bearer).",
     ))
+}
+
+/// An optional JSON request body: empty means all defaults; anything else must be valid JSON
+/// for `T` (whatever the Content-Type says), so a malformed body is refused, never ignored.
+fn json_body<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        registry_error(&RegistryError::bad_request(format!(
+            "Invalid JSON body: {e}"
+        )))
+    })
 }
 
 fn required(identity: Option<Identity>) -> Result<Identity, Response> {
@@ -55,8 +69,8 @@ async fn change_yank(
         Ok(identity) => identity,
         Err(response) => return response,
     };
-    if identity.is_none() && app.registry.access_mode() != AccessMode::Open {
-        return unauthenticated();
+    if let Err(e) = app.registry.authorize_write(identity.as_ref()) {
+        return registry_error(&e);
     }
     let actor = match &identity {
         Some(identity) => Actor::User { identity, address },
@@ -79,9 +93,12 @@ pub async fn yank(
     ClientAddress(address): ClientAddress,
     Path((project, version)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Option<Json<YankBody>>,
+    body: Bytes,
 ) -> Response {
-    let reason = body.and_then(|Json(b)| b.reason);
+    let reason = match json_body::<YankBody>(&body) {
+        Ok(body) => body.reason,
+        Err(response) => return response,
+    };
     change_yank(
         &app,
         &headers,
@@ -142,13 +159,16 @@ pub async fn create_token(
     State(app): State<AppState>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
-    body: Option<Json<TokenBody>>,
+    body: Bytes,
 ) -> Response {
     let identity = match identify(&app, &headers, &address).await.and_then(required) {
         Ok(identity) => identity,
         Err(response) => return response,
     };
-    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let body = match json_body::<TokenBody>(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let request = TokenRequest {
         projects: body.projects,
         read_only: body.read_only,

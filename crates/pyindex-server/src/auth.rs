@@ -2,7 +2,7 @@
 //! `__token__`, or `Bearer`/`token` with a token; standards G7), the client address, and the
 //! guard that keeps every read private in the `all` access mode.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::middleware::Next;
@@ -31,12 +31,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
-/// The peer IP of a request (the port is left out: throttling is per host).
+/// The client for throttling and the audit log: the peer's IPv4 address, or the /64 network
+/// of an IPv6 one (one host usually holds a whole /64, so single addresses would be free).
 pub fn address_of(extensions: &http::Extensions) -> String {
-    extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(
-        || "unknown".to_owned(),
-        |ConnectInfo(addr)| addr.ip().to_string(),
-    )
+    match extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+    {
+        Some(IpAddr::V6(ip)) if ip.to_ipv4_mapped().is_none() => {
+            let s = ip.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(ip) => ip.to_canonical().to_string(),
+        None => "unknown".to_owned(),
+    }
 }
 
 /// The credentials in an `Authorization` header, if any.

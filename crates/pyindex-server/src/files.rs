@@ -34,7 +34,12 @@ enum RangeRequest {
 /// Parses a single-range `bytes=` header against a file of `len` bytes. Multiple ranges and
 /// malformed headers are ignored (the whole file is sent), as RFC 9110 allows.
 fn parse_range(value: &str, len: u64) -> RangeRequest {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+    let value = value.trim();
+    let Some(spec) = value
+        .get(..6)
+        .filter(|unit| unit.eq_ignore_ascii_case("bytes="))
+        .map(|_| &value[6..])
+    else {
         return RangeRequest::Whole;
     };
     if spec.contains(',') {
@@ -256,6 +261,7 @@ mod tests {
     #[test]
     fn parses_the_three_range_forms() {
         assert_eq!(parse_range("bytes=0-99", 1000), part(0, 100));
+        assert_eq!(parse_range("Bytes=0-99", 1000), part(0, 100));
         assert_eq!(parse_range("bytes=900-", 1000), part(900, 1000));
         assert_eq!(parse_range("bytes=-100", 1000), part(900, 1000));
         assert_eq!(parse_range("bytes=-5000", 1000), part(0, 1000));

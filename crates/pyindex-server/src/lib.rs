@@ -9,6 +9,7 @@
 mod api;
 mod auth;
 mod cache;
+mod cross_site;
 mod files;
 mod negotiate;
 mod pages;
@@ -69,7 +70,9 @@ impl AppState {
                 ticker.tick().await;
                 match app.registry.catalog().generation().await {
                     Ok(generation) => {
-                        if last.is_some_and(|l| l != generation) {
+                        // The first successful read also invalidates: pages may have been cached
+                        // before it, while the catalog could not be read.
+                        if last != Some(generation) {
                             tracing::debug!(generation, "catalog changed; refreshing caches");
                             app.pages.invalidate();
                             app.registry.forget_credentials();
@@ -112,7 +115,9 @@ async fn unknown_route() -> Response {
 
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
-    let upload = post(upload::upload).layer(DefaultBodyLimit::disable());
+    let upload = post(upload::upload)
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(cross_site::refuse_cross_site));
     let mut reads = Router::new()
         .route("/", get(landing))
         .route("/simple/", get(simple::root))
@@ -140,7 +145,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/tokens",
             post(api::create_token).get(api::list_tokens),
         )
-        .route("/api/v1/tokens/{id}", delete(api::revoke_token));
+        .route("/api/v1/tokens/{id}", delete(api::revoke_token))
+        .route_layer(axum::middleware::from_fn(cross_site::refuse_cross_site));
     Router::new()
         .merge(reads)
         .merge(api)

@@ -11,9 +11,8 @@ use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http::{StatusCode, header};
-use pyindex_registry::{
-    AccessMode, Published, RegistryError, Rejection, UploadRequest, UploadedContent,
-};
+use pyindex_packaging::ProjectName;
+use pyindex_registry::{Identity, Published, RegistryError, UploadRequest, UploadedContent};
 
 use pyindex_storage::StorageError;
 
@@ -23,6 +22,10 @@ use crate::response::{plain_error, registry_error};
 
 /// Text fields larger than this are refused (descriptions are the largest legitimate ones).
 const MAX_FIELD_BYTES: usize = 4 * 1024 * 1024;
+/// The most text a whole form may carry.
+const MAX_TEXT_BYTES: usize = 8 * 1024 * 1024;
+/// The most fields a form may have (real uploads send a few dozen).
+const MAX_FIELDS: usize = 1000;
 /// Room for the text fields and multipart framing on top of the file size limit.
 const FORM_OVERHEAD: u64 = 16 * 1024 * 1024;
 /// How much of a refused body is read before answering, so the client sees the answer
@@ -117,8 +120,13 @@ async fn spool_content(app: &AppState, mut field: Field<'_>) -> Result<UploadedC
     Ok(UploadedContent { filename, file })
 }
 
-async fn read_form(app: &AppState, mut multipart: Multipart) -> Result<UploadRequest, Response> {
-    let mut fields = Vec::new();
+async fn read_form(
+    app: &AppState,
+    identity: Option<&Identity>,
+    mut multipart: Multipart,
+) -> Result<UploadRequest, Response> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let mut text_bytes = 0;
     let mut content = None;
     while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
         let name = field.name().unwrap_or_default().to_owned();
@@ -129,6 +137,16 @@ async fn read_form(app: &AppState, mut multipart: Multipart) -> Result<UploadReq
                     "The upload has more than one 'content' part.",
                 ));
             }
+            // Every client sends `name` before the file: refuse a caller without rights on
+            // the project before spooling what may be a gigabyte.
+            if let Some((_, claimed)) = fields.iter().find(|(k, _)| k == "name")
+                && let Ok(project) = ProjectName::new(claimed)
+            {
+                app.registry
+                    .authorize_publish(identity, &project)
+                    .await
+                    .map_err(|e| registry_error(&e))?;
+            }
             content = Some(spool_content(app, field).await?);
         } else if field.file_name().is_some() && name != "gpg_signature" {
             return Err(plain_error(
@@ -137,6 +155,15 @@ async fn read_form(app: &AppState, mut multipart: Multipart) -> Result<UploadReq
             ));
         } else {
             let value = read_text(field).await?;
+            text_bytes += value.len();
+            if fields.len() >= MAX_FIELDS || text_bytes > MAX_TEXT_BYTES {
+                return Err(plain_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "The form is too large: at most {MAX_FIELDS} fields and {MAX_TEXT_BYTES} bytes of text."
+                    ),
+                ));
+            }
             if name != "gpg_signature" {
                 fields.push((name, value));
             }
@@ -161,12 +188,9 @@ pub async fn upload(State(app): State<AppState>, request: Request) -> Response {
             return response;
         }
     };
-    if identity.is_none() && app.registry.access_mode() != AccessMode::Open {
+    if let Err(e) = app.registry.authorize_write(identity.as_ref()) {
         drain(request).await;
-        return registry_error(&RegistryError::rejected(
-            Rejection::Unauthorized,
-            "Publishing to this index requires credentials: use an API token (user name __token__) or an account.",
-        ));
+        return registry_error(&e);
     }
     let is_multipart = request
         .headers()
@@ -197,7 +221,7 @@ pub async fn upload(State(app): State<AppState>, request: Request) -> Response {
         Ok(multipart) => multipart,
         Err(rejection) => return bad_multipart(rejection.body_text()),
     };
-    let mut form = match read_form(&app, multipart).await {
+    let mut form = match read_form(&app, identity.as_ref(), multipart).await {
         Ok(form) => form,
         Err(response) => return response,
     };

@@ -94,15 +94,14 @@ impl BlobStore for CachedBlobStore {
         if let Some(data) = self.cached(key) {
             return Ok(Some(body_of(&data, range)));
         }
+        match self.inner.size(key).await? {
+            None => return Ok(None),
+            Some(size) if size > self.max_item => return self.inner.get(key, range).await,
+            Some(_) => {}
+        }
         let Some(whole) = self.inner.get(key, None).await? else {
             return Ok(None);
         };
-        if whole.len > self.max_item {
-            return match range {
-                None => Ok(Some(whole)),
-                Some(_) => self.inner.get(key, range).await,
-            };
-        }
         let data = match whole.content {
             BlobContent::Bytes(bytes) => bytes,
             BlobContent::Stream(mut stream) => {

@@ -45,40 +45,34 @@ impl LocalBlobStore {
     }
 }
 
-/// Creates `dir` and its missing parents, fsyncing each directory whose entries changed.
-fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        create_dir_durably(parent)?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-        Err(e) => return Err(e),
-    }
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
-}
-
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-fn publish(spooled: SpooledFile, target: &Path) -> std::io::Result<()> {
+/// Links the spooled file to `target` (under `root`) and makes the name durable.
+fn publish(spooled: SpooledFile, target: &Path, root: &Path) -> std::io::Result<()> {
     let parent = target
         .parent()
         .ok_or_else(|| std::io::Error::other("blob path has no parent directory"))?;
-    create_dir_durably(parent)?;
+    std::fs::create_dir_all(parent)?;
     match std::fs::hard_link(spooled.path(), target) {
-        Ok(()) => sync_dir(parent),
+        Ok(()) => {}
         // Same key, same bytes: an earlier or concurrent writer already published them.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
     }
+    // Whether this call or a concurrent one made them, the names on the way to the blob must
+    // be durable before the caller records the file: fsync its directory and every ancestor up
+    // to the store's root.
+    let mut dir = parent;
+    loop {
+        sync_dir(dir)?;
+        match dir.parent() {
+            Some(up) if dir != root => dir = up,
+            _ => break,
+        }
+    }
+    Ok(())
     // `spooled` drops here and unlinks the spool name; the blob name keeps the data.
 }
 
@@ -125,7 +119,8 @@ fn read_range(
 impl BlobStore for LocalBlobStore {
     async fn put_spooled(&self, key: &BlobKey, file: SpooledFile) -> Result<(), StorageError> {
         let target = self.path_of(key);
-        tokio::task::spawn_blocking(move || publish(file, &target))
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || publish(file, &target, &root))
             .await
             .map_err(std::io::Error::other)??;
         Ok(())

@@ -8,7 +8,7 @@
 //! <data>/admin-password    the first admin's generated password (0600), until deleted
 //! ```
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -64,19 +64,31 @@ pub async fn open(dir: &Path, opener: Opener) -> anyhow::Result<Registry> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("could not create the data directory {}", dir.display()))?;
     let catalog_path = dir.join("catalog.sqlite3");
+    // The catalog holds password and token hashes: readable by the server's user only. SQLite
+    // gives new -wal and -shm files the database file's mode, so create it 0600 first, and
+    // tighten files left by older versions.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&catalog_path)
+        .with_context(|| format!("could not create the catalog {}", catalog_path.display()))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{suffix}", catalog_path.display()));
+        match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("could not restrict the permissions of {}", path.display())
+                });
+            }
+        }
+    }
     let catalog = SqliteCatalog::open(&catalog_path)
         .await
         .with_context(|| format!("could not open the catalog {}", catalog_path.display()))?;
-    // The catalog holds password and token hashes: readable by the server's user only
-    // (SQLite gives its -wal and -shm files the same mode).
-    std::fs::set_permissions(&catalog_path, std::fs::Permissions::from_mode(0o600)).with_context(
-        || {
-            format!(
-                "could not restrict the permissions of {}",
-                catalog_path.display()
-            )
-        },
-    )?;
     let local: Arc<dyn BlobStore> = Arc::new(
         LocalBlobStore::open(dir.join("files"))
             .with_context(|| format!("could not open the file store in {}", dir.display()))?,

@@ -432,18 +432,14 @@ mod tests {
             async move { c.user(name).await.unwrap().unwrap().id }
         };
         let (alice, bob, root) = (id("alice").await, id("bob").await, id("root").await);
-        let as_user = |user_id, is_admin| Some(Uploader { user_id, is_admin });
+        let as_user = |user_id| Some(Uploader { user_id });
         assert_eq!(
-            c.add_file(&file("a.whl", as_user(alice, false)))
-                .await
-                .unwrap(),
+            c.add_file(&file("a.whl", as_user(alice))).await.unwrap(),
             AddOutcome::Added
         );
         assert_eq!(c.role("shared", alice).await.unwrap(), Some(Role::Owner));
         assert_eq!(
-            c.add_file(&file("b.whl", as_user(bob, false)))
-                .await
-                .unwrap(),
+            c.add_file(&file("b.whl", as_user(bob))).await.unwrap(),
             AddOutcome::Forbidden
         );
         assert!(
@@ -456,9 +452,7 @@ mod tests {
                 .all(|f| f.filename != "b.whl")
         );
         assert_eq!(
-            c.add_file(&file("c.whl", as_user(root, true)))
-                .await
-                .unwrap(),
+            c.add_file(&file("c.whl", as_user(root))).await.unwrap(),
             AddOutcome::Added
         );
         assert!(
@@ -467,9 +461,7 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(
-            c.add_file(&file("b.whl", as_user(bob, false)))
-                .await
-                .unwrap(),
+            c.add_file(&file("b.whl", as_user(bob))).await.unwrap(),
             AddOutcome::Added
         );
         assert_eq!(

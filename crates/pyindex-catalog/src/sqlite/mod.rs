@@ -166,9 +166,19 @@ impl Catalog for SqliteCatalog {
             .fetch_one(&mut *tx)
             .await?;
         if let Some(uploader) = &file.uploader {
+            // Re-read the account inside the transaction: it may have been removed or demoted
+            // since the request was authenticated.
+            let is_admin: Option<bool> =
+                sqlx::query_scalar("SELECT is_admin FROM users WHERE id = $1")
+                    .bind(uploader.user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(is_admin) = is_admin else {
+                return Ok(AddOutcome::Forbidden);
+            };
             if created {
                 accounts::grant(&mut tx, project_id, uploader.user_id, Role::Owner).await?;
-            } else if !uploader.is_admin
+            } else if !is_admin
                 && accounts::role_of(&mut tx, project_id, uploader.user_id)
                     .await?
                     .is_none()

@@ -21,6 +21,11 @@ const NOT_GZIP: &str = "not a gzip-compressed tar archive; source distributions 
                         files (python -m build --sdist makes one)";
 /// The largest GNU long-name or PAX extension record read, in bytes.
 const MAX_EXTENSION_BYTES: u64 = 1024 * 1024;
+/// Member paths longer than this are refused (Linux's PATH_MAX).
+const MAX_PATH_BYTES: usize = 4096;
+/// The most bytes of member paths remembered (for the License-File check), so that an archive
+/// of many long names cannot make the server hold gigabytes.
+const MAX_REMEMBERED_PATH_BYTES: usize = 16 * 1024 * 1024;
 
 /// Checks a `.tar.gz` source distribution and returns its `<top>/PKG-INFO`.
 ///
@@ -81,6 +86,8 @@ struct Scan<'f> {
     top: Option<String>,
     /// Paths of non-directory members, relative to the top-level directory.
     files: HashSet<String>,
+    /// Total length of the paths in `files`.
+    files_bytes: usize,
     pkg_info: Option<Vec<u8>>,
 }
 
@@ -94,6 +101,7 @@ impl<'f> Scan<'f> {
             members: 0,
             top: None,
             files: HashSet::new(),
+            files_bytes: 0,
             pkg_info: None,
         }
     }
@@ -227,6 +235,22 @@ impl<'f> Scan<'f> {
             }
             let member = format!("{first}/PKG-INFO");
             self.pkg_info = Some(self.read_pkg_info(entry, &member)?);
+        }
+        self.remember(relative)
+    }
+
+    /// Remembers a member path, within [`MAX_PATH_BYTES`] and [`MAX_REMEMBERED_PATH_BYTES`].
+    fn remember(&mut self, relative: String) -> Result<(), ArchiveError> {
+        if relative.len() > MAX_PATH_BYTES {
+            return Err(ArchiveError::invalid(format!(
+                "a member path is longer than {MAX_PATH_BYTES} bytes"
+            )));
+        }
+        self.files_bytes += relative.len();
+        if self.files_bytes > MAX_REMEMBERED_PATH_BYTES {
+            return Err(ArchiveError::invalid(format!(
+                "the member paths add up to more than {MAX_REMEMBERED_PATH_BYTES} bytes"
+            )));
         }
         self.files.insert(relative);
         Ok(())

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pyindex_catalog::{Role, TokenRecord, Uploader, User};
@@ -164,19 +165,41 @@ fn unauthorized(message: impl Into<String>) -> RegistryError {
 }
 
 /// Authentication state shared by the clones of a registry.
-#[derive(Default)]
 pub struct AuthState {
     throttle: Throttle,
-    /// `sha256(user \0 password)` → (user, verified at).
+    /// Password hashes run at most this many at a time: each argon2 check takes ~19 MiB and a
+    /// core for ~0.1 s, so an unbounded burst could exhaust the server.
+    verifications: tokio::sync::Semaphore,
+    /// Remembered password checks, keyed by a keyed hash of user and password.
     passwords: Mutex<HashMap<[u8; 32], (User, Instant)>>,
+    /// Random per-process key of that hash, so a memory dump gives no offline guessing oracle.
+    password_key: [u8; 32],
+    /// Bumped by every `forget_credentials`; a check that started before a bump is not remembered.
+    epoch: AtomicU64,
 }
 
-fn password_key(user: &str, password: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(user.as_bytes());
-    h.update([0]);
-    h.update(password.as_bytes());
-    h.finalize().into()
+impl Default for AuthState {
+    fn default() -> AuthState {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        AuthState {
+            throttle: Throttle::default(),
+            verifications: tokio::sync::Semaphore::new(cores),
+            passwords: Mutex::default(),
+            password_key: random_bytes::<32>(),
+            epoch: AtomicU64::new(0),
+        }
+    }
+}
+
+impl AuthState {
+    fn password_key(&self, user: &str, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.password_key);
+        h.update(user.as_bytes());
+        h.update([0]);
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
 }
 
 impl Registry {
@@ -186,18 +209,11 @@ impl Registry {
         credentials: &Credentials,
         address: &str,
     ) -> Result<Identity, RegistryError> {
-        if let Err(wait) = self.auth.throttle.check(address) {
-            return Err(RegistryError::rejected(
-                Rejection::TooManyRequests {
-                    retry_after_secs: wait.as_secs().max(1),
-                },
-                "Too many failed logins from this address; try again later.",
-            ));
-        }
+        self.check_throttle(address)?;
         let result = match credentials {
             Credentials::Token(token) => self.authenticate_token(token).await,
             Credentials::Password { user, password } => {
-                self.authenticate_password(user, password).await
+                self.authenticate_password(user, password, address).await
             }
         };
         if let Err(RegistryError::Rejected {
@@ -254,8 +270,9 @@ impl Registry {
         &self,
         name: &str,
         password: &str,
+        address: &str,
     ) -> Result<Identity, RegistryError> {
-        let key = password_key(name, password);
+        let key = self.auth.password_key(name, password);
         if let Ok(cache) = self.auth.passwords.lock()
             && let Some((user, at)) = cache.get(&key)
             && at.elapsed() < PASSWORD_CACHE_TTL
@@ -265,6 +282,15 @@ impl Registry {
                 token: None,
             });
         }
+        let epoch = self.auth.epoch.load(Ordering::Acquire);
+        let _turn = self
+            .auth
+            .verifications
+            .acquire()
+            .await
+            .map_err(|e| RegistryError::Internal(e.to_string()))?;
+        // Failures may have piled up while this check waited for its turn.
+        self.check_throttle(address)?;
         let invalid = || unauthorized("Invalid user name or password.");
         let user = self.accounts.user(name).await?;
         // Verify against a dummy hash for unknown users too, so timing does not reveal names.
@@ -281,7 +307,9 @@ impl Registry {
         if password::needs_upgrade(&user.password_hash) {
             self.upgrade_password_hash(&user.name, password).await;
         }
-        if let Ok(mut cache) = self.auth.passwords.lock() {
+        if let Ok(mut cache) = self.auth.passwords.lock()
+            && self.auth.epoch.load(Ordering::Acquire) == epoch
+        {
             cache.retain(|_, (_, at)| at.elapsed() < PASSWORD_CACHE_TTL);
             cache.insert(key, (user.clone(), Instant::now()));
         }
@@ -302,8 +330,20 @@ impl Registry {
     /// Forgets remembered password checks; called whenever accounts may have changed.
     pub fn forget_credentials(&self) {
         if let Ok(mut cache) = self.auth.passwords.lock() {
+            self.auth.epoch.fetch_add(1, Ordering::AcqRel);
             cache.clear();
         }
+    }
+
+    fn check_throttle(&self, address: &str) -> Result<(), RegistryError> {
+        self.auth.throttle.check(address).map_err(|wait| {
+            RegistryError::rejected(
+                Rejection::TooManyRequests {
+                    retry_after_secs: wait.as_secs().max(1),
+                },
+                "Too many failed logins from this address; try again later.",
+            )
+        })
     }
 
     /// Refuses anonymous callers when the access mode requires credentials to read.
@@ -312,6 +352,22 @@ impl Registry {
             (AccessMode::All, None) => {
                 Err(unauthorized("This index requires credentials to read."))
             }
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses, before any work is done, a caller who cannot change anything: an anonymous one
+    /// outside the open mode, or one holding a read-only token.
+    pub fn authorize_write(&self, identity: Option<&Identity>) -> Result<(), RegistryError> {
+        match identity {
+            None if self.access_mode != AccessMode::Open => Err(unauthorized(
+                "This requires credentials: use an API token (user name __token__) or an account.",
+            )),
+            Some(Identity {
+                token: Some(scope), ..
+            }) if scope.read_only => Err(forbidden(
+                "This token is read-only: create a token without --read-only to publish or manage projects.",
+            )),
             _ => Ok(()),
         }
     }
@@ -343,10 +399,7 @@ impl Registry {
                 user.name
             )));
         }
-        Ok(Some(Uploader {
-            user_id: user.id,
-            is_admin: user.is_admin,
-        }))
+        Ok(Some(Uploader { user_id: user.id }))
     }
 
     /// Checks that the caller may manage `project` (yank, roles): an owner or an admin.

@@ -1,7 +1,10 @@
 //! Failed-login throttling per client address: after too many failures within a window, further
 //! attempts from that address are refused without checking credentials until the window ends.
-//! A successful login does not reset the count: otherwise anyone holding one valid credential
-//! could interleave it with unlimited guesses at others.
+//!
+//! A success does not reset the count: otherwise anyone holding one valid credential could
+//! interleave it with unlimited guesses at others. Password checks run a few at a time (see
+//! `AuthState`) and check the lockout again once their turn comes, so a burst of parallel
+//! guesses cannot all slip past the limit while the slow hash runs.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,8 +14,8 @@ use std::time::{Duration, Instant};
 pub const MAX_FAILURES: u32 = 10;
 /// The window.
 pub const WINDOW: Duration = Duration::from_secs(300);
-/// Addresses remembered at most (oldest entries are dropped first).
-const MAX_TRACKED: usize = 100_000;
+/// Above this many tracked addresses, those whose window has passed are forgotten.
+const PRUNE_ABOVE: usize = 100_000;
 
 /// Per-address failure counts.
 #[derive(Default)]
@@ -28,7 +31,7 @@ impl Throttle {
         };
         match failures.get(address) {
             Some(&(count, since)) if count >= MAX_FAILURES && since.elapsed() < WINDOW => {
-                Err(WINDOW - since.elapsed())
+                Err(WINDOW.saturating_sub(since.elapsed()))
             }
             _ => Ok(()),
         }
@@ -39,7 +42,7 @@ impl Throttle {
         let Ok(mut failures) = self.failures.lock() else {
             return;
         };
-        if failures.len() >= MAX_TRACKED {
+        if failures.len() > PRUNE_ABOVE {
             failures.retain(|_, (_, since)| since.elapsed() < WINDOW);
         }
         let entry = failures

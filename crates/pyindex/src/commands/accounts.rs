@@ -151,7 +151,7 @@ pub async fn token(data: &Path, command: TokenCommand) -> anyhow::Result<()> {
                     if t.read_only { "read" } else { "read-write" },
                     timestamp(t.created),
                     t.expires.map_or_else(|| "never".to_owned(), timestamp),
-                    t.description.unwrap_or_default(),
+                    printable(&t.description.unwrap_or_default()),
                 );
             }
         }
@@ -192,12 +192,37 @@ pub async fn audit(data: &Path, limit: i64) -> anyhow::Result<()> {
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}",
             timestamp(e.at),
-            e.actor,
-            e.action,
-            e.subject,
-            e.address.unwrap_or_else(|| "-".to_owned()),
-            e.detail.unwrap_or_default()
+            printable(&e.actor),
+            printable(&e.action),
+            printable(&e.subject),
+            printable(e.address.as_deref().unwrap_or("-")),
+            printable(e.detail.as_deref().unwrap_or_default())
         );
     }
     Ok(())
+}
+
+/// Escapes control characters (tabs, newlines, terminal escapes) in user-supplied text, so that
+/// a yank reason or token description cannot forge log lines or drive the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("ok reason"), "ok reason");
+        assert_eq!(printable("a\tb\nc\u{1b}[31m"), "a\\tb\\nc\\u{1b}[31m");
+    }
 }
