@@ -112,11 +112,6 @@ impl FilenameError {
         &self.filename
     }
 
-    /// Whether the filename was refused for its extension alone.
-    pub fn is_bad_extension(&self) -> bool {
-        self.problem == Problem::Extension
-    }
-
     fn render(&self) -> String {
         match &self.problem {
             Problem::Extension => "Invalid file extension: use .whl for wheels or .tar.gz for \
@@ -431,7 +426,7 @@ mod tests {
             ".x-1.0.tar.gz",
         ] {
             let e = err(name);
-            assert!(!e.is_bad_extension(), "{name}");
+            assert!(e.problem != Problem::Extension, "{name}");
             assert_eq!(e.filename(), name);
         }
         assert!(
@@ -456,7 +451,7 @@ mod tests {
             "foo",
         ] {
             let e = err(name);
-            assert!(e.is_bad_extension(), "{name}");
+            assert!(e.problem == Problem::Extension, "{name}");
             assert_eq!(
                 e.to_string(),
                 "Invalid file extension: use .whl for wheels or .tar.gz for source \

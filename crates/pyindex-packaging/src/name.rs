@@ -42,11 +42,6 @@ impl ProjectName {
     pub fn as_dist_name(&self) -> String {
         self.0.replace('-', "_")
     }
-
-    /// Consumes the name and returns the normalized string.
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
 impl fmt::Display for ProjectName {

@@ -79,7 +79,7 @@ async fn change_yank(
     let yanked = matches!(yank, Yank::Yanked(_));
     match app.registry.yank(actor, project, version, yank).await {
         Ok(()) => {
-            app.pages.invalidate();
+            app.cache.invalidate();
             Json(json!({ "project": project, "version": version, "yanked": yanked }))
                 .into_response()
         }

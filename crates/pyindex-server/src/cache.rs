@@ -79,15 +79,15 @@ pub enum PageKey {
     Project(String, Format),
 }
 
-/// In-memory cache of pages and file records.
+/// In-memory cache of rendered index pages and download answers.
 #[derive(Default)]
-pub struct PageCache {
+pub struct ResponseCache {
     epoch: AtomicU64,
     pages: RwLock<HashMap<PageKey, Arc<Page>>>,
     files: RwLock<HashMap<String, Arc<Download>>>,
 }
 
-impl PageCache {
+impl ResponseCache {
     /// The current epoch; pass it back to the insert functions after rendering.
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn inserts_from_a_past_epoch_are_dropped() {
-        let cache = PageCache::default();
+        let cache = ResponseCache::default();
         let key = PageKey::Root(Format::Json);
         let epoch = cache.epoch();
         cache.invalidate();

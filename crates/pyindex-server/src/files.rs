@@ -136,10 +136,10 @@ impl Download {
 
 /// Finds what the URL's filename names: a distribution, or the metadata file of one.
 async fn lookup(app: &AppState, filename: &str) -> Result<Option<Arc<Download>>, Response> {
-    if let Some(download) = app.pages.file(filename) {
+    if let Some(download) = app.cache.file(filename) {
         return Ok(Some(download));
     }
-    let epoch = app.pages.epoch();
+    let epoch = app.cache.epoch();
     let catalog = app.registry.catalog();
     let found = match catalog.file(filename).await {
         Ok(Some(record)) => Some((record, false)),
@@ -160,7 +160,7 @@ async fn lookup(app: &AppState, filename: &str) -> Result<Option<Arc<Download>>,
         return Ok(None);
     };
     let download = Arc::new(download);
-    app.pages
+    app.cache
         .insert_file(filename.to_owned(), download.clone(), epoch);
     Ok(Some(download))
 }

@@ -31,7 +31,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
-pub use cache::PageCache;
+pub use cache::ResponseCache;
 
 /// How often the server checks the catalog for changes made by other processes.
 pub const CATALOG_POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -41,8 +41,8 @@ pub const CATALOG_POLL_INTERVAL: Duration = Duration::from_millis(500);
 pub struct AppState {
     /// The registry.
     pub registry: Registry,
-    /// Cached pages and file records.
-    pub pages: Arc<PageCache>,
+    /// Rendered index pages and download answers.
+    pub cache: Arc<ResponseCache>,
     /// Largest accepted file, in bytes.
     pub max_upload_size: u64,
 }
@@ -52,7 +52,7 @@ impl AppState {
     pub fn new(registry: Registry, max_upload_size: u64) -> AppState {
         AppState {
             registry,
-            pages: Arc::new(PageCache::default()),
+            cache: Arc::new(ResponseCache::default()),
             max_upload_size,
         }
     }
@@ -74,7 +74,7 @@ impl AppState {
                         // before it, while the catalog could not be read.
                         if last != Some(generation) {
                             tracing::debug!(generation, "catalog changed; refreshing caches");
-                            app.pages.invalidate();
+                            app.cache.invalidate();
                             app.registry.forget_credentials();
                         }
                         last = Some(generation);

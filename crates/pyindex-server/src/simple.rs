@@ -101,14 +101,14 @@ pub async fn root(State(app): State<AppState>, request: Request) -> Response {
         Err(response) => return response,
     };
     let key = PageKey::Root(format);
-    if let Some(page) = app.pages.page(&key) {
+    if let Some(page) = app.cache.page(&key) {
         return send_page(&page, headers);
     }
-    let epoch = app.pages.epoch();
+    let epoch = app.cache.epoch();
     match app.registry.catalog().projects().await {
         Ok(projects) => {
             let page = Arc::new(Page::new(format, pages::root(&projects, format)));
-            app.pages.insert_page(key, page.clone(), epoch);
+            app.cache.insert_page(key, page.clone(), epoch);
             send_page(&page, headers)
         }
         Err(e) => internal_error(&e.to_string()),
@@ -154,14 +154,14 @@ pub async fn project(
         }
     };
     let key = PageKey::Project(name.as_str().to_owned(), format);
-    if let Some(page) = app.pages.page(&key) {
+    if let Some(page) = app.cache.page(&key) {
         return send_page(&page, headers);
     }
-    let epoch = app.pages.epoch();
+    let epoch = app.cache.epoch();
     match app.registry.catalog().project_files(name.as_str()).await {
         Ok(Some(files)) => {
             let page = Arc::new(Page::new(format, pages::project(&files, format)));
-            app.pages.insert_page(key, page.clone(), epoch);
+            app.cache.insert_page(key, page.clone(), epoch);
             send_page(&page, headers)
         }
         Ok(None) => not_found(&format!("No project named '{name}' in this index.")),

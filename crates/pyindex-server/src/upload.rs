@@ -229,7 +229,7 @@ pub async fn upload(State(app): State<AppState>, request: Request) -> Response {
     form.address = address;
     match app.registry.upload(form).await {
         Ok(Published::Added { filename, project }) => {
-            app.pages.invalidate();
+            app.cache.invalidate();
             tracing::info!(%project, %filename, "published");
             (StatusCode::OK, format!("Published {filename}.\n")).into_response()
         }

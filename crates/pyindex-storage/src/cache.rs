@@ -125,8 +125,7 @@ mod tests {
     use crate::{LocalBlobStore, Spool};
 
     async fn read_all(body: BlobBody) -> Vec<u8> {
-        let chunks: Vec<Bytes> = body.into_stream().try_collect().await.unwrap();
-        chunks.concat()
+        crate::read_all_for_tests(body).await
     }
 
     #[tokio::test]

@@ -20,7 +20,6 @@ pub use spool::{Spool, SpoolWriter, SpooledFile};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
 use futures::stream::BoxStream;
 
 /// Errors raised by blob storage.
@@ -70,14 +69,6 @@ impl BlobBody {
             content: BlobContent::Bytes(bytes),
         }
     }
-
-    /// The content as a stream of chunks, whatever its form.
-    pub fn into_stream(self) -> BoxStream<'static, std::io::Result<Bytes>> {
-        match self.content {
-            BlobContent::Bytes(bytes) => futures::stream::once(async move { Ok(bytes) }).boxed(),
-            BlobContent::Stream(stream) => stream,
-        }
-    }
 }
 
 /// Storage for immutable blobs addressed by their SHA-256.
@@ -96,4 +87,17 @@ pub trait BlobStore: Send + Sync {
         key: &BlobKey,
         range: Option<ByteRange>,
     ) -> Result<Option<BlobBody>, StorageError>;
+}
+
+/// Collects a body into one buffer (unit tests of the stores).
+#[cfg(test)]
+pub(crate) async fn read_all_for_tests(body: BlobBody) -> Vec<u8> {
+    use futures::TryStreamExt;
+    match body.content {
+        BlobContent::Bytes(bytes) => bytes.to_vec(),
+        BlobContent::Stream(stream) => {
+            let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
+            chunks.concat()
+        }
+    }
 }

@@ -170,11 +170,9 @@ impl BlobStore for LocalBlobStore {
 mod tests {
     use super::*;
     use crate::Spool;
-    use futures::TryStreamExt;
 
     async fn read_all(body: BlobBody) -> Vec<u8> {
-        let chunks: Vec<Bytes> = body.into_stream().try_collect().await.unwrap();
-        chunks.concat()
+        crate::read_all_for_tests(body).await
     }
 
     async fn store_with(data: &[u8]) -> (tempfile::TempDir, LocalBlobStore, BlobKey) {

@@ -134,7 +134,7 @@ pub struct Identity {
 
 impl Identity {
     /// Refuses if the token used may not write to `project`.
-    pub fn check_token_allows(&self, project: &ProjectName) -> Result<(), RegistryError> {
+    pub fn check_token_may_write(&self, project: &ProjectName) -> Result<(), RegistryError> {
         let Some(scope) = &self.token else {
             return Ok(());
         };
@@ -384,7 +384,7 @@ impl Registry {
             return Ok(None);
         }
         let identity = identity.ok_or_else(|| unauthorized("Publishing to this index requires credentials: use an API token (user name __token__) or an account."))?;
-        identity.check_token_allows(project)?;
+        identity.check_token_may_write(project)?;
         let user = &identity.user;
         if !user.is_admin
             && self
@@ -408,7 +408,7 @@ impl Registry {
         identity: &Identity,
         project: &ProjectName,
     ) -> Result<(), RegistryError> {
-        identity.check_token_allows(project)?;
+        identity.check_token_may_write(project)?;
         let user = &identity.user;
         if user.is_admin
             || self.accounts.role(project.as_str(), user.id).await? == Some(Role::Owner)

@@ -99,16 +99,13 @@ fn check_claim(form: &Form) -> Result<Claim, RegistryError> {
         .map_err(|e| RegistryError::bad_request(e.to_string()))?;
     let version = parse_version(form.required("version")?)
         .map_err(|e| RegistryError::bad_request(e.to_string()))?;
-    let kind = match form.required("filetype")? {
-        "bdist_wheel" => DistKind::Wheel,
-        "sdist" => DistKind::Sdist,
-        other => {
-            return Err(RegistryError::bad_request(format!(
-                "Unknown filetype '{}': use a known file type, 'bdist_wheel' or 'sdist'.",
-                other.escape_default()
-            )));
-        }
-    };
+    let filetype = form.required("filetype")?;
+    let kind = DistKind::from_filetype(filetype).ok_or_else(|| {
+        RegistryError::bad_request(format!(
+            "Unknown filetype '{}': use a known file type, 'bdist_wheel' or 'sdist'.",
+            filetype.escape_default()
+        ))
+    })?;
     if kind == DistKind::Wheel && form.single("pyversion")?.is_none() {
         return Err(RegistryError::bad_request(
             "The field 'pyversion' is required for bdist_wheel uploads: send the wheel's Python tag, e.g. 'py3'.",

@@ -67,6 +67,17 @@ fn long_paths_and_pax_paths_are_followed() {
 }
 
 #[test]
+fn member_paths_longer_than_path_max_are_refused() {
+    let info = pkg_info();
+    let too_long = format!("{TOP}/{}", "d".repeat(MAX_PATH_BYTES + 1));
+    let bytes = tar_gz(&[
+        Member::PaxPath(&too_long, "placeholder/x.py", b"x"),
+        Member::File("demo_pkg-1.0/PKG-INFO", info.as_bytes()),
+    ]);
+    assert!(refused(bytes).contains("longer than 4096 bytes"));
+}
+
+#[test]
 fn two_top_level_directories_are_refused() {
     let info = pkg_info();
     let message = refused(tar_gz(&[
