@@ -202,14 +202,8 @@ class Server:
 
     def _terminate(self) -> None:
         self.expected_down = True
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        if self.proc is not None:
+            support.terminate(self.proc)
 
     def stop(self) -> None:
         self._terminate()

@@ -18,6 +18,7 @@ import http.client
 import io
 import json
 import os
+import signal
 import re
 import subprocess
 import sys
@@ -580,3 +581,15 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10, interval: f
 
 def python_version_tag() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop a process we started, by its PID: SIGTERM, then SIGKILL if it lingers."""
+    if proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)

@@ -46,8 +46,11 @@ fn json_body<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T,
     })
 }
 
-fn required(identity: Option<Identity>) -> Result<Identity, Response> {
-    identity.ok_or_else(unauthenticated)
+/// The authenticated caller of a route that always needs credentials (the token routes).
+async fn caller(app: &AppState, headers: &HeaderMap, address: &str) -> Result<Identity, Response> {
+    identify(app, headers, address)
+        .await?
+        .ok_or_else(unauthenticated)
 }
 
 /// Body of a yank request.
@@ -161,7 +164,7 @@ pub async fn create_token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let identity = match identify(&app, &headers, &address).await.and_then(required) {
+    let identity = match caller(&app, &headers, &address).await {
         Ok(identity) => identity,
         Err(response) => return response,
     };
@@ -203,7 +206,7 @@ pub async fn list_tokens(
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
 ) -> Response {
-    let identity = match identify(&app, &headers, &address).await.and_then(required) {
+    let identity = match caller(&app, &headers, &address).await {
         Ok(identity) => identity,
         Err(response) => return response,
     };
@@ -220,7 +223,7 @@ pub async fn revoke_token(
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Response {
-    let identity = match identify(&app, &headers, &address).await.and_then(required) {
+    let identity = match caller(&app, &headers, &address).await {
         Ok(identity) => identity,
         Err(response) => return response,
     };

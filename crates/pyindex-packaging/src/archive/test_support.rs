@@ -7,6 +7,7 @@ use flate2::write::GzEncoder;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
+use super::{ArchiveError, Inspected};
 use crate::filename::{DistFilename, parse_filename};
 
 /// Parses a filename that the test knows to be valid.
@@ -216,4 +217,16 @@ pub(crate) fn good_sdist(name: &str, version: &str) -> Vec<u8> {
         Member::File(&pyproject, b"[project]\n"),
         Member::File(&module, b""),
     ])
+}
+
+/// The message of an archive the inspector refused, failing the test if it was accepted or
+/// refused as a server fault.
+pub fn refusal(result: Result<Inspected, ArchiveError>) -> String {
+    match result {
+        Ok(inspected) => panic!("accepted: {:?}", inspected.metadata),
+        Err(e) => {
+            assert!(!e.is_server_fault(), "{e}");
+            e.to_string()
+        }
+    }
 }

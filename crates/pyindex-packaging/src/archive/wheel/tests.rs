@@ -14,13 +14,7 @@ fn inspect_with(bytes: Vec<u8>, limits: &ArchiveLimits) -> Result<Inspected, Arc
 }
 
 fn refused(bytes: Vec<u8>) -> String {
-    match inspect(bytes) {
-        Ok(inspected) => panic!("accepted: {:?}", inspected.metadata),
-        Err(e) => {
-            assert!(!e.is_server_fault(), "{e}");
-            e.to_string()
-        }
-    }
+    refusal(inspect(bytes))
 }
 
 fn entries_with(edit: impl FnOnce(&mut Vec<(String, Vec<u8>)>)) -> Vec<u8> {
