@@ -292,20 +292,9 @@ impl Accounts for SqliteCatalog {
         Ok(true)
     }
 
-    async fn record(&self, e: &AuditEntry) -> Result<(), CatalogError> {
-        sqlx::query(
-            "INSERT INTO audit_log (at_us, actor, action, subject, address, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(micros(e.at))
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.subject)
-        .bind(&e.address)
-        .bind(&e.detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    async fn record(&self, entry: &AuditEntry) -> Result<(), CatalogError> {
+        let mut conn = self.pool.acquire().await?;
+        insert_audit(&mut conn, entry).await
     }
 
     async fn audit(&self, limit: i64) -> Result<Vec<AuditEntry>, CatalogError> {
@@ -499,4 +488,25 @@ mod tests {
             .collect();
         assert_eq!(last, vec!["s3", "s4"]);
     }
+}
+
+/// Writes one audit record; called inside the transaction of the change it records, so that the
+/// change and its record are committed together or not at all.
+pub(crate) async fn insert_audit(
+    conn: &mut SqliteConnection,
+    e: &AuditEntry,
+) -> Result<(), CatalogError> {
+    sqlx::query(
+        "INSERT INTO audit_log (at_us, actor, action, subject, address, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(micros(e.at))
+    .bind(&e.actor)
+    .bind(&e.action)
+    .bind(&e.subject)
+    .bind(&e.address)
+    .bind(&e.detail)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
