@@ -13,7 +13,8 @@ mod sqlite;
 
 pub use accounts::{Accounts, AuditEntry, NewToken, Role, TokenRecord, User};
 pub use model::{
-    AddOutcome, FileRecord, NewFile, ProjectFiles, ProjectSummary, ReleaseMetadata, Uploader, Yank,
+    AddOutcome, FileRecord, NewFile, ProjectFiles, ProjectStatus, ProjectSummary, ReleaseMetadata,
+    Uploader, Yank,
 };
 pub use sqlite::SqliteCatalog;
 
@@ -60,6 +61,17 @@ pub trait Catalog: Send + Sync {
         project: &str,
         canonical_version: &str,
         yank: Yank,
+    ) -> Result<bool, CatalogError>;
+
+    /// Sets the PEP 792 status of `project` (normalized name) and its reason (`None` clears
+    /// it), and appends `audit` to the audit log in the same transaction. Returns `false`, and
+    /// changes nothing, if there is no such project.
+    async fn set_project_status(
+        &self,
+        project: &str,
+        status: ProjectStatus,
+        reason: Option<&str>,
+        audit: &AuditEntry,
     ) -> Result<bool, CatalogError>;
 
     /// A number that grows whenever the catalog changes.

@@ -87,6 +87,77 @@ pub enum Yank {
     NotYanked,
 }
 
+/// A project's status marker (PEP 792). Exactly one applies at a time; `Active` is the default.
+///
+/// It lives here, beside [`Yank`], rather than in the packaging crate: like a yank it is state
+/// the index keeps about a project, not a property of any distribution file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ProjectStatus {
+    /// Accepts uploads; files are listed and served.
+    #[default]
+    Active,
+    /// Accepts no uploads; existing files stay listed and served.
+    Archived,
+    /// Accepts no uploads; no file is listed or served (e.g. malware).
+    Quarantined,
+    /// Like `Active`; installers may warn that the project is obsolete.
+    Deprecated,
+}
+
+impl ProjectStatus {
+    /// Every status, in the order they are documented.
+    pub const ALL: [ProjectStatus; 4] = [
+        ProjectStatus::Active,
+        ProjectStatus::Archived,
+        ProjectStatus::Quarantined,
+        ProjectStatus::Deprecated,
+    ];
+
+    /// The marker as PEP 792 spells it (also the stored spelling).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectStatus::Active => "active",
+            ProjectStatus::Archived => "archived",
+            ProjectStatus::Quarantined => "quarantined",
+            ProjectStatus::Deprecated => "deprecated",
+        }
+    }
+
+    /// Parses the PEP 792 spelling (exactly, lower case).
+    pub fn parse(text: &str) -> Option<ProjectStatus> {
+        ProjectStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the project accepts new files.
+    pub fn accepts_uploads(self) -> bool {
+        matches!(self, ProjectStatus::Active | ProjectStatus::Deprecated)
+    }
+
+    /// Whether the project's files are listed and served.
+    pub fn serves_files(self) -> bool {
+        self != ProjectStatus::Quarantined
+    }
+}
+
+impl std::fmt::Display for ProjectStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ProjectStatus {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ProjectStatus, String> {
+        ProjectStatus::parse(text).ok_or_else(|| {
+            format!(
+                "Unknown project status '{}': use active, archived, quarantined or deprecated.",
+                text.escape_default()
+            )
+        })
+    }
+}
+
 /// A project in the index listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectSummary {
@@ -94,6 +165,10 @@ pub struct ProjectSummary {
     pub name: String,
     /// Display name.
     pub display_name: String,
+    /// Its PEP 792 status.
+    pub status: ProjectStatus,
+    /// Free text explaining the status, if any was given.
+    pub status_reason: Option<String>,
 }
 
 /// A published file as the index lists it.

@@ -33,7 +33,8 @@ pub enum Actor<'a> {
 }
 
 impl Actor<'_> {
-    fn name(&self) -> String {
+    /// The name the audit log records.
+    pub(crate) fn name(&self) -> String {
         match self {
             Actor::Cli => "cli".to_owned(),
             Actor::Anonymous { .. } => "anonymous".to_owned(),
@@ -41,7 +42,8 @@ impl Actor<'_> {
         }
     }
 
-    fn address(&self) -> Option<String> {
+    /// The client address the audit log records.
+    pub(crate) fn address(&self) -> Option<String> {
         match self {
             Actor::Cli => None,
             Actor::Anonymous { address } | Actor::User { address, .. } => {

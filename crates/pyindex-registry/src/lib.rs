@@ -2,19 +2,24 @@
 //!
 //! Both the HTTP layer and the CLI call this crate; neither holds business rules of its own.
 //! [`Registry::upload`] validates and publishes a file, [`Registry::yank`] changes a release's
-//! yank state, [`auth`] decides who may do what, and [`accounts`] manages users, tokens, roles
-//! and the audit log. The read side ([`Registry::catalog`], [`Registry::blobs`]) is exposed for
-//! the index pages and downloads.
+//! yank state, [`Registry::set_project_status`] changes a project's PEP 792 status, [`auth`]
+//! decides who may do what, and [`accounts`] manages users, tokens, roles and the audit log.
+//! The read side ([`Registry::catalog`], [`Registry::blobs`]) is exposed for the index pages
+//! and downloads.
 
 pub mod accounts;
 pub mod auth;
 mod error;
+mod status;
+#[cfg(test)]
+mod test_support;
 mod upload;
 mod yank;
 
 pub use accounts::{Actor, CreatedToken, TokenRequest};
 pub use auth::{AccessMode, Credentials, Identity};
 pub use error::{RegistryError, Rejection};
+pub use status::{MAX_STATUS_REASON_CHARS, StatusChange};
 pub use upload::{Published, UploadRequest, UploadedContent};
 
 use std::sync::Arc;

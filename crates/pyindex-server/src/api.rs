@@ -4,19 +4,20 @@
 //! |---|---|
 //! | `POST /api/v1/projects/{project}/releases/{version}/yank` | yank (body `{"reason": "..."}`, optional) |
 //! | `POST /api/v1/projects/{project}/releases/{version}/unyank` | undo a yank |
+//! | `POST /api/v1/projects/{project}/status` | set the PEP 792 status (body `{"status": "archived", "reason": "..."}`) |
 //! | `POST /api/v1/tokens` | create a token for oneself (`projects`, `read_only`, `expires_days`, `description`) |
 //! | `GET /api/v1/tokens` | one's own tokens (no secrets) |
 //! | `DELETE /api/v1/tokens/{id}` | revoke one of one's own tokens |
 //!
-//! Every route needs credentials (an account password or a token), except yanking in the open
-//! mode. Errors are `text/plain` with the message, like the upload API.
+//! Every route needs credentials (an account password or a token), except yanking and setting
+//! a project's status in the open mode. Errors are `text/plain` with the message, like the upload API.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use pyindex_catalog::{TokenRecord, Yank};
+use pyindex_catalog::{ProjectStatus, TokenRecord, Yank};
 use pyindex_registry::{Actor, Identity, RegistryError, Rejection, TokenRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -60,6 +61,27 @@ pub struct YankBody {
     reason: Option<String>,
 }
 
+/// The caller of a route that is open to anonymous callers in the open mode (yank, status),
+/// refused at once if it may not write at all.
+async fn writer(
+    app: &AppState,
+    headers: &HeaderMap,
+    address: &str,
+) -> Result<Option<Identity>, Response> {
+    let identity = identify(app, headers, address).await?;
+    app.registry
+        .authorize_write(identity.as_ref())
+        .map_err(|e| registry_error(&e))?;
+    Ok(identity)
+}
+
+fn actor<'a>(identity: &'a Option<Identity>, address: &'a str) -> Actor<'a> {
+    match identity {
+        Some(identity) => Actor::User { identity, address },
+        None => Actor::Anonymous { address },
+    }
+}
+
 async fn change_yank(
     app: &AppState,
     headers: &HeaderMap,
@@ -68,19 +90,16 @@ async fn change_yank(
     version: &str,
     yank: Yank,
 ) -> Response {
-    let identity = match identify(app, headers, address).await {
+    let identity = match writer(app, headers, address).await {
         Ok(identity) => identity,
         Err(response) => return response,
     };
-    if let Err(e) = app.registry.authorize_write(identity.as_ref()) {
-        return registry_error(&e);
-    }
-    let actor = match &identity {
-        Some(identity) => Actor::User { identity, address },
-        None => Actor::Anonymous { address },
-    };
     let yanked = matches!(yank, Yank::Yanked(_));
-    match app.registry.yank(actor, project, version, yank).await {
+    match app
+        .registry
+        .yank(actor(&identity, address), project, version, yank)
+        .await
+    {
         Ok(()) => {
             app.cache.invalidate();
             Json(json!({ "project": project, "version": version, "yanked": yanked }))
@@ -129,6 +148,63 @@ pub async fn unyank(
         Yank::NotYanked,
     )
     .await
+}
+
+/// Body of a status request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusBody {
+    status: String,
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/projects/{project}/status`
+pub async fn set_status(
+    State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let identity = match writer(&app, &headers, &address).await {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    let body = match json_body::<Option<StatusBody>>(&body) {
+        Ok(Some(body)) => body,
+        Ok(None) => {
+            return registry_error(&RegistryError::bad_request(
+                "Send a JSON body like {\"status\": \"archived\", \"reason\": \"...\"} (reason optional).",
+            ));
+        }
+        Err(response) => return response,
+    };
+    let status = match body.status.parse::<ProjectStatus>() {
+        Ok(status) => status,
+        Err(message) => return registry_error(&RegistryError::bad_request(message)),
+    };
+    match app
+        .registry
+        .set_project_status(
+            actor(&identity, &address),
+            &project,
+            status,
+            body.reason.as_deref(),
+        )
+        .await
+    {
+        Ok(change) => {
+            app.cache.invalidate();
+            Json(json!({
+                "project": change.project,
+                "status": change.status.as_str(),
+                "reason": change.reason,
+                "previous": change.previous.as_str(),
+            }))
+            .into_response()
+        }
+        Err(e) => registry_error(&e),
+    }
 }
 
 /// Body of a token request.

@@ -12,10 +12,11 @@ use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use http::{HeaderValue, Method, StatusCode, header};
 use pyindex_catalog::FileRecord;
+use pyindex_registry::{RegistryError, Rejection};
 use pyindex_storage::{BlobContent, BlobKey, ByteRange};
 
 use crate::AppState;
-use crate::response::{if_none_match, internal_error, not_found};
+use crate::response::{if_none_match, internal_error, not_found, registry_error};
 
 const FILE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 const METADATA_SUFFIX: &str = ".metadata";
@@ -92,11 +93,14 @@ pub struct Download {
     etag: HeaderValue,
     /// The upload time, as an HTTP date.
     last_modified: HeaderValue,
+    /// Why the file is not served (its project is quarantined), if it is not. Kept here so
+    /// that the refusal is cached, and forgotten, with the rest of the answer.
+    withheld: Option<(Rejection, String)>,
 }
 
 impl Download {
     /// The answer for the distribution `record` (`metadata`: for its PEP 658 metadata file);
-    /// `None` when there is no such metadata file.
+    /// `None` when there is no such metadata file. The registry decides whether it is served.
     async fn new(
         app: &AppState,
         record: &FileRecord,
@@ -106,6 +110,11 @@ impl Download {
             (false, _) => &record.sha256,
             (true, Some(sha)) => sha,
             (true, None) => return Ok(None),
+        };
+        let withheld = match app.registry.check_download(record).await {
+            Ok(()) => None,
+            Err(RegistryError::Rejected { rejection, message }) => Some((rejection, message)),
+            Err(e) => return Err(registry_error(&e)),
         };
         let key = BlobKey::parse(blob)
             .map_err(|_| internal_error(&format!("catalog holds an invalid blob key '{blob}'")))?;
@@ -130,6 +139,7 @@ impl Download {
             last_modified: header(httpdate::fmt_http_date(record.uploaded.into()))?,
             key,
             len,
+            withheld,
         }))
     }
 }
@@ -182,6 +192,9 @@ pub async fn download(
         Ok(_) => return missing(),
         Err(response) => return response,
     };
+    if let Some((rejection, message)) = &d.withheld {
+        return registry_error(&RegistryError::rejected(*rejection, message.as_str()));
+    }
     let headers = request.headers();
     let mut response = Response::new(Body::empty());
     let h = response.headers_mut();

@@ -141,6 +141,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/projects/{project}/releases/{version}/unyank",
             post(api::unyank),
         )
+        .route("/api/v1/projects/{project}/status", post(api::set_status))
         .route(
             "/api/v1/tokens",
             post(api::create_token).get(api::list_tokens),

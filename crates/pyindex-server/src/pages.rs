@@ -1,5 +1,6 @@
 //! Rendering of simple API pages: PEP 503 HTML and PEP 691 JSON, with the PEP 592 yank
-//! markers, PEP 658/714 metadata attributes and PEP 700 fields (standards C and D).
+//! markers, PEP 658/714 metadata attributes, PEP 700 fields and PEP 792 project status
+//! markers (standards C and D).
 
 use std::fmt::Write;
 
@@ -57,12 +58,49 @@ pub fn upload_time(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-fn html_head(title: &str) -> String {
+/// The page's start; `meta` is more `<meta>` lines, already escaped.
+fn html_head(title: &str, meta: &str) -> String {
     format!(
-        "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    \
+        "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n{meta}    \
          <title>{title}</title>\n  </head>\n  <body>\n    <h1>{title}</h1>\n",
         title = escape(title)
     )
+}
+
+/// The PEP 792 meta tags. The status is always given, `active` too (the PEP allows leaving
+/// it out, but saying it costs nothing); the reason only when there is one.
+fn status_meta(project: &ProjectSummary) -> String {
+    let mut meta = format!(
+        "    <meta name=\"pypi:project-status\" content=\"{}\">\n",
+        project.status
+    );
+    if let Some(reason) = &project.status_reason {
+        let _ = writeln!(
+            meta,
+            "    <meta name=\"pypi:project-status-reason\" content=\"{}\">",
+            escape(reason)
+        );
+    }
+    meta
+}
+
+/// The PEP 792 `project-status` object: `status` always, `reason` when there is one.
+fn status_json(project: &ProjectSummary) -> Value {
+    let mut status = Map::new();
+    status.insert("status".into(), json!(project.status.as_str()));
+    if let Some(reason) = &project.status_reason {
+        status.insert("reason".into(), json!(reason));
+    }
+    Value::Object(status)
+}
+
+/// The files a project page lists: none while the project is quarantined (PEP 792).
+fn listed_files(project: &ProjectFiles) -> &[FileRecord] {
+    if project.project.status.serves_files() {
+        &project.files
+    } else {
+        &[]
+    }
 }
 
 const HTML_TAIL: &str = "  </body>\n</html>\n";
@@ -70,7 +108,7 @@ const HTML_TAIL: &str = "  </body>\n</html>\n";
 /// The root page listing every project.
 pub fn root(projects: &[ProjectSummary], format: Format) -> Vec<u8> {
     if format.is_html() {
-        let mut html = html_head("Simple index");
+        let mut html = html_head("Simple index", "");
         for p in projects {
             let _ = writeln!(
                 html,
@@ -100,8 +138,11 @@ pub fn project(project: &ProjectFiles, format: Format) -> Vec<u8> {
 }
 
 fn project_html(project: &ProjectFiles) -> Vec<u8> {
-    let mut html = html_head(&format!("Links for {}", project.project.name));
-    for file in &project.files {
+    let mut html = html_head(
+        &format!("Links for {}", project.project.name),
+        &status_meta(&project.project),
+    );
+    for file in listed_files(project) {
         let _ = write!(
             html,
             "    <a href=\"{}#sha256={}\"",
@@ -147,9 +188,11 @@ fn project_json(project: &ProjectFiles) -> Vec<u8> {
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => a.1.cmp(b.1),
     });
-    let files: Vec<Value> = project.files.iter().map(file_json).collect();
+    // `versions` names every release even while no file is listed, as in PEP 792's example.
+    let files: Vec<Value> = listed_files(project).iter().map(file_json).collect();
     json_bytes(&json!({
         "meta": { "api-version": API_VERSION },
+        "project-status": status_json(&project.project),
         "name": project.project.name,
         "versions": versions.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
         "files": files,
@@ -183,6 +226,7 @@ fn json_bytes(value: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pyindex_catalog::ProjectStatus;
 
     fn file(name: &str, version: &str, yank: Yank) -> FileRecord {
         FileRecord {
@@ -204,6 +248,8 @@ mod tests {
             project: ProjectSummary {
                 name: "shared-pkg".into(),
                 display_name: "Shared_Pkg".into(),
+                status: ProjectStatus::Active,
+                status_reason: None,
             },
             files: vec![
                 file(
@@ -262,11 +308,62 @@ mod tests {
         assert!(!files[0]["url"].as_str().unwrap().contains('#'));
     }
 
+    fn with_status(status: ProjectStatus, reason: Option<&str>) -> ProjectFiles {
+        let mut project = sample();
+        project.project.status = status;
+        project.project.status_reason = reason.map(str::to_owned);
+        project
+    }
+
+    #[test]
+    fn status_is_announced_in_html() {
+        let html = String::from_utf8(project(&sample(), Format::TextHtml)).unwrap();
+        assert!(html.contains(
+            "<meta name=\"pypi:repository-version\" content=\"1.4\">\n    \
+             <meta name=\"pypi:project-status\" content=\"active\">\n    <title>"
+        ));
+        assert!(!html.contains("pypi:project-status-reason"));
+        let archived = with_status(ProjectStatus::Archived, Some("use <b> & \"c\""));
+        let html = String::from_utf8(project(&archived, Format::TextHtml)).unwrap();
+        assert!(html.contains("<meta name=\"pypi:project-status\" content=\"archived\">"));
+        assert!(html.contains(
+            "<meta name=\"pypi:project-status-reason\" content=\"use &lt;b&gt; &amp; &quot;c&quot;\">"
+        ));
+        assert_eq!(html.matches("<a href=").count(), 3);
+    }
+
+    #[test]
+    fn status_is_announced_in_json() {
+        let value: Value = serde_json::from_slice(&project(&sample(), Format::Json)).unwrap();
+        assert_eq!(value["project-status"], json!({ "status": "active" }));
+        let deprecated = with_status(ProjectStatus::Deprecated, Some("use courier2"));
+        let value: Value = serde_json::from_slice(&project(&deprecated, Format::Json)).unwrap();
+        assert_eq!(
+            value["project-status"],
+            json!({ "status": "deprecated", "reason": "use courier2" })
+        );
+        assert_eq!(value["files"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn quarantined_project_lists_no_files_but_keeps_its_versions() {
+        let quarantined = with_status(ProjectStatus::Quarantined, Some("malware"));
+        let html = String::from_utf8(project(&quarantined, Format::TextHtml)).unwrap();
+        assert!(!html.contains("<a "));
+        assert!(html.contains("content=\"quarantined\""));
+        let value: Value = serde_json::from_slice(&project(&quarantined, Format::Json)).unwrap();
+        assert_eq!(value["files"], json!([]));
+        assert_eq!(value["versions"].as_array().unwrap().len(), 3);
+        assert_eq!(value["project-status"]["status"], "quarantined");
+    }
+
     #[test]
     fn root_lists_projects_in_both_formats() {
         let projects = vec![ProjectSummary {
             name: "a-b".into(),
             display_name: "A_B".into(),
+            status: ProjectStatus::Active,
+            status_reason: None,
         }];
         let html = String::from_utf8(root(&projects, Format::TextHtml)).unwrap();
         assert!(html.contains("<a href=\"/simple/a-b/\">A_B</a>"));

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use pyindex_catalog::ProjectStatus;
 use pyindex_registry::AccessMode;
 
 use crate::size::ByteSize;
@@ -166,6 +167,18 @@ pub enum ProjectCommand {
     Roles {
         /// Project name.
         project: String,
+    },
+    /// Set the project's status (PEP 792), shown to pip and uv in its index page: active,
+    /// archived (no new uploads), quarantined (no uploads, no files listed or served),
+    /// deprecated (informational only).
+    Status {
+        /// Project name.
+        project: String,
+        /// active, archived, quarantined or deprecated.
+        status: ProjectStatus,
+        /// Why, shown in the index page; without it any earlier reason is cleared.
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 

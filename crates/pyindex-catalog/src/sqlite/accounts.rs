@@ -319,6 +319,27 @@ impl Accounts for SqliteCatalog {
     }
 }
 
+/// Writes one audit record; called inside the transaction of the change it records, so that the
+/// change and its record are committed together or not at all.
+pub(crate) async fn insert_audit(
+    conn: &mut SqliteConnection,
+    e: &AuditEntry,
+) -> Result<(), CatalogError> {
+    sqlx::query(
+        "INSERT INTO audit_log (at_us, actor, action, subject, address, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(micros(e.at))
+    .bind(&e.actor)
+    .bind(&e.action)
+    .bind(&e.subject)
+    .bind(&e.address)
+    .bind(&e.detail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,25 +509,4 @@ mod tests {
             .collect();
         assert_eq!(last, vec!["s3", "s4"]);
     }
-}
-
-/// Writes one audit record; called inside the transaction of the change it records, so that the
-/// change and its record are committed together or not at all.
-pub(crate) async fn insert_audit(
-    conn: &mut SqliteConnection,
-    e: &AuditEntry,
-) -> Result<(), CatalogError> {
-    sqlx::query(
-        "INSERT INTO audit_log (at_us, actor, action, subject, address, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(micros(e.at))
-    .bind(&e.actor)
-    .bind(&e.action)
-    .bind(&e.subject)
-    .bind(&e.address)
-    .bind(&e.detail)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

@@ -20,8 +20,8 @@ use sqlx::{Row, SqlSafeStr};
 use time::OffsetDateTime;
 
 use crate::{
-    AddOutcome, Catalog, CatalogError, FileRecord, NewFile, ProjectFiles, ProjectSummary, Role,
-    Yank,
+    AddOutcome, AuditEntry, Catalog, CatalogError, FileRecord, NewFile, ProjectFiles,
+    ProjectStatus, ProjectSummary, Role, Yank,
 };
 
 /// The schema migrations, in order. Applied ones are recorded in `_sqlx_migrations`.
@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "accounts",
         include_str!("../../migrations/sqlite/0002_accounts.sql"),
+    ),
+    (
+        3,
+        "project status",
+        include_str!("../../migrations/sqlite/0003_project_status.sql"),
     ),
 ];
 
@@ -122,11 +127,23 @@ fn file_record(row: &SqliteRow) -> Result<FileRecord, CatalogError> {
     })
 }
 
+const PROJECT_COLUMNS: &str = "name, display_name, status, status_reason";
+
 fn project_summary(row: &SqliteRow) -> Result<ProjectSummary, CatalogError> {
+    let status: String = row.try_get("status")?;
     Ok(ProjectSummary {
         name: row.try_get("name")?,
         display_name: row.try_get("display_name")?,
+        status: ProjectStatus::parse(&status)
+            .ok_or_else(|| CatalogError::Corrupt(format!("unknown project status '{status}'")))?,
+        status_reason: row.try_get("status_reason")?,
     })
+}
+
+fn query_project(filter: &'static str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(format!(
+        "SELECT {PROJECT_COLUMNS} FROM projects WHERE {filter}"
+    ))
 }
 
 fn query_files(filter: &'static str) -> sqlx::AssertSqlSafe<String> {
@@ -248,14 +265,14 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn projects(&self) -> Result<Vec<ProjectSummary>, CatalogError> {
-        let rows = sqlx::query("SELECT name, display_name FROM projects ORDER BY name")
+        let rows = sqlx::query(query_project("1 ORDER BY name"))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(project_summary).collect()
     }
 
     async fn project(&self, project: &str) -> Result<Option<ProjectSummary>, CatalogError> {
-        sqlx::query("SELECT name, display_name FROM projects WHERE name = $1")
+        sqlx::query(query_project("name = $1"))
             .bind(project)
             .fetch_optional(&self.pool)
             .await?
@@ -266,7 +283,7 @@ impl Catalog for SqliteCatalog {
 
     async fn project_files(&self, project: &str) -> Result<Option<ProjectFiles>, CatalogError> {
         let mut conn = self.pool.acquire().await?;
-        let Some(row) = sqlx::query("SELECT name, display_name FROM projects WHERE name = $1")
+        let Some(row) = sqlx::query(query_project("name = $1"))
             .bind(project)
             .fetch_optional(&mut *conn)
             .await?
@@ -315,6 +332,32 @@ impl Catalog for SqliteCatalog {
         }
         tx.commit().await?;
         Ok(changed > 0)
+    }
+
+    async fn set_project_status(
+        &self,
+        project: &str,
+        status: ProjectStatus,
+        reason: Option<&str>,
+        audit: &AuditEntry,
+    ) -> Result<bool, CatalogError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let changed =
+            sqlx::query("UPDATE projects SET status = $1, status_reason = $2 WHERE name = $3")
+                .bind(status.as_str())
+                .bind(reason)
+                .bind(project)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+        if !changed {
+            return Ok(false);
+        }
+        accounts::insert_audit(&mut tx, audit).await?;
+        bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn generation(&self) -> Result<i64, CatalogError> {
@@ -382,7 +425,9 @@ mod tests {
             projects,
             vec![ProjectSummary {
                 name: "shared-pkg".into(),
-                display_name: "Shared_Pkg".into()
+                display_name: "Shared_Pkg".into(),
+                status: ProjectStatus::Active,
+                status_reason: None,
             }]
         );
         let listed = catalog.project_files("shared-pkg").await.unwrap().unwrap();
@@ -508,6 +553,143 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    fn status_audit(detail: &str) -> AuditEntry {
+        AuditEntry {
+            at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            actor: "cli".into(),
+            action: "project.status".into(),
+            subject: "shared-pkg".into(),
+            address: None,
+            detail: Some(detail.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn project_status_is_stored_with_its_audit_entry() {
+        let (_dir, catalog) = catalog().await;
+        let file = new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa");
+        catalog.add_file(&file).await.unwrap();
+        let fresh = catalog.project("shared-pkg").await.unwrap().unwrap();
+        assert_eq!(
+            (fresh.status, fresh.status_reason),
+            (ProjectStatus::Active, None)
+        );
+        let g = catalog.generation().await.unwrap();
+        let audit = status_audit("archived: moved to courier");
+        assert!(
+            catalog
+                .set_project_status(
+                    "shared-pkg",
+                    ProjectStatus::Archived,
+                    Some("moved to courier"),
+                    &audit
+                )
+                .await
+                .unwrap()
+        );
+        assert!(catalog.generation().await.unwrap() > g);
+        let listed = catalog.project_files("shared-pkg").await.unwrap().unwrap();
+        assert_eq!(listed.project.status, ProjectStatus::Archived);
+        assert_eq!(
+            listed.project.status_reason.as_deref(),
+            Some("moved to courier")
+        );
+        assert_eq!(catalog.projects().await.unwrap()[0], listed.project);
+        assert_eq!(
+            crate::Accounts::audit(&catalog, 10).await.unwrap(),
+            vec![audit]
+        );
+
+        catalog
+            .set_project_status(
+                "shared-pkg",
+                ProjectStatus::Active,
+                None,
+                &status_audit("active"),
+            )
+            .await
+            .unwrap();
+        let back = catalog.project("shared-pkg").await.unwrap().unwrap();
+        assert_eq!(
+            (back.status, back.status_reason),
+            (ProjectStatus::Active, None)
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_project_status_change_writes_nothing() {
+        let (_dir, catalog) = catalog().await;
+        let g = catalog.generation().await.unwrap();
+        assert!(
+            !catalog
+                .set_project_status("nope", ProjectStatus::Quarantined, None, &status_audit("x"))
+                .await
+                .unwrap()
+        );
+        assert_eq!(catalog.generation().await.unwrap(), g);
+        assert!(
+            crate::Accounts::audit(&catalog, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn status_change_and_audit_entry_commit_together() {
+        let (_dir, catalog) = catalog().await;
+        catalog
+            .add_file(&new_file(
+                "shared_pkg-0.1.0-py3-none-any.whl",
+                "0.1.0",
+                "aa",
+            ))
+            .await
+            .unwrap();
+        // Make the audit insert fail: the status change must roll back with it.
+        sqlx::query(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
+             BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+        )
+        .execute(&catalog.pool)
+        .await
+        .unwrap();
+        let g = catalog.generation().await.unwrap();
+        assert!(
+            catalog
+                .set_project_status(
+                    "shared-pkg",
+                    ProjectStatus::Archived,
+                    None,
+                    &status_audit("a")
+                )
+                .await
+                .is_err()
+        );
+        let project = catalog.project("shared-pkg").await.unwrap().unwrap();
+        assert_eq!(project.status, ProjectStatus::Active);
+        assert_eq!(catalog.generation().await.unwrap(), g);
+    }
+
+    #[test]
+    fn project_status_spellings_round_trip() {
+        for status in ProjectStatus::ALL {
+            assert_eq!(ProjectStatus::parse(status.as_str()), Some(status));
+            assert_eq!(status.as_str().parse::<ProjectStatus>(), Ok(status));
+        }
+        assert_eq!(ProjectStatus::parse("Archived"), None);
+        assert!(
+            "gone"
+                .parse::<ProjectStatus>()
+                .unwrap_err()
+                .contains("archived")
+        );
+        assert!(ProjectStatus::Deprecated.accepts_uploads());
+        assert!(!ProjectStatus::Archived.accepts_uploads());
+        assert!(ProjectStatus::Archived.serves_files());
+        assert!(!ProjectStatus::Quarantined.serves_files());
     }
 
     #[tokio::test]

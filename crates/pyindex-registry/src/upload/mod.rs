@@ -244,6 +244,7 @@ impl Registry {
         let uploader = self
             .authorize_publish(request.identity.as_ref(), &claim.name)
             .await?;
+        self.check_project_accepts_uploads(&claim.name).await?;
         let filename = check_filename(&content.filename, &claim)?;
         let digests = content.file.digests().clone();
         check_digests(&form, &digests)?;

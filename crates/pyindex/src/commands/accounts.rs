@@ -173,6 +173,26 @@ pub async fn project(data: &Path, command: ProjectCommand) -> anyhow::Result<()>
             }
             return Ok(());
         }
+        ProjectCommand::Status {
+            project,
+            status,
+            reason,
+        } => {
+            let change = registry
+                .set_project_status(Actor::Cli, &project, status, reason.as_deref())
+                .await?;
+            println!(
+                "'{}' is now {} (was {}){}.",
+                change.project,
+                change.status,
+                change.previous,
+                change
+                    .reason
+                    .map(|r| format!(", reason: {}", printable(&r)))
+                    .unwrap_or_default()
+            );
+            return Ok(());
+        }
         ProjectCommand::AddOwner { project, user } => (project, user, Some(Role::Owner)),
         ProjectCommand::AddMaintainer { project, user } => (project, user, Some(Role::Maintainer)),
         ProjectCommand::RemoveRole { project, user } => (project, user, None),
