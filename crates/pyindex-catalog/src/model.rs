@@ -76,6 +76,13 @@ pub enum AddOutcome {
     },
     /// The project exists and the uploader has no role in it; nothing changed.
     Forbidden,
+    /// The project's status accepts no new files (archived, quarantined); nothing changed.
+    StatusRefuses {
+        /// The project's status.
+        status: ProjectStatus,
+        /// Its reason, if any.
+        reason: Option<String>,
+    },
 }
 
 /// A change to a release's yank state.

@@ -163,12 +163,11 @@ impl Registry {
         if summary.status.accepts_uploads() {
             return Ok(());
         }
-        Err(crate::auth::forbidden(format!(
-            "Project '{project}' is {}{}: it accepts no new files. {}",
+        Err(upload_refused(
+            project.as_str(),
             summary.status,
-            with_reason(summary.status_reason.as_deref()),
-            reactivate_hint(project.as_str(), summary.status)
-        )))
+            summary.status_reason.as_deref(),
+        ))
     }
 
     /// Whether the file `record` may be downloaded (with its metadata file): not when its
@@ -179,6 +178,19 @@ impl Registry {
         };
         check_served(&summary)
     }
+}
+
+/// The refusal of an upload to a project whose status accepts no new files.
+pub(crate) fn upload_refused(
+    project: &str,
+    status: ProjectStatus,
+    reason: Option<&str>,
+) -> RegistryError {
+    crate::auth::forbidden(format!(
+        "Project '{project}' is {status}{}: it accepts no new files. {}",
+        with_reason(reason),
+        reactivate_hint(project, status)
+    ))
 }
 
 fn check_served(summary: &ProjectSummary) -> Result<(), RegistryError> {

@@ -129,13 +129,17 @@ fn file_record(row: &SqliteRow) -> Result<FileRecord, CatalogError> {
 
 const PROJECT_COLUMNS: &str = "name, display_name, status, status_reason";
 
-fn project_summary(row: &SqliteRow) -> Result<ProjectSummary, CatalogError> {
+fn project_status(row: &SqliteRow) -> Result<ProjectStatus, CatalogError> {
     let status: String = row.try_get("status")?;
+    ProjectStatus::parse(&status)
+        .ok_or_else(|| CatalogError::Corrupt(format!("unknown project status '{status}'")))
+}
+
+fn project_summary(row: &SqliteRow) -> Result<ProjectSummary, CatalogError> {
     Ok(ProjectSummary {
         name: row.try_get("name")?,
         display_name: row.try_get("display_name")?,
-        status: ProjectStatus::parse(&status)
-            .ok_or_else(|| CatalogError::Corrupt(format!("unknown project status '{status}'")))?,
+        status: project_status(row)?,
         status_reason: row.try_get("status_reason")?,
     })
 }
@@ -201,6 +205,20 @@ impl Catalog for SqliteCatalog {
                     .is_none()
             {
                 return Ok(AddOutcome::Forbidden);
+            }
+        }
+        if !created {
+            // Read inside the write transaction: a status change cannot slip in between.
+            let row = sqlx::query("SELECT status, status_reason FROM projects WHERE id = $1")
+                .bind(project_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let status = project_status(&row)?;
+            if !status.accepts_uploads() {
+                return Ok(AddOutcome::StatusRefuses {
+                    status,
+                    reason: row.try_get("status_reason")?,
+                });
             }
         }
         let release = &file.release;
@@ -616,6 +634,45 @@ mod tests {
             (back.status, back.status_reason),
             (ProjectStatus::Active, None)
         );
+    }
+
+    #[tokio::test]
+    async fn archived_and_quarantined_projects_take_no_new_files() {
+        let (_dir, catalog) = catalog().await;
+        catalog
+            .add_file(&new_file(
+                "shared_pkg-0.1.0-py3-none-any.whl",
+                "0.1.0",
+                "aa",
+            ))
+            .await
+            .unwrap();
+        let next = new_file("shared_pkg-0.2.0-py3-none-any.whl", "0.2.0", "bb");
+        for status in [ProjectStatus::Archived, ProjectStatus::Quarantined] {
+            catalog
+                .set_project_status("shared-pkg", status, Some("why"), &status_audit("s"))
+                .await
+                .unwrap();
+            let g = catalog.generation().await.unwrap();
+            assert_eq!(
+                catalog.add_file(&next).await.unwrap(),
+                AddOutcome::StatusRefuses {
+                    status,
+                    reason: Some("why".into())
+                }
+            );
+            assert_eq!(catalog.generation().await.unwrap(), g);
+        }
+        catalog
+            .set_project_status(
+                "shared-pkg",
+                ProjectStatus::Deprecated,
+                None,
+                &status_audit("d"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(catalog.add_file(&next).await.unwrap(), AddOutcome::Added);
     }
 
     #[tokio::test]

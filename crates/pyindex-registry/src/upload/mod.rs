@@ -320,6 +320,11 @@ impl Registry {
                 "You are not an owner or maintainer of the project '{}', so may not publish to it.",
                 record.project
             ))),
+            AddOutcome::StatusRefuses { status, reason } => Err(crate::status::upload_refused(
+                &record.project,
+                status,
+                reason.as_deref(),
+            )),
             AddOutcome::AlreadyPresent => Ok(Published::AlreadyPresent {
                 filename: record.filename,
             }),
