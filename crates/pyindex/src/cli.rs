@@ -168,9 +168,10 @@ pub enum ProjectCommand {
         /// Project name.
         project: String,
     },
-    /// Set the project's status (PEP 792), shown to pip and uv in its index page: active,
-    /// archived (no new uploads), quarantined (no uploads, no files listed or served),
-    /// deprecated (informational only).
+    /// Set the project's status (PEP 792), shown to pip and uv in its index page.
+    ///
+    /// active: the default. archived: no new uploads; files stay installable. quarantined: no
+    /// uploads, no files listed or served. deprecated: informational only.
     Status {
         /// Project name.
         project: String,
