@@ -5,16 +5,24 @@
 //! yank state, [`auth`] decides who may do what, and [`accounts`] manages users, tokens, roles
 //! and the audit log. The read side ([`Registry::catalog`], [`Registry::blobs`]) is exposed for
 //! the index pages and downloads.
+//!
+//! The registry also owns cache invalidation: every change it makes, and every change another
+//! process makes (seen by [`Registry::spawn_change_watcher`]), is handed to the
+//! [`ChangeObserver`]s registered with [`Registry::with_observer`], naming exactly what changed,
+//! so that a cache drops only what a change affects.
 
 pub mod accounts;
 pub mod auth;
+mod changes;
 mod error;
 mod upload;
 mod yank;
 
 pub use accounts::{Actor, CreatedToken, TokenRequest};
 pub use auth::{AccessMode, Credentials, Identity};
+pub use changes::{CHANGE_POLL_INTERVAL, ChangeObserver};
 pub use error::{RegistryError, Rejection};
+pub use pyindex_catalog::Change;
 pub use upload::{Published, UploadRequest, UploadedContent};
 
 use std::sync::Arc;
@@ -33,6 +41,7 @@ pub struct Registry {
     archive_limits: ArchiveLimits,
     access_mode: AccessMode,
     auth: Arc<auth::AuthState>,
+    observers: Vec<Arc<dyn ChangeObserver>>,
 }
 
 impl Registry {
@@ -55,7 +64,14 @@ impl Registry {
             archive_limits,
             access_mode: AccessMode::Upload,
             auth: Arc::default(),
+            observers: Vec::new(),
         }
+    }
+
+    /// The same registry, also telling `observer` of every change.
+    pub fn with_observer(mut self, observer: Arc<dyn ChangeObserver>) -> Registry {
+        self.observers.push(observer);
+        self
     }
 
     /// The same registry in another access mode.

@@ -81,11 +81,8 @@ async fn change_yank(
     };
     let yanked = matches!(yank, Yank::Yanked(_));
     match app.registry.yank(actor, project, version, yank).await {
-        Ok(()) => {
-            app.cache.invalidate();
-            Json(json!({ "project": project, "version": version, "yanked": yanked }))
-                .into_response()
-        }
+        Ok(()) => Json(json!({ "project": project, "version": version, "yanked": yanked }))
+            .into_response(),
         Err(e) => registry_error(&e),
     }
 }

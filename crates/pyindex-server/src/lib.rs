@@ -18,7 +18,6 @@ mod simple;
 mod upload;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -33,9 +32,6 @@ use tower_http::trace::TraceLayer;
 
 pub use cache::ResponseCache;
 
-/// How often the server checks the catalog for changes made by other processes.
-pub const CATALOG_POLL_INTERVAL: Duration = Duration::from_millis(500);
-
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -48,41 +44,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for a registry with a fresh cache.
+    /// State for a registry with a fresh cache, which the registry keeps up to date.
     pub fn new(registry: Registry, max_upload_size: u64) -> AppState {
+        let cache = Arc::new(ResponseCache::default());
         AppState {
-            registry,
-            cache: Arc::new(ResponseCache::default()),
+            registry: registry.with_observer(cache.clone()),
+            cache,
             max_upload_size,
         }
-    }
-
-    /// Starts the task that refreshes caches when another process changes the catalog: it
-    /// polls the catalog's generation every [`CATALOG_POLL_INTERVAL`] and, when it moves, drops
-    /// cached pages and remembered password checks.
-    pub fn spawn_catalog_watcher(&self) -> tokio::task::JoinHandle<()> {
-        let app = self.clone();
-        tokio::spawn(async move {
-            let mut last = None;
-            let mut ticker = tokio::time::interval(CATALOG_POLL_INTERVAL);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                match app.registry.catalog().generation().await {
-                    Ok(generation) => {
-                        // The first successful read also invalidates: pages may have been cached
-                        // before it, while the catalog could not be read.
-                        if last != Some(generation) {
-                            tracing::debug!(generation, "catalog changed; refreshing caches");
-                            app.cache.invalidate();
-                            app.registry.forget_credentials();
-                        }
-                        last = Some(generation);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "could not read the catalog generation"),
-                }
-            }
-        })
     }
 }
 

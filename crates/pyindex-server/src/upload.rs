@@ -229,7 +229,6 @@ pub async fn upload(State(app): State<AppState>, request: Request) -> Response {
     form.address = address;
     match app.registry.upload(form).await {
         Ok(Published::Added { filename, project }) => {
-            app.cache.invalidate();
             tracing::info!(%project, %filename, "published");
             (StatusCode::OK, format!("Published {filename}.\n")).into_response()
         }
