@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import auth_support as A
 import support
 from conftest import pyindex_bin, tool
 
@@ -258,3 +259,24 @@ def test_documented_open_index_credentials_work(module_server, clients, module_d
     )
     assert module_server.project_json("open-creds") is not None
     assert module_server.project_json("open-creds-uv") is not None
+
+
+def test_projects_published_while_open_have_no_owner_until_one_is_given(server, dists):
+    """README: an `open` index records no owner; once credentials are required only admins
+    may publish to such a project until `pyindex project add-owner` gives it one."""
+    r = A.raw_upload(server, support.make_wheel(dists, "open-era", "1.0"))
+    assert r.status == 200, r
+    server.stop()
+    A.add_user(server.data, "bob", "bob-Pw-000001")
+    A.add_user(server.data, "ada", "ada-Pw-000001", admin=True)
+    server.start()  # accounts exist now: the `upload` mode
+    assert A.roles(server.data, "open-era").strip() == ""
+
+    refused = A.raw_upload(server, support.make_wheel(dists, "open-era", "1.1"), A.basic("bob", "bob-Pw-000001"))
+    assert refused.status == 403, refused
+    admin = A.raw_upload(server, support.make_wheel(dists, "open-era", "1.2"), A.basic("ada", "ada-Pw-000001"))
+    assert admin.status == 200, admin
+
+    A.cli(server.data, "project", "add-owner", "open-era", "bob")
+    owner = A.raw_upload(server, support.make_wheel(dists, "open-era", "1.1"), A.basic("bob", "bob-Pw-000001"))
+    assert owner.status == 200, owner
