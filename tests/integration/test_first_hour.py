@@ -274,6 +274,9 @@ def test_projects_published_while_open_have_no_owner_until_one_is_given(server, 
 
     refused = A.raw_upload(server, support.make_wheel(dists, "open-era", "1.1"), A.basic("bob", "bob-Pw-000001"))
     assert refused.status == 403, refused
+    message = refused.body.decode()
+    assert "has no owner yet" in message, message
+    assert "pyindex project add-owner open-era bob" in message, message
     admin = A.raw_upload(server, support.make_wheel(dists, "open-era", "1.2"), A.basic("ada", "ada-Pw-000001"))
     assert admin.status == 200, admin
 

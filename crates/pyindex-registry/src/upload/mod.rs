@@ -124,12 +124,18 @@ fn check_filename(filename: &str, claim: &Claim) -> Result<DistFilename, Registr
     let parsed = parse_filename_for(filename, &claim.name)
         .map_err(|e| RegistryError::bad_request(e.to_string()))?;
     if parsed.version != claim.version {
+        let rest = filename
+            .get(parsed.name_part.len() + 1 + parsed.version_part.len()..)
+            .unwrap_or_default();
         return Err(RegistryError::bad_request(format!(
             "The version in the upload form ({}) does not match the version in the filename \
-             '{}' ({}).",
+             '{}' ({}): for version {} the filename reads '{}-{}{rest}'.",
             claim.version,
             filename.escape_default(),
-            parsed.version_part
+            parsed.version_part,
+            claim.version,
+            parsed.name_part,
+            claim.version,
         )));
     }
     if parsed.kind() != claim.kind {
