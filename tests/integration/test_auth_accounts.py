@@ -68,7 +68,7 @@ def test_import_reports_imported_and_skipped_entries(srv, imported):
     assert {u for u, _ in SCHEMES.values()} <= names
     assert not {u for u, _ in UNSUPPORTED} & names
     rows = [r for r in A.audit(srv.data) if r.action == "user.import"]
-    assert rows and all(u in rows[-1].subject for u, _ in SCHEMES.values()), rows
+    assert {r.subject for r in rows} == {u for u, _ in SCHEMES.values()}, rows
 
 
 @pytest.mark.parametrize("scheme", list(SCHEMES))

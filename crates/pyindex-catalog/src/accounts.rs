@@ -112,7 +112,9 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
-/// Account storage.
+/// Account storage. Every write takes the audit record of the change and writes it in the same
+/// transaction, so the log and the data cannot disagree; a write that changes nothing records
+/// nothing.
 #[async_trait]
 pub trait Accounts: Send + Sync {
     /// How many accounts exist.
@@ -123,17 +125,23 @@ pub trait Accounts: Send + Sync {
         name: &str,
         password_hash: &str,
         is_admin: bool,
+        audit: &AuditEntry,
     ) -> Result<bool, CatalogError>;
     /// The account called `name`.
     async fn user(&self, name: &str) -> Result<Option<User>, CatalogError>;
     /// Every account, by name.
     async fn users(&self) -> Result<Vec<User>, CatalogError>;
     /// Replaces a password hash; `false` if there is no such account.
-    async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, CatalogError>;
+    async fn set_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        audit: &AuditEntry,
+    ) -> Result<bool, CatalogError>;
     /// Deletes an account with its tokens and roles; `false` if there is no such account.
-    async fn remove_user(&self, name: &str) -> Result<bool, CatalogError>;
+    async fn remove_user(&self, name: &str, audit: &AuditEntry) -> Result<bool, CatalogError>;
     /// Stores a token and returns its id.
-    async fn add_token(&self, token: &NewToken) -> Result<i64, CatalogError>;
+    async fn add_token(&self, token: &NewToken, audit: &AuditEntry) -> Result<i64, CatalogError>;
     /// The token with this public id.
     async fn token(&self, public_id: &str) -> Result<Option<TokenRecord>, CatalogError>;
     /// The token with this row id.
@@ -141,7 +149,12 @@ pub trait Accounts: Send + Sync {
     /// Tokens, of one account or of all.
     async fn tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>, CatalogError>;
     /// Revokes a token (only if it belongs to `user`, when given); `false` if none matched.
-    async fn revoke_token(&self, id: i64, user: Option<&str>) -> Result<bool, CatalogError>;
+    async fn revoke_token(
+        &self,
+        id: i64,
+        user: Option<&str>,
+        audit: &AuditEntry,
+    ) -> Result<bool, CatalogError>;
     /// The role of a user in a project.
     async fn role(&self, project: &str, user_id: i64) -> Result<Option<Role>, CatalogError>;
     /// Every role in a project, by user name.
@@ -153,6 +166,7 @@ pub trait Accounts: Send + Sync {
         project: &str,
         user: &str,
         role: Option<Role>,
+        audit: &AuditEntry,
     ) -> Result<bool, CatalogError>;
     /// Appends to the audit log.
     async fn record(&self, entry: &AuditEntry) -> Result<(), CatalogError>;

@@ -10,11 +10,13 @@
 mod accounts;
 mod model;
 mod sqlite;
+#[cfg(test)]
+mod suite;
 
 pub use accounts::{Accounts, AuditEntry, NewToken, Role, TokenRecord, User};
 pub use model::{
-    AddOutcome, FileRecord, NewFile, ProjectFiles, ProjectStatus, ProjectSummary, ReleaseMetadata,
-    Uploader, Yank,
+    AddOutcome, Change, Changes, FileRecord, NewFile, ProjectFiles, ProjectStatus, ProjectSummary,
+    ReleaseMetadata, Uploader, Yank,
 };
 pub use sqlite::SqliteCatalog;
 
@@ -37,13 +39,21 @@ pub enum CatalogError {
 /// The catalog operations the registry needs.
 #[async_trait]
 pub trait Catalog: Send + Sync {
-    /// Records a published file (creating its project and release as needed), unless a file with
-    /// that name exists already, in which case nothing changes and the outcome says whether the
-    /// existing file has the same content.
-    async fn add_file(&self, file: &NewFile) -> Result<AddOutcome, CatalogError>;
+    /// Records a published file (creating its project and release as needed) and its audit
+    /// record in one transaction, unless the same distribution (`dist_key`) or filename exists
+    /// already, in which case nothing changes and the outcome says whether the existing file has
+    /// the same content.
+    async fn add_file(
+        &self,
+        file: &NewFile,
+        audit: &AuditEntry,
+    ) -> Result<AddOutcome, CatalogError>;
 
     /// The file called `filename`, if any.
     async fn file(&self, filename: &str) -> Result<Option<FileRecord>, CatalogError>;
+
+    /// The file of the distribution `dist_key`, whatever its filename's spelling, if any.
+    async fn distribution(&self, dist_key: &str) -> Result<Option<FileRecord>, CatalogError>;
 
     /// Every project, sorted by normalized name.
     async fn projects(&self) -> Result<Vec<ProjectSummary>, CatalogError>;
@@ -55,12 +65,14 @@ pub trait Catalog: Send + Sync {
     async fn project_files(&self, project: &str) -> Result<Option<ProjectFiles>, CatalogError>;
 
     /// Sets the yank state of the release of `project` whose canonical version is
-    /// `canonical_version`. Returns `false` if there is no such release.
+    /// `canonical_version`, with its audit record in the same transaction. Returns `false` (and
+    /// records nothing) if there is no such release.
     async fn set_yank(
         &self,
         project: &str,
         canonical_version: &str,
         yank: Yank,
+        audit: &AuditEntry,
     ) -> Result<bool, CatalogError>;
 
     /// Sets the PEP 792 status of `project` (normalized name) and its reason (`None` clears
@@ -74,6 +86,9 @@ pub trait Catalog: Send + Sync {
         audit: &AuditEntry,
     ) -> Result<bool, CatalogError>;
 
-    /// A number that grows whenever the catalog changes.
+    /// The newest point of the change log: a number that grows with every change.
     async fn generation(&self) -> Result<i64, CatalogError>;
+
+    /// What changed after the point `seq` of the change log (see [`Change`]).
+    async fn changes_since(&self, seq: i64) -> Result<Changes, CatalogError>;
 }

@@ -28,8 +28,11 @@ pub struct NewFile {
     pub version: String,
     /// Canonical version (the release key).
     pub canonical_version: String,
-    /// The filename.
+    /// The filename, exactly as uploaded.
     pub filename: String,
+    /// The distribution the filename denotes, whatever its spelling (see
+    /// `DistFilename::identity`): at most one file per distribution.
+    pub dist_key: String,
     /// `bdist_wheel` or `sdist`.
     pub kind: String,
     /// Size in bytes.
@@ -66,11 +69,19 @@ pub struct Uploader {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AddOutcome {
     /// The file was recorded.
-    Added,
-    /// A file with this name and the same SHA-256 exists; nothing changed.
-    AlreadyPresent,
-    /// A file with this name but other content exists; nothing changed.
+    Added {
+        /// Whether it created its project.
+        new_project: bool,
+    },
+    /// The same distribution exists with the same SHA-256; nothing changed.
+    AlreadyPresent {
+        /// The existing file's name (another spelling of the same distribution, perhaps).
+        filename: String,
+    },
+    /// The same distribution exists with other content; nothing changed.
     Conflict {
+        /// The existing file's name.
+        filename: String,
         /// SHA-256 of the existing file.
         existing_sha256: String,
     },
@@ -210,4 +221,26 @@ pub struct ProjectFiles {
     pub project: ProjectSummary,
     /// Its files, sorted by filename.
     pub files: Vec<FileRecord>,
+}
+
+/// Something a write changed, as far as caches care.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// A project's files, releases or settings (by normalized name).
+    Project(String),
+    /// The set of projects (one was created).
+    ProjectList,
+    /// An account's password, admin flag or existence (by name).
+    Account(String),
+    /// Anything: drop every cache.
+    Everything,
+}
+
+/// The changes made after a point of the change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// The newest point of the change log included; pass it to the next call.
+    pub seq: i64,
+    /// What changed, oldest first; `[Change::Everything]` when the reader fell too far behind.
+    pub changes: Vec<Change>,
 }

@@ -8,6 +8,8 @@ mod capped;
 mod member_path;
 mod sdist;
 mod wheel;
+mod zip_members;
+mod zip_sdist;
 
 #[cfg(test)]
 mod test_support;
@@ -18,8 +20,9 @@ use std::path::Path;
 
 pub use sdist::inspect_sdist;
 pub use wheel::inspect_wheel;
+pub use zip_sdist::inspect_zip_sdist;
 
-use crate::filename::{DistFilename, DistKind};
+use crate::filename::{DistFilename, DistForm, DistKind, SdistFormat};
 use crate::metadata::{CoreMetadata, MetadataError};
 use crate::text::quote;
 
@@ -164,7 +167,7 @@ fn found_suffix(found: &Option<String>) -> String {
     }
 }
 
-/// Opens the file at `path` and inspects it as a wheel or sdist, as `filename.kind` says.
+/// Opens the file at `path` and inspects it as a wheel or sdist, as `filename.form` says.
 pub fn inspect_path(
     path: &Path,
     filename: &DistFilename,
@@ -172,15 +175,16 @@ pub fn inspect_path(
 ) -> Result<Inspected, ArchiveError> {
     let file = File::open(path).map_err(ArchiveError::Io)?;
     let reader = BufReader::new(file);
-    match filename.kind {
-        DistKind::Wheel => inspect_wheel(reader, filename, limits),
-        DistKind::Sdist => inspect_sdist(reader, filename, limits),
+    match filename.form {
+        DistForm::Wheel(_) => inspect_wheel(reader, filename, limits),
+        DistForm::Sdist(SdistFormat::TarGz) => inspect_sdist(reader, filename, limits),
+        DistForm::Sdist(SdistFormat::Zip) => inspect_zip_sdist(reader, filename, limits),
     }
 }
 
 /// Refuses a filename of the other kind (a caller bug, reported rather than trusted).
 fn expect_kind(filename: &DistFilename, kind: DistKind) -> Result<(), ArchiveError> {
-    if filename.kind == kind {
+    if filename.kind() == kind {
         Ok(())
     } else {
         Err(ArchiveError::invalid(format!(

@@ -1,5 +1,11 @@
-//! Distribution filenames: wheels (standards J3) and PEP 625 source distributions (J4), with the
-//! upload safety rules of H4.
+//! Distribution filenames: wheels (standards J3) and source distributions (J4), with the upload
+//! safety rules of H4.
+//!
+//! Every form that the specifications tell consumers to accept is parsed: wheel names with capitals
+//! and dots (`MarkupSafe-2.1.5-...whl`, `zope.interface-6.4-...whl`), legacy sdist names whose
+//! name part contains `-` (`python-dateutil-2.9.0.tar.gz`) and `.zip` source distributions. A
+//! legacy sdist name cannot be split into name and version on its own (`foo-1.0-1.tar.gz`), so
+//! [`parse_filename_for`] splits it against the project name the upload declares.
 
 use std::fmt;
 
@@ -12,8 +18,36 @@ use crate::version::{Version, parse_version};
 pub enum DistKind {
     /// A `.whl` built distribution.
     Wheel,
-    /// A `.tar.gz` source distribution.
+    /// A source distribution (`.tar.gz`, or `.zip` from older tools).
     Sdist,
+}
+
+/// The archive format of a source distribution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SdistFormat {
+    /// `.tar.gz`, the standard format (PEP 625).
+    TarGz,
+    /// `.zip`, made by older tools and still installable.
+    Zip,
+}
+
+impl SdistFormat {
+    /// The filename suffix, with its dot.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            SdistFormat::TarGz => SDIST_SUFFIX,
+            SdistFormat::Zip => ZIP_SDIST_SUFFIX,
+        }
+    }
+}
+
+/// What a filename says about the file beyond name and version.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DistForm {
+    /// A wheel and its compatibility tags.
+    Wheel(WheelTags),
+    /// A source distribution in one of its archive formats.
+    Sdist(SdistFormat),
 }
 
 impl DistKind {
@@ -65,16 +99,49 @@ pub struct DistFilename {
     pub version_part: String,
     /// The parsed version part.
     pub version: Version,
-    /// Wheel or source distribution.
-    pub kind: DistKind,
-    /// The compatibility tags; present exactly for wheels.
-    pub wheel: Option<WheelTags>,
+    /// Wheel (with its tags) or source distribution (with its format).
+    pub form: DistForm,
 }
 
 impl DistFilename {
     /// The normalized project name of the name part.
     pub fn project(&self) -> String {
         normalize(&self.name_part)
+    }
+
+    /// Wheel or source distribution.
+    pub fn kind(&self) -> DistKind {
+        match self.form {
+            DistForm::Wheel(_) => DistKind::Wheel,
+            DistForm::Sdist(_) => DistKind::Sdist,
+        }
+    }
+
+    /// The compatibility tags, for a wheel.
+    pub fn wheel_tags(&self) -> Option<&WheelTags> {
+        match &self.form {
+            DistForm::Wheel(tags) => Some(tags),
+            DistForm::Sdist(_) => None,
+        }
+    }
+
+    /// The distribution this filename denotes, independent of spelling: normalized name,
+    /// normalized version, build tag and tags for a wheel (`MarkupSafe-2.1.5-...whl` and
+    /// `markupsafe-2.1.5-...whl` are one distribution), normalized name, version and archive
+    /// format for a source distribution. Two files with one identity cannot both be published.
+    pub fn identity(&self) -> String {
+        let project = self.project();
+        let version = &self.version;
+        match &self.form {
+            DistForm::Wheel(tags) => format!(
+                "{project}-{version}-{}-{}-{}-{}{WHEEL_SUFFIX}",
+                tags.build.as_deref().unwrap_or(""),
+                tags.python.to_ascii_lowercase(),
+                tags.abi.to_ascii_lowercase(),
+                tags.platform.to_ascii_lowercase(),
+            ),
+            DistForm::Sdist(format) => format!("{project}-{version}{}", format.suffix()),
+        }
     }
 }
 
@@ -107,6 +174,15 @@ impl FilenameError {
         }
     }
 
+    /// The same error, with `hint` appended to its reason.
+    fn with_hint(mut self, hint: String) -> FilenameError {
+        if let Problem::Other(reason) = &mut self.problem {
+            reason.push_str("; ");
+            reason.push_str(&hint);
+        }
+        self
+    }
+
     /// The rejected filename, as given.
     pub fn filename(&self) -> &str {
         &self.filename
@@ -115,7 +191,7 @@ impl FilenameError {
     fn render(&self) -> String {
         match &self.problem {
             Problem::Extension => "Invalid file extension: use .whl for wheels or .tar.gz for \
-                                   source distributions (PEP 625)"
+                                   source distributions (PEP 625; .zip is accepted from older tools)"
                 .to_owned(),
             Problem::Other(reason) => format!(
                 "Invalid distribution filename '{}': {reason}",
@@ -127,26 +203,76 @@ impl FilenameError {
 
 const WHEEL_SUFFIX: &str = ".whl";
 const SDIST_SUFFIX: &str = ".tar.gz";
+const ZIP_SDIST_SUFFIX: &str = ".zip";
 const WHEEL_FORM: &str = "wheel filenames have the form \
                           {name}-{version}(-{build})?-{python}-{abi}-{platform}.whl";
 const SDIST_FORM: &str = "source distribution filenames have the form {name}-{version}.tar.gz";
 
 /// Parses and checks a distribution filename: `{name}-{version}(-{build})?-{python}-{abi}-{platform}.whl`
-/// or `{name}-{version}.tar.gz`.
+/// or `{name}-{version}.tar.gz` (or `.zip`), without knowing the project.
 ///
 /// For source distributions the name and version are split at the last `-` whose remainder is a
-/// valid version, so the legacy `foo-bar-1.0.tar.gz` has the name part `foo-bar`.
+/// valid version, so the legacy `foo-bar-1.0.tar.gz` has the name part `foo-bar`. When the project
+/// is known, [`parse_filename_for`] splits exactly.
 pub fn parse_filename(filename: &str) -> Result<DistFilename, FilenameError> {
-    check_safe(filename)?;
-    if let Some(stem) = filename.strip_suffix(WHEEL_SUFFIX) {
-        check_charset(filename)?;
-        parse_wheel(filename, stem)
-    } else if let Some(stem) = filename.strip_suffix(SDIST_SUFFIX) {
-        check_charset(filename)?;
-        parse_sdist(filename, stem)
-    } else {
-        Err(FilenameError::extension(filename))
+    match split_extension(filename)? {
+        (stem, None) => parse_wheel(filename, stem),
+        (stem, Some(format)) => parse_sdist(filename, stem, format),
     }
+}
+
+/// Parses a distribution filename that must belong to `project`.
+///
+/// A wheel's name part must normalize to the project (`MarkupSafe` for `markupsafe`). A source
+/// distribution's name part is the shortest prefix before a `-` that normalizes to the project
+/// (the sdist specification's rule for legacy names), and everything after that `-` must be the
+/// version: `python-dateutil-2.9.0.tar.gz` is `python-dateutil` 2.9.0, and `foo-1.0-1.tar.gz` is
+/// `foo` 1.0-1 (1.0.post1). Anything else is refused with the expected form in the message.
+pub fn parse_filename_for(
+    filename: &str,
+    project: &ProjectName,
+) -> Result<DistFilename, FilenameError> {
+    match split_extension(filename)? {
+        (stem, None) => {
+            let parsed = parse_wheel(filename, stem).map_err(|e| {
+                e.with_hint(format!(
+                    "for the project '{project}' it starts with '{}-{{version}}-'",
+                    project.as_dist_name()
+                ))
+            })?;
+            if parsed.project() == project.as_str() {
+                Ok(parsed)
+            } else {
+                Err(FilenameError::new(
+                    filename,
+                    format!(
+                        "the name part '{}' is not the project '{project}'; {WHEEL_FORM}, e.g. \
+                         '{}-{}-py3-none-any.whl'",
+                        quote(&parsed.name_part),
+                        project.as_dist_name(),
+                        parsed.version_part,
+                    ),
+                ))
+            }
+        }
+        (stem, Some(format)) => parse_sdist_for(filename, stem, format, project),
+    }
+}
+
+/// Checks the parts every form shares and splits off the extension: `None` for a wheel.
+fn split_extension(filename: &str) -> Result<(&str, Option<SdistFormat>), FilenameError> {
+    check_safe(filename)?;
+    let split = if let Some(stem) = filename.strip_suffix(WHEEL_SUFFIX) {
+        (stem, None)
+    } else if let Some(stem) = filename.strip_suffix(SDIST_SUFFIX) {
+        (stem, Some(SdistFormat::TarGz))
+    } else if let Some(stem) = filename.strip_suffix(ZIP_SDIST_SUFFIX) {
+        (stem, Some(SdistFormat::Zip))
+    } else {
+        return Err(FilenameError::extension(filename));
+    };
+    check_charset(filename)?;
+    Ok(split)
 }
 
 /// The PEP 625 filename of a release's source distribution:
@@ -250,8 +376,7 @@ fn parse_wheel(filename: &str, stem: &str) -> Result<DistFilename, FilenameError
         name_part: name.to_owned(),
         version_part: version.to_owned(),
         version: parsed_version,
-        kind: DistKind::Wheel,
-        wheel: Some(WheelTags {
+        form: DistForm::Wheel(WheelTags {
             build: build.map(str::to_owned),
             python: python.to_owned(),
             abi: abi.to_owned(),
@@ -260,7 +385,11 @@ fn parse_wheel(filename: &str, stem: &str) -> Result<DistFilename, FilenameError
     })
 }
 
-fn parse_sdist(filename: &str, stem: &str) -> Result<DistFilename, FilenameError> {
+fn parse_sdist(
+    filename: &str,
+    stem: &str,
+    format: SdistFormat,
+) -> Result<DistFilename, FilenameError> {
     let mut last_remainder = None;
     for (index, _) in stem.rmatch_indices('-') {
         let (Some(name), Some(version)) = (stem.get(..index), stem.get(index + 1..)) else {
@@ -277,14 +406,7 @@ fn parse_sdist(filename: &str, stem: &str) -> Result<DistFilename, FilenameError
             ));
         }
         check_name_part(filename, name)?;
-        return Ok(DistFilename {
-            raw: filename.to_owned(),
-            name_part: name.to_owned(),
-            version_part: version.to_owned(),
-            version: parsed_version,
-            kind: DistKind::Sdist,
-            wheel: None,
-        });
+        return Ok(sdist(filename, name, version, parsed_version, format));
     }
     let reason = match last_remainder {
         None => format!("there is no '-' between name and version; {SDIST_FORM}"),
@@ -294,6 +416,57 @@ fn parse_sdist(filename: &str, stem: &str) -> Result<DistFilename, FilenameError
         ),
     };
     Err(FilenameError::new(filename, reason))
+}
+
+fn parse_sdist_for(
+    filename: &str,
+    stem: &str,
+    format: SdistFormat,
+    project: &ProjectName,
+) -> Result<DistFilename, FilenameError> {
+    let expected = format!("{}-{{version}}{}", project.as_dist_name(), format.suffix());
+    let split = stem.match_indices('-').find_map(|(index, _)| {
+        let name = stem.get(..index)?;
+        (is_valid_name(name) && normalize(name) == project.as_str())
+            .then(|| (name, stem.get(index + 1..).unwrap_or_default()))
+    });
+    let Some((name, version)) = split else {
+        return Err(FilenameError::new(
+            filename,
+            format!(
+                "it does not start with the project name '{project}' and a '-'; source \
+                 distribution filenames have the form '{expected}'"
+            ),
+        ));
+    };
+    let parsed_version = parse_version(version).map_err(|_| {
+        FilenameError::new(
+            filename,
+            format!(
+                "'{}' after '{}-' is not a valid PEP 440 version; source distribution filenames \
+                 have the form '{expected}'",
+                quote(version),
+                quote(name)
+            ),
+        )
+    })?;
+    Ok(sdist(filename, name, version, parsed_version, format))
+}
+
+fn sdist(
+    filename: &str,
+    name: &str,
+    version: &str,
+    parsed_version: Version,
+    format: SdistFormat,
+) -> DistFilename {
+    DistFilename {
+        raw: filename.to_owned(),
+        name_part: name.to_owned(),
+        version_part: version.to_owned(),
+        version: parsed_version,
+        form: DistForm::Sdist(format),
+    }
 }
 
 fn check_name_part(filename: &str, name: &str) -> Result<(), FilenameError> {
@@ -358,14 +531,14 @@ mod tests {
     #[test]
     fn plain_wheel() {
         let f = ok("shared-0.1.0-py3-none-any.whl");
-        assert_eq!(f.kind, DistKind::Wheel);
+        assert_eq!(f.kind(), DistKind::Wheel);
         assert_eq!(f.name_part, "shared");
         assert_eq!(f.version_part, "0.1.0");
         assert_eq!(f.version, parse_version("0.1").unwrap());
         assert_eq!(f.project(), "shared");
         assert_eq!(
-            f.wheel,
-            Some(WheelTags {
+            f.wheel_tags(),
+            Some(&WheelTags {
                 build: None,
                 python: "py3".into(),
                 abi: "none".into(),
@@ -377,7 +550,7 @@ mod tests {
     #[test]
     fn wheel_with_build_tag() {
         let f = ok("shared-0.1.0-1abc-py2.py3-none-manylinux_2_17_x86_64.whl");
-        let tags = f.wheel.unwrap();
+        let tags = f.wheel_tags().unwrap();
         assert_eq!(tags.build.as_deref(), Some("1abc"));
         assert_eq!(tags.python, "py2.py3");
         assert_eq!(tags.platform, "manylinux_2_17_x86_64");
@@ -400,10 +573,11 @@ mod tests {
     #[test]
     fn pep625_sdist() {
         let f = ok("shared_pkg-1.0.tar.gz");
-        assert_eq!(f.kind, DistKind::Sdist);
+        assert_eq!(f.kind(), DistKind::Sdist);
+        assert_eq!(f.form, DistForm::Sdist(SdistFormat::TarGz));
         assert_eq!(f.name_part, "shared_pkg");
         assert_eq!(f.version_part, "1.0");
-        assert_eq!(f.wheel, None);
+        assert_eq!(f.wheel_tags(), None);
     }
 
     #[test]
@@ -443,7 +617,6 @@ mod tests {
     fn other_extensions_are_refused() {
         for name in [
             "foo-1.0.egg",
-            "foo-1.0.zip",
             "foo-1.0.tar.bz2",
             "foo-1.0.tgz",
             "foo-1.0.exe",
@@ -455,7 +628,7 @@ mod tests {
             assert_eq!(
                 e.to_string(),
                 "Invalid file extension: use .whl for wheels or .tar.gz for source \
-                 distributions (PEP 625)"
+                 distributions (PEP 625; .zip is accepted from older tools)"
             );
         }
     }
@@ -498,6 +671,118 @@ mod tests {
         }
     }
 
+    fn for_project(filename: &str, project: &str) -> Result<DistFilename, FilenameError> {
+        parse_filename_for(filename, &ProjectName::new(project).unwrap())
+    }
+
+    #[test]
+    fn real_world_wheel_names_belong_to_their_project() {
+        for (filename, project) in [
+            (
+                "MarkupSafe-2.1.5-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+                "markupsafe",
+            ),
+            (
+                "zope.interface-6.4.post2-cp311-cp311-win_amd64.whl",
+                "zope-interface",
+            ),
+            ("jaraco.classes-3.4.0-py3-none-any.whl", "jaraco.classes"),
+            (
+                "PyYAML-6.0.1-cp311-cp311-manylinux_2_17_x86_64.whl",
+                "pyyaml",
+            ),
+        ] {
+            let f = for_project(filename, project).unwrap_or_else(|e| panic!("{filename}: {e}"));
+            assert_eq!(f.raw, filename, "kept exactly as given");
+        }
+        let message = for_project("PyYAMLX-6.0.1-py3-none-any.whl", "pyyaml")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("is not the project 'pyyaml'"), "{message}");
+        let dashed = for_project("zope-interface-6.4-py3-none-any.whl", "zope.interface")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            dashed.contains("it starts with 'zope_interface-{version}-'"),
+            "{dashed}"
+        );
+        assert!(
+            message.contains("pyyaml-6.0.1-py3-none-any.whl"),
+            "names the expected form: {message}"
+        );
+    }
+
+    #[test]
+    fn legacy_sdists_split_at_the_shortest_prefix_naming_the_project() {
+        for (filename, project, name_part, version) in [
+            ("PyYAML-6.0.1.tar.gz", "pyyaml", "PyYAML", "6.0.1"),
+            (
+                "zope.interface-6.4.tar.gz",
+                "zope-interface",
+                "zope.interface",
+                "6.4",
+            ),
+            (
+                "python-dateutil-2.9.0.tar.gz",
+                "python-dateutil",
+                "python-dateutil",
+                "2.9.0",
+            ),
+            ("foo-1.0-1.tar.gz", "foo", "foo", "1.0-1"),
+            ("Foo_Bar-2.0.zip", "foo-bar", "Foo_Bar", "2.0"),
+        ] {
+            let f = for_project(filename, project).unwrap_or_else(|e| panic!("{filename}: {e}"));
+            assert_eq!(f.name_part, name_part, "{filename}");
+            assert_eq!(f.version_part, version, "{filename}");
+            assert_eq!(f.kind(), DistKind::Sdist);
+        }
+        assert_eq!(
+            for_project("Foo_Bar-2.0.zip", "foo-bar").unwrap().form,
+            DistForm::Sdist(SdistFormat::Zip)
+        );
+        let wrong_project = for_project("python-dateutil-2.9.0.tar.gz", "python")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            wrong_project.contains("'dateutil-2.9.0' after 'python-'"),
+            "{wrong_project}"
+        );
+        let other = for_project("requests-2.0.tar.gz", "flask")
+            .unwrap_err()
+            .to_string();
+        assert!(other.contains("'flask-{version}.tar.gz'"), "{other}");
+    }
+
+    #[test]
+    fn spellings_of_one_distribution_share_an_identity() {
+        let identity = |name: &str| parse_filename(name).unwrap().identity();
+        assert_eq!(
+            identity("MarkupSafe-2.1.5-cp311-cp311-manylinux_2_17_x86_64.whl"),
+            identity("markupsafe-2.1.5-cp311-cp311-manylinux_2_17_x86_64.whl")
+        );
+        assert_eq!(
+            identity("zope.interface-6.4-py3-none-any.whl"),
+            identity("zope_interface-6.4-py3-none-any.whl")
+        );
+        assert_eq!(
+            identity("PyYAML-6.0.1.tar.gz"),
+            identity("pyyaml-6.0.1.tar.gz")
+        );
+        assert_ne!(
+            identity("pyyaml-6.0.1.tar.gz"),
+            identity("pyyaml-6.0.1.zip")
+        );
+        assert_ne!(
+            identity("demo-1.0-py3-none-any.whl"),
+            identity("demo-1.0-1-py3-none-any.whl"),
+            "a build tag makes another distribution"
+        );
+        assert_ne!(
+            identity("demo-1.0-py3-none-any.whl"),
+            identity("demo-1.0-py2-none-any.whl")
+        );
+    }
+
     #[test]
     fn expected_sdist_name_is_pep625() {
         let name = ProjectName::new("Shared.Pkg").unwrap();
@@ -538,6 +823,18 @@ mod tests {
             }
 
             #[test]
+            fn parsing_for_a_project_never_panics_and_agrees_with_it(
+                raw in "[a-zA-Z0-9._+!-]{0,40}(\\.whl|\\.tar\\.gz|\\.zip)",
+                project in "[a-z0-9]([a-z0-9._-]{0,10}[a-z0-9])?",
+            ) {
+                let project = ProjectName::new(&project).unwrap();
+                if let Ok(parsed) = parse_filename_for(&raw, &project) {
+                    prop_assert_eq!(parsed.project(), project.as_str());
+                    prop_assert_eq!(parsed.raw, raw);
+                }
+            }
+
+            #[test]
             fn expected_sdist_filenames_round_trip(
                 name in "[A-Za-z0-9]([A-Za-z0-9._-]{0,20}[A-Za-z0-9])?",
                 version in "[0-9]{1,3}(\\.[0-9]{1,3}){0,3}((a|b|rc)[0-9])?(\\.post[0-9])?(\\+[a-z0-9]{1,4})?",
@@ -564,7 +861,7 @@ mod tests {
                 let parsed = parse_filename(&filename).unwrap();
                 prop_assert_eq!(&parsed.name_part, &name);
                 prop_assert_eq!(&parsed.version_part, &version);
-                let tags = parsed.wheel.unwrap();
+                let tags = parsed.wheel_tags().unwrap().clone();
                 prop_assert_eq!(tags.build, build);
                 prop_assert_eq!(tags.python, python);
                 prop_assert_eq!(tags.platform, platform);

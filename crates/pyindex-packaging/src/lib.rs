@@ -17,9 +17,11 @@ mod text;
 
 pub use archive::{
     ArchiveError, ArchiveLimits, Inspected, inspect_path, inspect_sdist, inspect_wheel,
+    inspect_zip_sdist,
 };
 pub use filename::{
-    DistFilename, DistKind, FilenameError, WheelTags, expected_sdist_filename, parse_filename,
+    DistFilename, DistForm, DistKind, FilenameError, SdistFormat, WheelTags,
+    expected_sdist_filename, parse_filename, parse_filename_for,
 };
 pub use metadata::{CoreMetadata, MetadataError};
 pub use name::{InvalidName, ProjectName, is_valid_name, normalize};

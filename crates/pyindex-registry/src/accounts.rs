@@ -3,7 +3,7 @@
 //! The CLI calls these as the operator (trusted: it runs on the data directory itself); the HTTP
 //! admin API calls the token functions for the authenticated caller only.
 
-use pyindex_catalog::{AuditEntry, NewToken, Role, TokenRecord, User};
+use pyindex_catalog::{AuditEntry, Change, NewToken, Role, TokenRecord, User};
 use pyindex_packaging::ProjectName;
 use time::{Duration, OffsetDateTime};
 
@@ -171,26 +171,33 @@ fn caller_token_expiry(actor: Actor<'_>) -> Option<OffsetDateTime> {
 }
 
 impl Registry {
-    /// Appends to the audit log. A failure is logged, never returned: the action already happened.
-    pub async fn record(
+    /// The audit record of an action, to be written in the same transaction as the action.
+    pub(crate) fn audit_entry(
         &self,
         actor: Actor<'_>,
         action: &str,
         subject: &str,
         detail: Option<String>,
-    ) {
-        let entry = AuditEntry {
+    ) -> AuditEntry {
+        AuditEntry {
             at: OffsetDateTime::now_utc(),
             actor: actor.name(),
             action: action.to_owned(),
             subject: subject.to_owned(),
             address: actor.address(),
             detail,
-        };
-        tracing::info!(actor = %entry.actor, action, subject, address = ?entry.address, "audit");
-        if let Err(e) = self.accounts.record(&entry).await {
-            tracing::error!(error = %e, "could not write the audit log");
         }
+    }
+
+    /// Logs an action that was committed with its audit record.
+    pub(crate) fn log_audited(entry: &AuditEntry) {
+        tracing::info!(
+            actor = %entry.actor,
+            action = %entry.action,
+            subject = %entry.subject,
+            address = ?entry.address,
+            "audit"
+        );
     }
 
     /// The newest `limit` audit entries, oldest first.
@@ -214,18 +221,23 @@ impl Registry {
         check_user_name(name)?;
         check_password(password)?;
         let hash = hash_password(password).await?;
-        if !self.accounts.add_user(name, &hash, is_admin).await? {
-            return Err(RegistryError::bad_request(format!(
-                "The user '{name}' already exists."
-            )));
-        }
-        self.record(
+        let audit = self.audit_entry(
             actor,
             "user.add",
             name,
             is_admin.then(|| "admin".to_owned()),
-        )
-        .await;
+        );
+        if !self
+            .accounts
+            .add_user(name, &hash, is_admin, &audit)
+            .await?
+        {
+            return Err(RegistryError::bad_request(format!(
+                "The user '{name}' already exists."
+            )));
+        }
+        Self::log_audited(&audit);
+        self.apply_change(&Change::Account(name.to_owned()));
         Ok(())
     }
 
@@ -238,21 +250,23 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         check_password(password)?;
         let hash = hash_password(password).await?;
-        if !self.accounts.set_password(name, &hash).await? {
+        let audit = self.audit_entry(actor, "user.passwd", name, None);
+        if !self.accounts.set_password(name, &hash, &audit).await? {
             return Err(not_found(format!("No user named '{name}'.")));
         }
-        self.forget_credentials();
-        self.record(actor, "user.passwd", name, None).await;
+        Self::log_audited(&audit);
+        self.apply_change(&Change::Account(name.to_owned()));
         Ok(())
     }
 
     /// Deletes an account with its tokens and roles.
     pub async fn remove_user(&self, actor: Actor<'_>, name: &str) -> Result<(), RegistryError> {
-        if !self.accounts.remove_user(name).await? {
+        let audit = self.audit_entry(actor, "user.remove", name, None);
+        if !self.accounts.remove_user(name, &audit).await? {
             return Err(not_found(format!("No user named '{name}'.")));
         }
-        self.forget_credentials();
-        self.record(actor, "user.remove", name, None).await;
+        Self::log_audited(&audit);
+        self.apply_change(&Change::Account(name.to_owned()));
         Ok(())
     }
 
@@ -292,17 +306,15 @@ impl Registry {
                 )));
                 continue;
             }
-            if self.accounts.add_user(name, hash, false).await? {
+            let audit = self.audit_entry(actor, "user.import", name, None);
+            if self.accounts.add_user(name, hash, false, &audit).await? {
+                Self::log_audited(&audit);
                 report.added.push(name.to_owned());
             } else {
                 report
                     .skipped
                     .push(skip(format!("the user '{name}' already exists")));
             }
-        }
-        if !report.added.is_empty() {
-            self.record(actor, "user.import", &report.added.join(","), None)
-                .await;
         }
         Ok(report)
     }
@@ -350,26 +362,31 @@ impl Registry {
         };
         let read_only = request.read_only;
         let generated = token::generate();
-        let id = self
-            .accounts
-            .add_token(&NewToken {
-                public_id: generated.public_id.clone(),
-                secret_hash: generated.hash,
-                user_id: user.id,
-                projects: projects.clone(),
-                read_only,
-                description: request.description.clone(),
-                created,
-                expires,
-            })
-            .await?;
         let detail = format!(
-            "id {id} for {owner}; projects: {}; {}",
-            projects.map_or_else(|| "all".to_owned(), |p| p.join(",")),
+            "for {owner}; projects: {}; {}",
+            projects
+                .as_ref()
+                .map_or_else(|| "all".to_owned(), |p| p.join(",")),
             if read_only { "read-only" } else { "read-write" }
         );
-        self.record(actor, "token.create", &generated.public_id, Some(detail))
-            .await;
+        let audit = self.audit_entry(actor, "token.create", &generated.public_id, Some(detail));
+        let id = self
+            .accounts
+            .add_token(
+                &NewToken {
+                    public_id: generated.public_id.clone(),
+                    secret_hash: generated.hash,
+                    user_id: user.id,
+                    projects,
+                    read_only,
+                    description: request.description.clone(),
+                    created,
+                    expires,
+                },
+                &audit,
+            )
+            .await?;
+        Self::log_audited(&audit);
         Ok(CreatedToken {
             id,
             secret: generated.secret,
@@ -395,16 +412,16 @@ impl Registry {
             return Err(missing());
         }
         check_token_management(actor, target.projects.as_ref())?;
-        if !self.accounts.revoke_token(id, user).await? {
-            return Err(missing());
-        }
-        self.record(
+        let audit = self.audit_entry(
             actor,
             "token.revoke",
             &target.public_id,
             Some(format!("id {id}")),
-        )
-        .await;
+        );
+        if !self.accounts.revoke_token(id, user, &audit).await? {
+            return Err(missing());
+        }
+        Self::log_audited(&audit);
         Ok(())
     }
 
@@ -421,18 +438,22 @@ impl Registry {
         if let Actor::User { identity, .. } = actor {
             self.authorize_manage(identity, &name).await?;
         }
-        if !self.accounts.set_role(name.as_str(), user, role).await? {
-            return Err(not_found(format!(
-                "No project '{name}' or no user '{user}'."
-            )));
-        }
         let action = match role {
             Some(Role::Owner) => "role.owner",
             Some(Role::Maintainer) => "role.maintainer",
             None => "role.remove",
         };
-        self.record(actor, action, &format!("{name} {user}"), None)
-            .await;
+        let audit = self.audit_entry(actor, action, &format!("{name} {user}"), None);
+        if !self
+            .accounts
+            .set_role(name.as_str(), user, role, &audit)
+            .await?
+        {
+            return Err(not_found(format!(
+                "No project '{name}' or no user '{user}'."
+            )));
+        }
+        Self::log_audited(&audit);
         Ok(())
     }
 

@@ -6,9 +6,15 @@
 //! decides who may do what, and [`accounts`] manages users, tokens, roles and the audit log.
 //! The read side ([`Registry::catalog`], [`Registry::blobs`]) is exposed for the index pages
 //! and downloads.
+//!
+//! The registry also owns cache invalidation: every change it makes, and every change another
+//! process makes (seen by [`Registry::spawn_change_watcher`]), is handed to the
+//! [`ChangeObserver`]s registered with [`Registry::with_observer`], naming exactly what changed,
+//! so that a cache drops only what a change affects.
 
 pub mod accounts;
 pub mod auth;
+mod changes;
 mod error;
 mod status;
 #[cfg(test)]
@@ -18,7 +24,9 @@ mod yank;
 
 pub use accounts::{Actor, CreatedToken, TokenRequest};
 pub use auth::{AccessMode, Credentials, Identity};
+pub use changes::{CHANGE_POLL_INTERVAL, ChangeObserver};
 pub use error::{RegistryError, Rejection};
+pub use pyindex_catalog::Change;
 pub use status::{MAX_STATUS_REASON_CHARS, StatusChange};
 pub use upload::{Published, UploadRequest, UploadedContent};
 
@@ -38,6 +46,7 @@ pub struct Registry {
     archive_limits: ArchiveLimits,
     access_mode: AccessMode,
     auth: Arc<auth::AuthState>,
+    observers: Vec<Arc<dyn ChangeObserver>>,
 }
 
 impl Registry {
@@ -60,7 +69,14 @@ impl Registry {
             archive_limits,
             access_mode: AccessMode::Upload,
             auth: Arc::default(),
+            observers: Vec::new(),
         }
+    }
+
+    /// The same registry, also telling `observer` of every change.
+    pub fn with_observer(mut self, observer: Arc<dyn ChangeObserver>) -> Registry {
+        self.observers.push(observer);
+        self
     }
 
     /// The same registry in another access mode.

@@ -142,7 +142,8 @@ impl Registry {
         {
             return Err(no_project());
         }
-        tracing::info!(actor = %audit.actor, action = %audit.action, subject = %audit.subject, address = ?audit.address, "audit");
+        Self::log_audited(&audit);
+        self.apply_change(&pyindex_catalog::Change::Project(name.as_str().to_owned()));
         Ok(StatusChange {
             project: name.as_str().to_owned(),
             previous,

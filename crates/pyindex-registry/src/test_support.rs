@@ -10,6 +10,18 @@ use time::OffsetDateTime;
 
 use crate::{Identity, Registry};
 
+/// An audit record for set-up writes.
+pub fn audit(action: &str, subject: &str) -> pyindex_catalog::AuditEntry {
+    pyindex_catalog::AuditEntry {
+        at: OffsetDateTime::now_utc(),
+        actor: "test".into(),
+        action: action.into(),
+        subject: subject.into(),
+        address: None,
+        detail: None,
+    }
+}
+
 /// A registry and the database under it; the directory lives as long as this does.
 pub struct Harness {
     /// The registry under test.
@@ -40,7 +52,12 @@ impl Harness {
 
     /// Creates an account (password hash irrelevant) and returns it as a password login.
     pub async fn user(&self, name: &str, is_admin: bool) -> Identity {
-        assert!(self.database.add_user(name, "x", is_admin).await.unwrap());
+        assert!(
+            self.database
+                .add_user(name, "x", is_admin, &audit("user.add", name))
+                .await
+                .unwrap()
+        );
         Identity {
             user: self.database.user(name).await.unwrap().unwrap(),
             token: None,
@@ -57,6 +74,7 @@ impl Harness {
             version: "1.0".into(),
             canonical_version: "1".into(),
             filename: format!("{dist}-1.0-py3-none-any.whl"),
+            dist_key: format!("{project}-1.0--py3-none-any.whl"),
             kind: "bdist_wheel".into(),
             size: 1,
             sha256: "ab".repeat(32),
@@ -70,6 +88,9 @@ impl Harness {
                 user_id: owner.user.id,
             }),
         };
-        self.database.add_file(&file).await.unwrap();
+        self.database
+            .add_file(&file, &audit("publish", &file.filename))
+            .await
+            .unwrap();
     }
 }

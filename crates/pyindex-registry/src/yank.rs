@@ -1,7 +1,7 @@
 //! Yanking (PEP 592): a yanked release stays listed and downloadable, but installers skip it
 //! unless a requirement pins it exactly.
 
-use pyindex_catalog::Yank;
+use pyindex_catalog::{Change, Yank};
 use pyindex_packaging::{ProjectName, canonical_version, parse_version};
 
 use crate::{Actor, Registry, RegistryError, Rejection};
@@ -37,9 +37,10 @@ impl Registry {
             Yank::Yanked(reason) => ("yank", reason.clone()),
             Yank::NotYanked => ("unyank", None),
         };
+        let audit = self.audit_entry(actor, action, &format!("{name} {version}"), detail);
         if !self
             .catalog
-            .set_yank(name.as_str(), &canonical_version(&version), yank)
+            .set_yank(name.as_str(), &canonical_version(&version), yank, &audit)
             .await?
         {
             return Err(RegistryError::rejected(
@@ -47,8 +48,8 @@ impl Registry {
                 format!("Project '{name}' has no release {version}."),
             ));
         }
-        self.record(actor, action, &format!("{name} {version}"), detail)
-            .await;
+        Self::log_audited(&audit);
+        self.apply_change(&Change::Project(name.as_str().to_owned()));
         Ok(())
     }
 }

@@ -100,11 +100,8 @@ async fn change_yank(
         .yank(actor(&identity, address), project, version, yank)
         .await
     {
-        Ok(()) => {
-            app.cache.invalidate();
-            Json(json!({ "project": project, "version": version, "yanked": yanked }))
-                .into_response()
-        }
+        Ok(()) => Json(json!({ "project": project, "version": version, "yanked": yanked }))
+            .into_response(),
         Err(e) => registry_error(&e),
     }
 }
@@ -193,16 +190,13 @@ pub async fn set_status(
         )
         .await
     {
-        Ok(change) => {
-            app.cache.invalidate();
-            Json(json!({
-                "project": change.project,
-                "status": change.status.as_str(),
-                "reason": change.reason,
-                "previous": change.previous.as_str(),
-            }))
-            .into_response()
-        }
+        Ok(change) => Json(json!({
+            "project": change.project,
+            "status": change.status.as_str(),
+            "reason": change.reason,
+            "previous": change.previous.as_str(),
+        }))
+        .into_response(),
         Err(e) => registry_error(&e),
     }
 }

@@ -1,14 +1,15 @@
-//! Rendered index pages and file lookups, kept in memory until the catalog changes.
+//! Rendered index pages and file lookups, kept in memory until what they show changes.
 //!
-//! Index pages are rendered once per catalog state and served from memory with a precomputed
-//! gzip variant and strong ETags, which is what lets them be served faster than static files.
-//! Changes made by this process invalidate the cache at once; changes made by another process
-//! (a CLI command, another replica) are noticed by the catalog watcher
-//! ([`crate::AppState::spawn_catalog_watcher`]), which polls the catalog's generation counter.
+//! Index pages are rendered once per state of their project and served from memory with a
+//! precomputed gzip variant and strong ETags, which is what lets them be served faster than static
+//! files. The registry tells the cache what each change touched ([`ChangeObserver`]): a publish
+//! or yank of project A drops A's pages and download answers (and the root page when A is new),
+//! and leaves every other project's alone.
 //!
 //! A render that started before an invalidation must not put its stale result into the cache
-//! afterwards: every insertion names the epoch it started in and is dropped if that epoch has
-//! passed.
+//! afterwards: every insertion names the epoch it started in and is dropped if any invalidation
+//! happened since. (That occasionally leaves an unrelated page uncached until its next request;
+//! tracking epochs per page would cost more than it saves.)
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -20,6 +21,8 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use http::HeaderValue;
 use sha2::{Digest, Sha256};
+
+use pyindex_registry::{Change, ChangeObserver};
 
 use crate::files::Download;
 use crate::negotiate::Format;
@@ -121,18 +124,33 @@ impl ResponseCache {
         }
     }
 
-    /// Forgets everything; called after every change to the catalog.
-    pub fn invalidate(&self) {
+    /// Forgets the pages for which `page` holds and the downloads for which `file` holds.
+    fn forget(&self, page: impl Fn(&PageKey) -> bool, file: impl Fn(&Download) -> bool) {
         // Hold both write locks while bumping the epoch, so that no insert of an older epoch
-        // can slip in between the bump and the clear.
+        // can slip in between the bump and the removal.
         let pages = self.pages.write();
         let files = self.files.write();
         self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut pages) = pages {
-            pages.clear();
+            pages.retain(|key, _| !page(key));
         }
         if let Ok(mut files) = files {
-            files.clear();
+            files.retain(|_, download| !file(download));
+        }
+    }
+}
+
+impl ChangeObserver for ResponseCache {
+    fn changed(&self, change: &Change) {
+        match change {
+            Change::Project(name) => self.forget(
+                |key| matches!(key, PageKey::Project(project, _) if project == name),
+                |download| download.project() == name,
+            ),
+            Change::ProjectList => self.forget(|key| matches!(key, PageKey::Root(_)), |_| false),
+            // Pages and downloads do not depend on accounts: access is checked before the cache.
+            Change::Account(_) => {}
+            Change::Everything => self.forget(|_| true, |_| true),
         }
     }
 }
@@ -154,12 +172,48 @@ mod tests {
         assert_ne!(page.identity.etag, page.gzip.etag);
     }
 
+    fn page() -> Arc<Page> {
+        Arc::new(Page::new(Format::Json, b"{}".to_vec()))
+    }
+
+    #[test]
+    fn a_change_drops_only_what_it_touches() {
+        let cache = ResponseCache::default();
+        let keys = [
+            PageKey::Root(Format::Json),
+            PageKey::Project("a".into(), Format::Json),
+            PageKey::Project("a".into(), Format::TextHtml),
+            PageKey::Project("b".into(), Format::Json),
+        ];
+        let fill = |cache: &ResponseCache| {
+            for key in &keys {
+                cache.insert_page(key.clone(), page(), cache.epoch());
+            }
+        };
+        let cached = |cache: &ResponseCache| {
+            keys.iter()
+                .map(|key| cache.page(key).is_some())
+                .collect::<Vec<_>>()
+        };
+        fill(&cache);
+        cache.changed(&Change::Project("a".into()));
+        assert_eq!(cached(&cache), [true, false, false, true]);
+        fill(&cache);
+        cache.changed(&Change::ProjectList);
+        assert_eq!(cached(&cache), [false, true, true, true]);
+        fill(&cache);
+        cache.changed(&Change::Account("someone".into()));
+        assert_eq!(cached(&cache), [true, true, true, true]);
+        cache.changed(&Change::Everything);
+        assert_eq!(cached(&cache), [false, false, false, false]);
+    }
+
     #[test]
     fn inserts_from_a_past_epoch_are_dropped() {
         let cache = ResponseCache::default();
         let key = PageKey::Root(Format::Json);
         let epoch = cache.epoch();
-        cache.invalidate();
+        cache.changed(&Change::ProjectList);
         cache.insert_page(
             key.clone(),
             Arc::new(Page::new(Format::Json, b"{}".to_vec())),
@@ -172,7 +226,7 @@ mod tests {
             cache.epoch(),
         );
         assert!(cache.page(&key).is_some());
-        cache.invalidate();
+        cache.changed(&Change::Everything);
         assert!(cache.page(&key).is_none());
     }
 }

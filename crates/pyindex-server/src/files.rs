@@ -83,6 +83,8 @@ fn parse_range(value: &str, len: u64) -> RangeRequest {
 
 /// Everything needed to answer for one file URL, worked out once per catalog state.
 pub struct Download {
+    /// The normalized name of the project the file belongs to.
+    project: String,
     /// SHA-256 of the distribution, which the URL must name.
     dist_sha256: String,
     /// The blob to send: the distribution or its metadata file.
@@ -99,6 +101,11 @@ pub struct Download {
 }
 
 impl Download {
+    /// The normalized name of the project the file belongs to.
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
     /// The answer for the distribution `record` (`metadata`: for its PEP 658 metadata file);
     /// `None` when there is no such metadata file. The registry decides whether it is served.
     async fn new(
@@ -134,6 +141,7 @@ impl Download {
         let header =
             |text: String| HeaderValue::from_str(&text).map_err(|e| internal_error(&e.to_string()));
         Ok(Some(Download {
+            project: record.project.clone(),
             dist_sha256: record.sha256.clone(),
             etag: header(format!("\"{key}\""))?,
             last_modified: header(httpdate::fmt_http_date(record.uploaded.into()))?,

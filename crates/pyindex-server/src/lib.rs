@@ -11,20 +11,21 @@ mod auth;
 mod cache;
 mod cross_site;
 mod files;
+mod landing;
 mod negotiate;
 mod pages;
 mod response;
 mod simple;
 mod upload;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use http::{StatusCode, header};
+use http::{Method, StatusCode, Uri, header};
 use pyindex_registry::{AccessMode, Registry};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -32,9 +33,6 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 pub use cache::ResponseCache;
-
-/// How often the server checks the catalog for changes made by other processes.
-pub const CATALOG_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -45,51 +43,29 @@ pub struct AppState {
     pub cache: Arc<ResponseCache>,
     /// Largest accepted file, in bytes.
     pub max_upload_size: u64,
+    /// The address the server listens on, shown in commands when a request names none.
+    pub listen: Option<SocketAddr>,
 }
 
 impl AppState {
-    /// State for a registry with a fresh cache.
+    /// State for a registry with a fresh cache, which the registry keeps up to date.
     pub fn new(registry: Registry, max_upload_size: u64) -> AppState {
+        let cache = Arc::new(ResponseCache::default());
         AppState {
-            registry,
-            cache: Arc::new(ResponseCache::default()),
+            registry: registry.with_observer(cache.clone()),
+            cache,
             max_upload_size,
+            listen: None,
         }
     }
 
-    /// Starts the task that refreshes caches when another process changes the catalog: it
-    /// polls the catalog's generation every [`CATALOG_POLL_INTERVAL`] and, when it moves, drops
-    /// cached pages and remembered password checks.
-    pub fn spawn_catalog_watcher(&self) -> tokio::task::JoinHandle<()> {
-        let app = self.clone();
-        tokio::spawn(async move {
-            let mut last = None;
-            let mut ticker = tokio::time::interval(CATALOG_POLL_INTERVAL);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                match app.registry.catalog().generation().await {
-                    Ok(generation) => {
-                        // The first successful read also invalidates: pages may have been cached
-                        // before it, while the catalog could not be read.
-                        if last != Some(generation) {
-                            tracing::debug!(generation, "catalog changed; refreshing caches");
-                            app.cache.invalidate();
-                            app.registry.forget_credentials();
-                        }
-                        last = Some(generation);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "could not read the catalog generation"),
-                }
-            }
-        })
+    /// The same state, knowing the address the server listens on.
+    pub fn with_listen_address(self, listen: SocketAddr) -> AppState {
+        AppState {
+            listen: Some(listen),
+            ..self
+        }
     }
-}
-
-const LANDING: &str = include_str!("landing.html");
-
-async fn landing() -> Html<&'static str> {
-    Html(LANDING)
 }
 
 async fn health(State(app): State<AppState>) -> Response {
@@ -107,7 +83,14 @@ async fn health(State(app): State<AppState>) -> Response {
     }
 }
 
-async fn unknown_route() -> Response {
+/// Anything that is no route: `/<project>/` redirects to `/simple/<project>/` (an index URL
+/// given without `/simple/`); everything else is 404. The redirect is a 301, like the index's
+/// other redirects: only GET and HEAD are redirected, so 308's keeping of the method adds
+/// nothing, and every installer and proxy follows 301.
+async fn unknown_route(method: Method, uri: Uri) -> Response {
+    if let Some(location) = simple::missing_simple_prefix(&method, &uri) {
+        return response::moved_permanently(&location);
+    }
     response::not_found(
         "Not found. This server is a Python package index: the index is at /simple/, uploads go to /legacy/.",
     )
@@ -119,9 +102,15 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(cross_site::refuse_cross_site));
     let mut reads = Router::new()
-        .route("/", get(landing))
-        .route("/simple/", get(simple::root))
-        .route("/simple", get(simple::root_redirect))
+        .route("/", get(landing::page))
+        .route(
+            "/simple/",
+            get(simple::root).fallback(simple::not_an_upload_url),
+        )
+        .route(
+            "/simple",
+            get(simple::root_redirect).fallback(simple::not_an_upload_url),
+        )
         .route("/simple/{project}/", get(simple::project))
         .route("/simple/{project}", get(simple::project_redirect))
         .route("/files/{sha256}/{filename}", get(files::download));

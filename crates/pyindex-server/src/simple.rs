@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use percent_encoding::percent_decode_str;
 use pyindex_packaging::ProjectName;
 
@@ -12,7 +12,7 @@ use crate::AppState;
 use crate::cache::{Page, PageKey};
 use crate::negotiate::{self, Format};
 use crate::pages;
-use crate::response::{if_none_match, internal_error, moved_permanently, not_found};
+use crate::response::{if_none_match, internal_error, moved_permanently, not_found, plain_error};
 
 /// Index pages may be cached but must be revalidated, so a new release is visible at once.
 const PAGE_CACHE_CONTROL: &str = "max-age=0, must-revalidate";
@@ -93,6 +93,39 @@ pub async fn root_redirect(uri: Uri) -> Response {
     moved_permanently(&with_query("/simple/".to_owned(), &uri))
 }
 
+/// Any method but GET and HEAD on `/simple/` (and `/simple`): `405`, naming the upload URL, for
+/// a publisher given the index URL instead of the upload URL.
+pub async fn not_an_upload_url(State(app): State<AppState>, request: Request) -> Response {
+    let address = crate::landing::address(&app, request.headers(), request.uri());
+    // Read what the client is still sending, so that it sees this answer, not a reset.
+    crate::upload::drain(request).await;
+    let mut response = plain_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!(
+            "/simple/ is the index installers read; uploads go to /legacy/: \
+             twine upload --repository-url http://{address}/legacy/ ..., \
+             uv publish --publish-url http://{address}/legacy/ ..."
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
+/// Where a request for `/<project>/` or `/<project>` (an index URL given without `/simple/`, as
+/// in `pip install --index-url http://host:9001 shared`) belongs: `/simple/<normalized>/`.
+/// `None` for other methods than GET and HEAD, and for paths that are no project name.
+pub fn missing_simple_prefix(method: &Method, uri: &Uri) -> Option<String> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    let path = uri.path().strip_prefix('/')?;
+    let raw = path.strip_suffix('/').unwrap_or(path);
+    let name = ProjectName::new(raw).ok()?;
+    Some(with_query(format!("/simple/{name}/"), uri))
+}
+
 /// `GET /simple/`: every project.
 pub async fn root(State(app): State<AppState>, request: Request) -> Response {
     let headers = request.headers();
@@ -166,5 +199,49 @@ pub async fn project(
         }
         Ok(None) => not_found(&format!("No project named '{name}' in this index.")),
         Err(e) => internal_error(&e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redirect(method: Method, target: &str) -> Option<String> {
+        missing_simple_prefix(&method, &target.parse().unwrap())
+    }
+
+    #[test]
+    fn project_paths_without_simple_are_redirected() {
+        assert_eq!(
+            redirect(Method::GET, "/shared/").as_deref(),
+            Some("/simple/shared/")
+        );
+        assert_eq!(
+            redirect(Method::HEAD, "/Shared_Pkg").as_deref(),
+            Some("/simple/shared-pkg/")
+        );
+        assert_eq!(
+            redirect(Method::GET, "/zope.interface/?format=json").as_deref(),
+            Some("/simple/zope-interface/?format=json")
+        );
+    }
+
+    #[test]
+    fn other_paths_and_methods_are_not() {
+        for target in [
+            "/",
+            "/a/b/",
+            "//shared/",
+            "/-x/",
+            "/shared//",
+            "/sh%61red/",
+            "/a b/",
+        ] {
+            if let Ok(uri) = target.parse::<Uri>() {
+                assert_eq!(missing_simple_prefix(&Method::GET, &uri), None, "{target}");
+            }
+        }
+        assert_eq!(redirect(Method::POST, "/shared/"), None);
+        assert_eq!(redirect(Method::DELETE, "/shared"), None);
     }
 }

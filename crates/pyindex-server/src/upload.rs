@@ -39,7 +39,7 @@ const DRAIN_IDLE: Duration = Duration::from_secs(1);
 /// sending it reads the answer instead of a connection reset. A client that waits for
 /// `100 Continue` gets the answer at once (the body is never asked for), and one that sends
 /// nothing more is answered after [`DRAIN_IDLE`].
-async fn drain(request: Request) {
+pub(crate) async fn drain(request: Request) {
     let expects_continue = request
         .headers()
         .get(header::EXPECT)
@@ -229,7 +229,6 @@ pub async fn upload(State(app): State<AppState>, request: Request) -> Response {
     form.address = address;
     match app.registry.upload(form).await {
         Ok(Published::Added { filename, project }) => {
-            app.cache.invalidate();
             tracing::info!(%project, %filename, "published");
             (StatusCode::OK, format!("Published {filename}.\n")).into_response()
         }

@@ -21,7 +21,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "PYINDEX_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Data directory: catalog database and files [default: ./pyindex-data].
+    /// Data directory: catalog database and files [default: ./pyindex-data]. Every command but
+    /// `serve`, `user add` and `user import-htpasswd` needs one that holds a catalog.
     #[arg(long, global = true, env = "PYINDEX_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
 

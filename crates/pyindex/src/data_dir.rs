@@ -34,6 +34,38 @@ pub enum Opener {
 /// Files up to this size are cached in memory by the server.
 const CACHED_FILE_MAX: u64 = 1 << 20;
 
+/// The catalog's file name inside the data directory.
+const CATALOG_FILE: &str = "catalog.sqlite3";
+
+/// Refuses a data directory that holds no catalog, without creating anything: a command run
+/// from the wrong working directory must not answer from a new, empty index as if it were the
+/// server's. `example` is the command line after `pyindex`, shown with `--data` in the message.
+pub fn require_catalog(dir: &Path, example: &str) -> anyhow::Result<()> {
+    if has_catalog(dir) {
+        return Ok(());
+    }
+    anyhow::bail!("{}", missing_catalog(dir, example))
+}
+
+/// Whether `dir` holds a catalog, i.e. is a data directory already in use.
+pub fn has_catalog(dir: &Path) -> bool {
+    dir.join(CATALOG_FILE).is_file()
+}
+
+/// `dir` as an absolute path, for messages (a relative one depends on where the command ran).
+pub fn shown(dir: &Path) -> PathBuf {
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// The message for a data directory without a catalog.
+fn missing_catalog(dir: &Path, example: &str) -> String {
+    format!(
+        "No pyindex catalog in '{}' (the data directory). Point --data (or PYINDEX_DATA) at the \
+         directory your server uses, e.g. `pyindex --data /srv/pyindex {example}`.",
+        shown(dir).display()
+    )
+}
+
 /// Takes the data directory's server lock, held until the returned file is dropped. One server
 /// per data directory: a server empties the upload spool when it starts, which would destroy
 /// another server's uploads in progress.
@@ -59,11 +91,12 @@ pub fn lock_for_server(dir: &Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
-/// Opens (creating it if needed) the data directory and the registry over it.
+/// Opens (creating it if needed) the data directory and the registry over it. Commands that
+/// must not start a new index call [`require_catalog`] first.
 pub async fn open(dir: &Path, opener: Opener) -> anyhow::Result<Registry> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("could not create the data directory {}", dir.display()))?;
-    let catalog_path = dir.join("catalog.sqlite3");
+    let catalog_path = dir.join(CATALOG_FILE);
     // The catalog holds password and token hashes: readable by the server's user only. SQLite
     // gives new -wal and -shm files the database file's mode, so create it 0600 first, and
     // tighten files left by older versions.
@@ -117,4 +150,35 @@ pub async fn open(dir: &Path, opener: Opener) -> anyhow::Result<Registry> {
         spool,
         ArchiveLimits::default(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_without_catalog_is_refused_and_not_created() {
+        let dir = std::env::temp_dir().join(format!("pyindex-no-catalog-{}", std::process::id()));
+        let err = require_catalog(&dir, "yank shared 0.1.1")
+            .unwrap_err()
+            .to_string();
+        assert!(!dir.exists());
+        assert!(err.starts_with("No pyindex catalog in '/"), "{err}");
+        assert!(
+            err.contains(&format!("{}' (the data directory)", dir.display())),
+            "{err}"
+        );
+        assert!(err.contains("--data (or PYINDEX_DATA)"), "{err}");
+        assert!(
+            err.contains("`pyindex --data /srv/pyindex yank shared 0.1.1`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_relative_directory_is_shown_absolute() {
+        let message = missing_catalog(Path::new("pyindex-data"), "audit");
+        let cwd = std::env::current_dir().unwrap();
+        assert!(message.contains(&format!("'{}'", cwd.join("pyindex-data").display())));
+    }
 }

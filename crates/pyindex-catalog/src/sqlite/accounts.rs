@@ -5,8 +5,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::{SqliteCatalog, bump_generation, from_micros, micros};
-use crate::{Accounts, AuditEntry, CatalogError, NewToken, Role, TokenRecord, User};
+use super::{SqliteCatalog, from_micros, micros, record_changes};
+use crate::{Accounts, AuditEntry, CatalogError, Change, NewToken, Role, TokenRecord, User};
 
 /// Gives `user_id` the role `role` in `project_id` (inside the caller's transaction).
 pub(crate) async fn grant(
@@ -81,16 +81,20 @@ const TOKEN_COLUMNS: &str = "SELECT t.id, t.public_id, t.secret_hash, u.name AS 
      t.read_only, t.description, t.created_us, t.expires_us, t.revoked_us \
      FROM tokens t JOIN users u ON u.id = t.user_id";
 
-/// Runs one write statement in an immediate transaction that also bumps the generation (so
-/// servers drop cached credentials), returning the number of rows it changed.
+/// Runs one write statement in an immediate transaction that, if it changed a row, also writes
+/// its audit record and its entries in the change log (so servers drop what they remembered of
+/// the account), returning whether it changed anything.
 async fn write<'q>(
     catalog: &SqliteCatalog,
     query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-) -> Result<u64, CatalogError> {
+    changes: &[Change],
+    audit: &AuditEntry,
+) -> Result<bool, CatalogError> {
     let mut tx = catalog.pool.begin_with("BEGIN IMMEDIATE").await?;
-    let changed = query.execute(&mut *tx).await?.rows_affected();
-    if changed > 0 {
-        bump_generation(&mut tx).await?;
+    let changed = query.execute(&mut *tx).await?.rows_affected() > 0;
+    if changed {
+        record_changes(&mut tx, changes).await?;
+        insert_audit(&mut tx, audit).await?;
     }
     tx.commit().await?;
     Ok(changed)
@@ -109,6 +113,7 @@ impl Accounts for SqliteCatalog {
         name: &str,
         password_hash: &str,
         is_admin: bool,
+        audit: &AuditEntry,
     ) -> Result<bool, CatalogError> {
         let query = sqlx::query(
             "INSERT INTO users (name, password_hash, is_admin, created_us) VALUES ($1, $2, $3, $4) \
@@ -118,7 +123,7 @@ impl Accounts for SqliteCatalog {
         .bind(password_hash)
         .bind(is_admin)
         .bind(micros(OffsetDateTime::now_utc()));
-        Ok(write(self, query).await? > 0)
+        write(self, query, &[Change::Account(name.to_owned())], audit).await
     }
 
     async fn user(&self, name: &str) -> Result<Option<User>, CatalogError> {
@@ -140,23 +145,24 @@ impl Accounts for SqliteCatalog {
             .collect()
     }
 
-    async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, CatalogError> {
+    async fn set_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        audit: &AuditEntry,
+    ) -> Result<bool, CatalogError> {
         let query = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
             .bind(password_hash)
             .bind(name);
-        Ok(write(self, query).await? > 0)
+        write(self, query, &[Change::Account(name.to_owned())], audit).await
     }
 
-    async fn remove_user(&self, name: &str) -> Result<bool, CatalogError> {
-        Ok(write(
-            self,
-            sqlx::query("DELETE FROM users WHERE name = $1").bind(name),
-        )
-        .await?
-            > 0)
+    async fn remove_user(&self, name: &str, audit: &AuditEntry) -> Result<bool, CatalogError> {
+        let query = sqlx::query("DELETE FROM users WHERE name = $1").bind(name);
+        write(self, query, &[Change::Account(name.to_owned())], audit).await
     }
 
-    async fn add_token(&self, t: &NewToken) -> Result<i64, CatalogError> {
+    async fn add_token(&self, t: &NewToken, audit: &AuditEntry) -> Result<i64, CatalogError> {
         let projects = t
             .projects
             .as_ref()
@@ -177,7 +183,8 @@ impl Accounts for SqliteCatalog {
         .bind(t.expires.map(micros))
         .fetch_one(&mut *tx)
         .await?;
-        bump_generation(&mut tx).await?;
+        // Tokens are looked up on every request, never remembered: nothing to invalidate.
+        insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -218,7 +225,12 @@ impl Accounts for SqliteCatalog {
         .collect()
     }
 
-    async fn revoke_token(&self, id: i64, user: Option<&str>) -> Result<bool, CatalogError> {
+    async fn revoke_token(
+        &self,
+        id: i64,
+        user: Option<&str>,
+        audit: &AuditEntry,
+    ) -> Result<bool, CatalogError> {
         let query = sqlx::query(
             "UPDATE tokens SET revoked_us = $1 WHERE id = $2 AND revoked_us IS NULL \
              AND ($3 IS NULL OR user_id = (SELECT id FROM users WHERE name = $3))",
@@ -226,7 +238,7 @@ impl Accounts for SqliteCatalog {
         .bind(micros(OffsetDateTime::now_utc()))
         .bind(id)
         .bind(user);
-        Ok(write(self, query).await? > 0)
+        write(self, query, &[], audit).await
     }
 
     async fn role(&self, project: &str, user_id: i64) -> Result<Option<Role>, CatalogError> {
@@ -264,6 +276,7 @@ impl Accounts for SqliteCatalog {
         project: &str,
         user: &str,
         role: Option<Role>,
+        audit: &AuditEntry,
     ) -> Result<bool, CatalogError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let project_id: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE name = $1")
@@ -287,7 +300,8 @@ impl Accounts for SqliteCatalog {
                     .await?;
             }
         }
-        bump_generation(&mut tx).await?;
+        // Roles are read inside each publishing transaction, never remembered.
+        insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -338,175 +352,4 @@ pub(crate) async fn insert_audit(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{AddOutcome, Catalog, NewFile, ReleaseMetadata, Uploader};
-
-    async fn catalog() -> (tempfile::TempDir, SqliteCatalog) {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = SqliteCatalog::open(&dir.path().join("catalog.sqlite3"))
-            .await
-            .unwrap();
-        (dir, catalog)
-    }
-
-    fn file(filename: &str, uploader: Option<Uploader>) -> NewFile {
-        NewFile {
-            project: "shared".into(),
-            display_name: "shared".into(),
-            version: "1.0".into(),
-            canonical_version: "1".into(),
-            filename: filename.into(),
-            kind: "bdist_wheel".into(),
-            size: 1,
-            sha256: filename.into(),
-            md5: "m".into(),
-            blake2_256: "b".into(),
-            requires_python: None,
-            metadata_sha256: None,
-            release: ReleaseMetadata::default(),
-            uploaded: OffsetDateTime::now_utc(),
-            uploader,
-        }
-    }
-
-    #[tokio::test]
-    async fn users_are_unique_and_removable() {
-        let (_dir, c) = catalog().await;
-        assert!(c.add_user("alice", "h1", true).await.unwrap());
-        assert!(!c.add_user("alice", "h2", false).await.unwrap());
-        assert_eq!(c.user_count().await.unwrap(), 1);
-        let alice = c.user("alice").await.unwrap().unwrap();
-        assert!(alice.is_admin);
-        assert_eq!(alice.password_hash, "h1");
-        assert!(c.set_password("alice", "h3").await.unwrap());
-        assert_eq!(c.user("alice").await.unwrap().unwrap().password_hash, "h3");
-        assert!(!c.set_password("nobody", "h").await.unwrap());
-        assert!(c.remove_user("alice").await.unwrap());
-        assert!(c.user("alice").await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn tokens_round_trip_and_revoke_only_for_their_owner() {
-        let (_dir, c) = catalog().await;
-        c.add_user("alice", "h", false).await.unwrap();
-        c.add_user("bob", "h", false).await.unwrap();
-        let alice = c.user("alice").await.unwrap().unwrap();
-        let id = c
-            .add_token(&NewToken {
-                public_id: "0123456789abcdef".into(),
-                secret_hash: "hash".into(),
-                user_id: alice.id,
-                projects: Some(vec!["shared".into()]),
-                read_only: true,
-                description: Some("ci".into()),
-                created: OffsetDateTime::now_utc(),
-                expires: None,
-            })
-            .await
-            .unwrap();
-        let token = c.token("0123456789abcdef").await.unwrap().unwrap();
-        assert_eq!(c.token_by_id(id).await.unwrap().as_ref(), Some(&token));
-        assert_eq!((token.id, token.user_name.as_str()), (id, "alice"));
-        assert_eq!(token.projects, Some(vec!["shared".to_owned()]));
-        assert!(token.read_only && token.revoked.is_none());
-        assert!(
-            !c.revoke_token(id, Some("bob")).await.unwrap(),
-            "bob cannot revoke alice's token"
-        );
-        assert!(c.revoke_token(id, Some("alice")).await.unwrap());
-        assert!(
-            c.token("0123456789abcdef")
-                .await
-                .unwrap()
-                .unwrap()
-                .revoked
-                .is_some()
-        );
-        assert!(!c.revoke_token(id, None).await.unwrap(), "already revoked");
-        assert_eq!(c.tokens(Some("bob")).await.unwrap().len(), 0);
-        assert_eq!(c.tokens(None).await.unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn first_uploader_owns_the_project_and_others_are_refused() {
-        let (_dir, c) = catalog().await;
-        c.add_user("alice", "h", false).await.unwrap();
-        c.add_user("bob", "h", false).await.unwrap();
-        c.add_user("root", "h", true).await.unwrap();
-        let id = |name: &'static str| {
-            let c = c.clone();
-            async move { c.user(name).await.unwrap().unwrap().id }
-        };
-        let (alice, bob, root) = (id("alice").await, id("bob").await, id("root").await);
-        let as_user = |user_id| Some(Uploader { user_id });
-        assert_eq!(
-            c.add_file(&file("a.whl", as_user(alice))).await.unwrap(),
-            AddOutcome::Added
-        );
-        assert_eq!(c.role("shared", alice).await.unwrap(), Some(Role::Owner));
-        assert_eq!(
-            c.add_file(&file("b.whl", as_user(bob))).await.unwrap(),
-            AddOutcome::Forbidden
-        );
-        assert!(
-            c.project_files("shared")
-                .await
-                .unwrap()
-                .unwrap()
-                .files
-                .iter()
-                .all(|f| f.filename != "b.whl")
-        );
-        assert_eq!(
-            c.add_file(&file("c.whl", as_user(root))).await.unwrap(),
-            AddOutcome::Added
-        );
-        assert!(
-            c.set_role("shared", "bob", Some(Role::Maintainer))
-                .await
-                .unwrap()
-        );
-        assert_eq!(
-            c.add_file(&file("b.whl", as_user(bob))).await.unwrap(),
-            AddOutcome::Added
-        );
-        assert_eq!(
-            c.roles("shared").await.unwrap(),
-            vec![
-                ("alice".to_owned(), Role::Owner),
-                ("bob".to_owned(), Role::Maintainer)
-            ]
-        );
-        assert!(c.set_role("shared", "bob", None).await.unwrap());
-        assert!(!c.set_role("nope", "bob", Some(Role::Owner)).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn audit_log_keeps_the_newest_entries_in_order() {
-        let (_dir, c) = catalog().await;
-        for i in 0..5 {
-            c.record(&AuditEntry {
-                at: OffsetDateTime::now_utc(),
-                actor: "cli".into(),
-                action: "yank".into(),
-                subject: format!("s{i}"),
-                address: None,
-                detail: None,
-            })
-            .await
-            .unwrap();
-        }
-        let last: Vec<String> = c
-            .audit(2)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.subject)
-            .collect();
-        assert_eq!(last, vec!["s3", "s4"]);
-    }
 }

@@ -19,9 +19,13 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlSafeStr};
 use time::OffsetDateTime;
 
+use accounts::insert_audit;
+use pyindex_packaging::parse_filename;
+use sqlx::SqliteConnection;
+
 use crate::{
-    AddOutcome, AuditEntry, Catalog, CatalogError, FileRecord, NewFile, ProjectFiles,
-    ProjectStatus, ProjectSummary, Role, Yank,
+    AddOutcome, AuditEntry, Catalog, CatalogError, Change, Changes, FileRecord, NewFile,
+    ProjectFiles, ProjectStatus, ProjectSummary, Role, Yank,
 };
 
 /// The schema migrations, in order. Applied ones are recorded in `_sqlx_migrations`.
@@ -41,7 +45,17 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "project status",
         include_str!("../../migrations/sqlite/0003_project_status.sql"),
     ),
+    (
+        4,
+        "distributions and changes",
+        include_str!("../../migrations/sqlite/0004_distributions_and_changes.sql"),
+    ),
 ];
+
+/// How many change-log rows are kept; a reader further behind drops all its caches.
+const CHANGES_KEPT: i64 = 10_000;
+/// The most changes returned at once; more than that is reported as [`Change::Everything`].
+const CHANGES_PER_READ: i64 = 1_000;
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(
@@ -81,7 +95,43 @@ impl SqliteCatalog {
             .connect_with(options)
             .await?;
         migrator().run(&pool).await?;
-        Ok(SqliteCatalog { pool })
+        let catalog = SqliteCatalog { pool };
+        catalog.fill_dist_keys().await?;
+        Ok(catalog)
+    }
+
+    /// Gives files recorded before schema version 4 their distribution key. Those files were
+    /// published under the normalized-name rule, so two of them share a key only if they spell
+    /// one version two ways (`1.0` and `01.0`); the later one then keys on its filename, which
+    /// keeps both listed, as they were.
+    async fn fill_dist_keys(&self) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, filename FROM files WHERE dist_key IS NULL ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await?;
+        for (id, filename) in rows {
+            let key = parse_filename(&filename)
+                .map(|parsed| parsed.identity())
+                .unwrap_or_else(|_| format!("file:{filename}"));
+            let taken: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM files WHERE dist_key = $1)")
+                    .bind(&key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let key = if taken {
+                format!("file:{filename}")
+            } else {
+                key
+            };
+            sqlx::query("UPDATE files SET dist_key = $1 WHERE id = $2")
+                .bind(key)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Closes the connection pool.
@@ -154,21 +204,40 @@ fn query_files(filter: &'static str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(format!("SELECT {FILE_COLUMNS} WHERE {filter}"))
 }
 
+/// The file that `file` would duplicate: the same distribution or the same filename.
+async fn existing_outcome(
+    tx: &mut SqliteConnection,
+    file: &NewFile,
+) -> Result<Option<AddOutcome>, CatalogError> {
+    let existing: Option<(String, String)> = sqlx::query_as(
+        "SELECT filename, sha256 FROM files WHERE dist_key = $1 OR filename = $2 LIMIT 1",
+    )
+    .bind(&file.dist_key)
+    .bind(&file.filename)
+    .fetch_optional(tx)
+    .await?;
+    Ok(existing.map(|(filename, existing_sha256)| {
+        if existing_sha256 == file.sha256 {
+            AddOutcome::AlreadyPresent { filename }
+        } else {
+            AddOutcome::Conflict {
+                filename,
+                existing_sha256,
+            }
+        }
+    }))
+}
+
 #[async_trait]
 impl Catalog for SqliteCatalog {
-    async fn add_file(&self, file: &NewFile) -> Result<AddOutcome, CatalogError> {
+    async fn add_file(
+        &self,
+        file: &NewFile,
+        audit: &AuditEntry,
+    ) -> Result<AddOutcome, CatalogError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT sha256 FROM files WHERE filename = $1")
-                .bind(&file.filename)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(existing_sha256) = existing {
-            return Ok(if existing_sha256 == file.sha256 {
-                AddOutcome::AlreadyPresent
-            } else {
-                AddOutcome::Conflict { existing_sha256 }
-            });
+        if let Some(outcome) = existing_outcome(&mut tx, file).await? {
+            return Ok(outcome);
         }
         let now = micros(file.uploaded);
         let created = sqlx::query(
@@ -251,12 +320,13 @@ impl Catalog for SqliteCatalog {
         let size = i64::try_from(file.size)
             .map_err(|_| CatalogError::Corrupt(format!("file size {} too large", file.size)))?;
         sqlx::query(
-            "INSERT INTO files (release_id, filename, kind, size, sha256, md5, blake2_256, \
-             requires_python, metadata_sha256, uploaded_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO files (release_id, filename, dist_key, kind, size, sha256, md5, \
+             blake2_256, requires_python, metadata_sha256, uploaded_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(release_id)
         .bind(&file.filename)
+        .bind(&file.dist_key)
         .bind(&file.kind)
         .bind(size)
         .bind(&file.sha256)
@@ -267,14 +337,31 @@ impl Catalog for SqliteCatalog {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        bump_generation(&mut tx).await?;
+        let mut changes = vec![Change::Project(file.project.clone())];
+        if created {
+            changes.push(Change::ProjectList);
+        }
+        record_changes(&mut tx, &changes).await?;
+        insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
-        Ok(AddOutcome::Added)
+        Ok(AddOutcome::Added {
+            new_project: created,
+        })
     }
 
     async fn file(&self, filename: &str) -> Result<Option<FileRecord>, CatalogError> {
         sqlx::query(query_files("f.filename = $1"))
             .bind(filename)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(file_record)
+            .transpose()
+    }
+
+    async fn distribution(&self, dist_key: &str) -> Result<Option<FileRecord>, CatalogError> {
+        sqlx::query(query_files("f.dist_key = $1"))
+            .bind(dist_key)
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
@@ -327,6 +414,7 @@ impl Catalog for SqliteCatalog {
         project: &str,
         canonical_version: &str,
         yank: Yank,
+        audit: &AuditEntry,
     ) -> Result<bool, CatalogError> {
         let (yanked, reason) = match yank {
             Yank::Yanked(reason) => (true, reason),
@@ -346,7 +434,8 @@ impl Catalog for SqliteCatalog {
         .await?
         .rows_affected();
         if changed > 0 {
-            bump_generation(&mut tx).await?;
+            record_changes(&mut tx, &[Change::Project(project.to_owned())]).await?;
+            insert_audit(&mut tx, audit).await?;
         }
         tx.commit().await?;
         Ok(changed > 0)
@@ -372,24 +461,84 @@ impl Catalog for SqliteCatalog {
         if !changed {
             return Ok(false);
         }
-        accounts::insert_audit(&mut tx, audit).await?;
-        bump_generation(&mut tx).await?;
+        insert_audit(&mut tx, audit).await?;
+        record_changes(&mut tx, &[Change::Project(project.to_owned())]).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn generation(&self) -> Result<i64, CatalogError> {
         Ok(
-            sqlx::query_scalar("SELECT generation FROM catalog_state WHERE id = 1")
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM changes")
                 .fetch_one(&self.pool)
                 .await?,
         )
     }
+
+    async fn changes_since(&self, seq: i64) -> Result<Changes, CatalogError> {
+        let mut conn = self.pool.acquire().await?;
+        let oldest: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM changes")
+            .fetch_one(&mut *conn)
+            .await?;
+        let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT seq, scope, subject FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(seq)
+        .bind(CHANGES_PER_READ + 1)
+        .fetch_all(&mut *conn)
+        .await?;
+        let pruned_past_reader = oldest.is_some_and(|oldest| oldest > seq + 1);
+        if pruned_past_reader || rows.len() as i64 > CHANGES_PER_READ {
+            return Ok(Changes {
+                seq: self.generation().await?,
+                changes: vec![Change::Everything],
+            });
+        }
+        let newest = rows.last().map_or(seq, |(newest, _, _)| *newest);
+        let changes = rows
+            .into_iter()
+            .map(|(_, scope, subject)| change_from_row(&scope, subject))
+            .collect::<Result<_, _>>()?;
+        Ok(Changes {
+            seq: newest,
+            changes,
+        })
+    }
 }
 
-pub(crate) async fn bump_generation(tx: &mut sqlx::SqliteConnection) -> Result<(), CatalogError> {
-    sqlx::query("UPDATE catalog_state SET generation = generation + 1 WHERE id = 1")
-        .execute(tx)
+fn change_from_row(scope: &str, subject: Option<String>) -> Result<Change, CatalogError> {
+    match (scope, subject) {
+        ("project", Some(name)) => Ok(Change::Project(name)),
+        ("project-list", _) => Ok(Change::ProjectList),
+        ("account", Some(name)) => Ok(Change::Account(name)),
+        ("everything", _) => Ok(Change::Everything),
+        (scope, subject) => Err(CatalogError::Corrupt(format!(
+            "change log row with scope '{scope}' and subject {subject:?}"
+        ))),
+    }
+}
+
+/// Appends `changes` to the change log inside the caller's transaction, and prunes old rows.
+pub(crate) async fn record_changes(
+    tx: &mut SqliteConnection,
+    changes: &[Change],
+) -> Result<(), CatalogError> {
+    for change in changes {
+        let (scope, subject) = match change {
+            Change::Project(name) => ("project", Some(name.as_str())),
+            Change::ProjectList => ("project-list", None),
+            Change::Account(name) => ("account", Some(name.as_str())),
+            Change::Everything => ("everything", None),
+        };
+        sqlx::query("INSERT INTO changes (scope, subject) VALUES ($1, $2)")
+            .bind(scope)
+            .bind(subject)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("DELETE FROM changes WHERE seq <= last_insert_rowid() - $1")
+        .bind(CHANGES_KEPT)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -397,33 +546,8 @@ pub(crate) async fn bump_generation(tx: &mut sqlx::SqliteConnection) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ReleaseMetadata;
 
-    fn new_file(filename: &str, version: &str, sha256: &str) -> NewFile {
-        NewFile {
-            project: "shared-pkg".into(),
-            display_name: "Shared_Pkg".into(),
-            version: version.into(),
-            canonical_version: version.trim_end_matches(".0").into(),
-            filename: filename.into(),
-            kind: "bdist_wheel".into(),
-            size: 3,
-            sha256: sha256.into(),
-            md5: "m".into(),
-            blake2_256: "b".into(),
-            requires_python: Some(">=3.8".into()),
-            metadata_sha256: Some("meta".into()),
-            release: ReleaseMetadata {
-                summary: Some("s".into()),
-                requires_dist: vec!["a>=1".into()],
-                ..ReleaseMetadata::default()
-            },
-            uploaded: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
-            uploader: None,
-        }
-    }
-
-    async fn catalog() -> (tempfile::TempDir, SqliteCatalog) {
+    async fn open() -> (tempfile::TempDir, SqliteCatalog) {
         let dir = tempfile::tempdir().unwrap();
         let catalog = SqliteCatalog::open(&dir.path().join("catalog.sqlite3"))
             .await
@@ -431,146 +555,14 @@ mod tests {
         (dir, catalog)
     }
 
-    #[tokio::test]
-    async fn add_list_and_read_back() {
-        let (_dir, catalog) = catalog().await;
-        let g0 = catalog.generation().await.unwrap();
-        let file = new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa");
-        assert_eq!(catalog.add_file(&file).await.unwrap(), AddOutcome::Added);
-        assert!(catalog.generation().await.unwrap() > g0);
-        let projects = catalog.projects().await.unwrap();
-        assert_eq!(
-            projects,
-            vec![ProjectSummary {
-                name: "shared-pkg".into(),
-                display_name: "Shared_Pkg".into(),
-                status: ProjectStatus::Active,
-                status_reason: None,
-            }]
-        );
-        let listed = catalog.project_files("shared-pkg").await.unwrap().unwrap();
-        assert_eq!(listed.files.len(), 1);
-        let record = &listed.files[0];
-        assert_eq!(record.version, "0.1.0");
-        assert_eq!(record.uploaded, file.uploaded);
-        assert_eq!(record.requires_python.as_deref(), Some(">=3.8"));
-        assert_eq!(
-            catalog.file(&file.filename).await.unwrap().as_ref(),
-            Some(record)
-        );
-        assert!(catalog.project_files("nope").await.unwrap().is_none());
+    crate::suite::catalog_suite!(open());
+
+    async fn catalog() -> (tempfile::TempDir, SqliteCatalog) {
+        open().await
     }
 
-    #[tokio::test]
-    async fn same_filename_is_idempotent_or_conflicts() {
-        let (_dir, catalog) = catalog().await;
-        let file = new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa");
-        catalog.add_file(&file).await.unwrap();
-        let g = catalog.generation().await.unwrap();
-        assert_eq!(
-            catalog.add_file(&file).await.unwrap(),
-            AddOutcome::AlreadyPresent
-        );
-        let other = new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "bb");
-        assert_eq!(
-            catalog.add_file(&other).await.unwrap(),
-            AddOutcome::Conflict {
-                existing_sha256: "aa".into()
-            }
-        );
-        assert_eq!(
-            catalog.generation().await.unwrap(),
-            g,
-            "refused writes change nothing"
-        );
-    }
-
-    #[tokio::test]
-    async fn files_of_equal_versions_share_a_release_and_its_yank() {
-        let (_dir, catalog) = catalog().await;
-        catalog
-            .add_file(&new_file(
-                "shared_pkg-1.0.0-py3-none-any.whl",
-                "1.0.0",
-                "aa",
-            ))
-            .await
-            .unwrap();
-        catalog
-            .add_file(&new_file("shared_pkg-1.0.0.tar.gz", "1.0.0", "bb"))
-            .await
-            .unwrap();
-        assert!(
-            catalog
-                .set_yank("shared-pkg", "1", Yank::Yanked(Some("broken".into())))
-                .await
-                .unwrap()
-        );
-        let files = catalog
-            .project_files("shared-pkg")
-            .await
-            .unwrap()
-            .unwrap()
-            .files;
-        assert!(
-            files
-                .iter()
-                .all(|f| f.yank == Yank::Yanked(Some("broken".into())))
-        );
-        assert!(
-            catalog
-                .set_yank("shared-pkg", "1", Yank::NotYanked)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !catalog
-                .set_yank("shared-pkg", "9", Yank::NotYanked)
-                .await
-                .unwrap()
-        );
-        let files = catalog
-            .project_files("shared-pkg")
-            .await
-            .unwrap()
-            .unwrap()
-            .files;
-        assert!(files.iter().all(|f| f.yank == Yank::NotYanked));
-    }
-
-    #[tokio::test]
-    async fn concurrent_conflicting_adds_have_one_winner() {
-        let (_dir, catalog) = catalog().await;
-        let tasks: Vec<_> = (0..8)
-            .map(|i| {
-                let catalog = catalog.clone();
-                tokio::spawn(async move {
-                    let file = new_file(
-                        "shared_pkg-0.1.0-py3-none-any.whl",
-                        "0.1.0",
-                        &format!("{i:02}"),
-                    );
-                    catalog.add_file(&file).await.unwrap()
-                })
-            })
-            .collect();
-        let mut added = 0;
-        for task in tasks {
-            if task.await.unwrap() == AddOutcome::Added {
-                added += 1;
-            }
-        }
-        assert_eq!(added, 1);
-        assert_eq!(
-            catalog
-                .project_files("shared-pkg")
-                .await
-                .unwrap()
-                .unwrap()
-                .files
-                .len(),
-            1
-        );
+    fn new_file(filename: &str, _version: &str, sha256: &str) -> NewFile {
+        crate::suite::new_file(filename, sha256)
     }
 
     fn status_audit(detail: &str) -> AuditEntry {
@@ -588,7 +580,10 @@ mod tests {
     async fn project_status_is_stored_with_its_audit_entry() {
         let (_dir, catalog) = catalog().await;
         let file = new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa");
-        catalog.add_file(&file).await.unwrap();
+        catalog
+            .add_file(&file, &crate::suite::audit("publish", "x"))
+            .await
+            .unwrap();
         let fresh = catalog.project("shared-pkg").await.unwrap().unwrap();
         assert_eq!(
             (fresh.status, fresh.status_reason),
@@ -616,8 +611,8 @@ mod tests {
         );
         assert_eq!(catalog.projects().await.unwrap()[0], listed.project);
         assert_eq!(
-            crate::Accounts::audit(&catalog, 10).await.unwrap(),
-            vec![audit]
+            crate::Accounts::audit(&catalog, 10).await.unwrap().last(),
+            Some(&audit)
         );
 
         catalog
@@ -640,11 +635,10 @@ mod tests {
     async fn archived_and_quarantined_projects_take_no_new_files() {
         let (_dir, catalog) = catalog().await;
         catalog
-            .add_file(&new_file(
-                "shared_pkg-0.1.0-py3-none-any.whl",
-                "0.1.0",
-                "aa",
-            ))
+            .add_file(
+                &new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa"),
+                &crate::suite::audit("publish", "x"),
+            )
             .await
             .unwrap();
         let next = new_file("shared_pkg-0.2.0-py3-none-any.whl", "0.2.0", "bb");
@@ -655,7 +649,10 @@ mod tests {
                 .unwrap();
             let g = catalog.generation().await.unwrap();
             assert_eq!(
-                catalog.add_file(&next).await.unwrap(),
+                catalog
+                    .add_file(&next, &crate::suite::audit("publish", "x"))
+                    .await
+                    .unwrap(),
                 AddOutcome::StatusRefuses {
                     status,
                     reason: Some("why".into())
@@ -672,7 +669,13 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(catalog.add_file(&next).await.unwrap(), AddOutcome::Added);
+        assert_eq!(
+            catalog
+                .add_file(&next, &crate::suite::audit("publish", "x"))
+                .await
+                .unwrap(),
+            AddOutcome::Added { new_project: false }
+        );
     }
 
     #[tokio::test]
@@ -698,11 +701,10 @@ mod tests {
     async fn status_change_and_audit_entry_commit_together() {
         let (_dir, catalog) = catalog().await;
         catalog
-            .add_file(&new_file(
-                "shared_pkg-0.1.0-py3-none-any.whl",
-                "0.1.0",
-                "aa",
-            ))
+            .add_file(
+                &new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa"),
+                &crate::suite::audit("publish", "x"),
+            )
             .await
             .unwrap();
         // Make the audit insert fail: the status change must roll back with it.
@@ -754,16 +756,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("catalog.sqlite3");
         let catalog = SqliteCatalog::open(&path).await.unwrap();
-        catalog
-            .add_file(&new_file(
-                "shared_pkg-0.1.0-py3-none-any.whl",
-                "0.1.0",
-                "aa",
-            ))
-            .await
-            .unwrap();
+        crate::suite::publish(&catalog, "shared_pkg-0.1.0-py3-none-any.whl", "aa").await;
         catalog.close().await;
         let again = SqliteCatalog::open(&path).await.unwrap();
         assert_eq!(again.projects().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn files_from_before_distribution_keys_get_one_at_open() {
+        let (_dir, catalog) = open().await;
+        crate::suite::publish(&catalog, "shared_pkg-0.1.0-py3-none-any.whl", "aa").await;
+        crate::suite::publish(&catalog, "shared_pkg-0.1.1-py3-none-any.whl", "bb").await;
+        sqlx::query("UPDATE files SET dist_key = NULL")
+            .execute(&catalog.pool)
+            .await
+            .unwrap();
+        catalog.fill_dist_keys().await.unwrap();
+        let keys: Vec<String> = sqlx::query_scalar("SELECT dist_key FROM files ORDER BY id")
+            .fetch_all(&catalog.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            keys,
+            [
+                "shared-pkg-0.1.0--py3-none-any.whl",
+                "shared-pkg-0.1.1--py3-none-any.whl"
+            ]
+        );
     }
 }

@@ -3,10 +3,7 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Seek};
 
-use zip::{CompressionMethod, ZipArchive};
-
-use super::capped::read_capped;
-use super::member_path::components;
+use super::zip_members::{Members, open_zip, read_member};
 use super::{
     ArchiveError, ArchiveLimits, Inspected, expect_kind, parse_metadata, requires_license_files,
 };
@@ -16,6 +13,7 @@ use crate::text::quote;
 use crate::version::parse_version;
 
 const DIST_INFO_SUFFIX: &str = ".dist-info";
+const WHEEL: Members = Members::Wheel;
 
 /// Checks a wheel and returns its `{name}-{version}.dist-info/METADATA`.
 ///
@@ -30,17 +28,7 @@ pub fn inspect_wheel<R: Read + Seek>(
     limits: &ArchiveLimits,
 ) -> Result<Inspected, ArchiveError> {
     expect_kind(filename, DistKind::Wheel)?;
-    let mut archive = ZipArchive::new(reader).map_err(|e| {
-        ArchiveError::invalid(format!(
-            "not a valid zip archive ({e}); the upload may be truncated or not a wheel"
-        ))
-    })?;
-    let names = check_entries(&archive, limits)?;
-    archive.validate_header_consistency().map_err(|e| {
-        ArchiveError::invalid(format!(
-            "the zip archive is inconsistent ({e}); rebuild the wheel with a standard tool"
-        ))
-    })?;
+    let (mut archive, names) = open_zip(reader, limits, WHEEL)?;
 
     let dist_info = find_dist_info(&names, filename)?;
     let wheel_file = format!("{dist_info}/WHEEL");
@@ -58,7 +46,13 @@ pub fn inspect_wheel<R: Read + Seek>(
             found: None,
         });
     };
-    let bytes = read_member(&mut archive, index, &member, limits.max_metadata_bytes)?;
+    let bytes = read_member(
+        &mut archive,
+        index,
+        &member,
+        limits.max_metadata_bytes,
+        WHEEL,
+    )?;
     let inspected = parse_metadata(&member, bytes)?;
     if requires_license_files(&inspected.metadata) {
         for license_file in &inspected.metadata.license_files {
@@ -72,69 +66,6 @@ pub fn inspect_wheel<R: Read + Seek>(
         }
     }
     Ok(inspected)
-}
-
-/// Checks every central directory entry and returns the set of names.
-fn check_entries<R: Read + Seek>(
-    archive: &ZipArchive<R>,
-    limits: &ArchiveLimits,
-) -> Result<BTreeSet<String>, ArchiveError> {
-    if archive.has_duplicate_names() {
-        return Err(ArchiveError::invalid(
-            "the zip archive lists the same file name more than once; rebuild the wheel",
-        ));
-    }
-    if u64::try_from(archive.len()).unwrap_or(u64::MAX) > limits.max_entries {
-        return Err(ArchiveError::TooManyEntries {
-            limit: limits.max_entries,
-        });
-    }
-    let mut names = BTreeSet::new();
-    let mut total: u64 = 0;
-    for index in 0..archive.len() {
-        let entry = archive.by_index_data(index).map_err(|e| {
-            ArchiveError::invalid(format!("cannot read zip entry number {index} ({e})"))
-        })?;
-        let name = entry
-            .name()
-            .map_err(|e| {
-                ArchiveError::invalid(format!(
-                    "zip entry number {index} has an unreadable name ({e})"
-                ))
-            })?
-            .into_owned();
-        if let Err(reason) = components(&name) {
-            return Err(ArchiveError::invalid(format!(
-                "the wheel member '{}' {reason}; wheel paths must stay inside the wheel",
-                quote(&name)
-            )));
-        }
-        if entry.encrypted() {
-            return Err(ArchiveError::invalid(format!(
-                "the wheel member '{}' is encrypted",
-                quote(&name)
-            )));
-        }
-        let method = entry.compression();
-        if !matches!(
-            method,
-            CompressionMethod::Stored | CompressionMethod::Deflated
-        ) {
-            return Err(ArchiveError::invalid(format!(
-                "the wheel member '{}' uses the {method:?} compression method; wheels may only \
-                 use stored or deflate",
-                quote(&name)
-            )));
-        }
-        total = total.saturating_add(entry.size());
-        if total > limits.max_total_uncompressed {
-            return Err(ArchiveError::TooLarge {
-                limit: limits.max_total_uncompressed,
-            });
-        }
-        names.insert(name);
-    }
-    Ok(names)
 }
 
 /// Finds the one top-level `.dist-info` directory, which must match the filename (K1).
@@ -196,32 +127,6 @@ fn dist_info_matches(dir: &str, filename: &DistFilename) -> bool {
         normalize(name) == project
             && parse_version(version).is_ok_and(|version| version == filename.version)
     })
-}
-
-/// Reads one member through the metadata cap.
-fn read_member<R: Read + Seek>(
-    archive: &mut ZipArchive<R>,
-    index: usize,
-    member: &str,
-    limit: u64,
-) -> Result<Vec<u8>, ArchiveError> {
-    let too_large = || ArchiveError::MetadataTooLarge {
-        member: member.to_owned(),
-        limit,
-    };
-    let file = archive.by_index(index).map_err(|e| {
-        ArchiveError::invalid(format!("cannot open {member} in the zip archive ({e})"))
-    })?;
-    if file.size() > limit {
-        return Err(too_large());
-    }
-    match read_capped(file, limit) {
-        Ok(Some(bytes)) => Ok(bytes),
-        Ok(None) => Err(too_large()),
-        Err(e) => Err(ArchiveError::invalid(format!(
-            "cannot decompress {member} ({e}); the wheel is corrupt"
-        ))),
-    }
 }
 
 #[cfg(test)]

@@ -174,7 +174,8 @@ pub struct AuthState {
     passwords: Mutex<HashMap<[u8; 32], (User, Instant)>>,
     /// Random per-process key of that hash, so a memory dump gives no offline guessing oracle.
     password_key: [u8; 32],
-    /// Bumped by every `forget_credentials`; a check that started before a bump is not remembered.
+    /// Bumped whenever remembered checks are forgotten; a check that started before a bump is
+    /// not remembered.
     epoch: AtomicU64,
 }
 
@@ -305,7 +306,8 @@ impl Registry {
             return Err(invalid());
         };
         if password::needs_upgrade(&user.password_hash) {
-            self.upgrade_password_hash(&user.name, password).await;
+            self.upgrade_password_hash(&user.name, password, address)
+                .await;
         }
         if let Ok(mut cache) = self.auth.passwords.lock()
             && self.auth.epoch.load(Ordering::Acquire) == epoch
@@ -317,21 +319,32 @@ impl Registry {
     }
 
     /// Re-hashes an imported (htpasswd) password with argon2id after a successful login.
-    async fn upgrade_password_hash(&self, name: &str, password: &str) {
+    async fn upgrade_password_hash(&self, name: &str, password: &str, address: &str) {
         let password = password.to_owned();
         let hashed = tokio::task::spawn_blocking(move || password::hash(&password)).await;
+        let audit = pyindex_catalog::AuditEntry {
+            at: OffsetDateTime::now_utc(),
+            actor: name.to_owned(),
+            action: "user.rehash".to_owned(),
+            subject: name.to_owned(),
+            address: Some(address.to_owned()),
+            detail: Some("imported password hash upgraded to argon2id".to_owned()),
+        };
         if let Ok(Ok(hash)) = hashed
-            && let Err(e) = self.accounts.set_password(name, &hash).await
+            && let Err(e) = self.accounts.set_password(name, &hash, &audit).await
         {
             tracing::warn!(error = %e, user = name, "could not upgrade an imported password hash");
         }
     }
 
-    /// Forgets remembered password checks; called whenever accounts may have changed.
-    pub fn forget_credentials(&self) {
+    /// Forgets remembered password checks of the account `name`, or of every account.
+    pub(crate) fn forget_credentials(&self, name: Option<&str>) {
         if let Ok(mut cache) = self.auth.passwords.lock() {
             self.auth.epoch.fetch_add(1, Ordering::AcqRel);
-            cache.clear();
+            match name {
+                Some(name) => cache.retain(|_, (user, _)| user.name != name),
+                None => cache.clear(),
+            }
         }
     }
 
@@ -394,12 +407,26 @@ impl Registry {
                 .is_none()
             && self.catalog.project(project.as_str()).await?.is_some()
         {
-            return Err(forbidden(format!(
-                "User '{}' is not an owner or maintainer of the project '{project}', so may not publish to it.",
-                user.name
-            )));
+            return Err(self.refuse_publish(&user.name, project).await);
         }
         Ok(Some(Uploader { user_id: user.id }))
+    }
+
+    /// The refusal for a user with no role in an existing project. A project published while
+    /// the index needed no credentials has no owner, and the message says how it gets one.
+    pub(crate) async fn refuse_publish(&self, user: &str, project: &ProjectName) -> RegistryError {
+        match self.accounts.roles(project.as_str()).await {
+            Ok(roles) if roles.is_empty() => forbidden(format!(
+                "The project '{project}' has no owner yet (it was published while the index \
+                 needed no credentials), so only admins may publish to it. An admin can make \
+                 '{user}' its owner with: pyindex project add-owner {project} {user}"
+            )),
+            _ => forbidden(format!(
+                "User '{user}' is not an owner or maintainer of the project '{project}', so may \
+                 not publish to it. An owner can add you with: pyindex project add-maintainer \
+                 {project} {user}"
+            )),
+        }
     }
 
     /// Checks that the caller may manage `project` (yank, roles): an owner or an admin.

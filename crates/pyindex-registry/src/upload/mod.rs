@@ -9,11 +9,11 @@
 
 mod form;
 
-use pyindex_catalog::{AddOutcome, NewFile, ReleaseMetadata};
+use pyindex_catalog::{AddOutcome, Change, NewFile, ReleaseMetadata, Uploader};
 use pyindex_packaging::archive::{Inspected, inspect_path};
 use pyindex_packaging::{
     CoreMetadata, DistFilename, DistKind, ProjectName, Version, canonical_version,
-    expected_sdist_filename, parse_filename, parse_version,
+    expected_sdist_filename, parse_filename_for, parse_version,
 };
 use pyindex_storage::{BlobKey, Digests, SpooledFile};
 use time::OffsetDateTime;
@@ -118,9 +118,27 @@ fn check_claim(form: &Form) -> Result<Claim, RegistryError> {
     })
 }
 
+/// Parses the filename against the project the form names (legacy sdist names can only be split
+/// knowing the project) and checks it is of the kind the form says.
 fn check_filename(filename: &str, claim: &Claim) -> Result<DistFilename, RegistryError> {
-    let parsed = parse_filename(filename).map_err(|e| RegistryError::bad_request(e.to_string()))?;
-    if parsed.kind != claim.kind {
+    let parsed = parse_filename_for(filename, &claim.name)
+        .map_err(|e| RegistryError::bad_request(e.to_string()))?;
+    if parsed.version != claim.version {
+        let rest = filename
+            .get(parsed.name_part.len() + 1 + parsed.version_part.len()..)
+            .unwrap_or_default();
+        return Err(RegistryError::bad_request(format!(
+            "The version in the upload form ({}) does not match the version in the filename \
+             '{}' ({}): for version {} the filename reads '{}-{}{rest}'.",
+            claim.version,
+            filename.escape_default(),
+            parsed.version_part,
+            claim.version,
+            parsed.name_part,
+            claim.version,
+        )));
+    }
+    if parsed.kind() != claim.kind {
         return Err(RegistryError::bad_request(format!(
             "Invalid file extension for filetype '{}': '{}' is not a {}.",
             claim.kind.as_str(),
@@ -167,14 +185,15 @@ fn check_digests(form: &Form, actual: &Digests) -> Result<(), RegistryError> {
     }
 }
 
-/// Filename, form and metadata must name the same project and version (standards H8-H10).
+/// Filename, form and metadata must name the same project and version (standards H8-H10). The
+/// filename's name part already normalizes to the form's name ([`check_filename`]); any spelling
+/// the specifications allow is kept as uploaded.
 fn check_agreement(
     filename: &DistFilename,
     claim: &Claim,
     metadata: &CoreMetadata,
 ) -> Result<(), RegistryError> {
-    let name = metadata.project_name();
-    if claim.name != name {
+    if claim.name != metadata.project_name() {
         return Err(RegistryError::bad_request(format!(
             "The name in the upload form ('{}') does not match the name in the file's metadata ('{}').",
             claim.name, metadata.name
@@ -187,29 +206,17 @@ fn check_agreement(
         )));
     }
     if filename.version != metadata.version {
+        let expected = match filename.kind() {
+            DistKind::Wheel => format!("{}-{}-...whl", filename.name_part, metadata.version),
+            DistKind::Sdist => expected_sdist_filename(&claim.name, &metadata.version),
+        };
         return Err(RegistryError::bad_request(format!(
-            "Version in filename should be '{}' not '{}'.",
-            metadata.version, filename.version_part
+            "Version in filename should be '{}' not '{}': the file's metadata says version {}, \
+             so the filename should read like '{expected}'.",
+            metadata.version, filename.version_part, metadata.version
         )));
     }
-    match filename.kind {
-        DistKind::Wheel if filename.name_part != name.as_dist_name() => {
-            Err(RegistryError::bad_request(format!(
-                "Filename '{}' should contain the normalized project name '{}', not '{}'.",
-                filename.raw,
-                name.as_dist_name(),
-                filename.name_part
-            )))
-        }
-        DistKind::Sdist if filename.raw != expected_sdist_filename(&name, &metadata.version) => {
-            Err(RegistryError::bad_request(format!(
-                "Filename '{}' is invalid, should be '{}' (PEP 625).",
-                filename.raw,
-                expected_sdist_filename(&name, &metadata.version)
-            )))
-        }
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 fn release_metadata(metadata: &CoreMetadata) -> ReleaseMetadata {
@@ -222,14 +229,35 @@ fn release_metadata(metadata: &CoreMetadata) -> ReleaseMetadata {
     }
 }
 
-fn conflict(filename: &str, existing_sha256: &str) -> RegistryError {
+fn conflict(uploaded: &str, existing: &str, existing_sha256: &str) -> RegistryError {
+    let same_name = if uploaded == existing {
+        String::new()
+    } else {
+        format!(" as '{existing}', another spelling of the same distribution as '{uploaded}'")
+    };
     RegistryError::rejected(
         Rejection::Conflict,
         format!(
-            "File already exists ('{filename}', with sha256 {existing_sha256}). \
+            "File already exists ('{existing}', with sha256 {existing_sha256}){same_name}. \
              Published files are immutable: upload a new version instead."
         ),
     )
+}
+
+/// The answer for an upload of a distribution that is already published.
+fn already_published(
+    uploaded: &DistFilename,
+    existing: &str,
+    existing_sha256: &str,
+    sha256: &str,
+) -> Result<Published, RegistryError> {
+    if existing_sha256 == sha256 {
+        Ok(Published::AlreadyPresent {
+            filename: existing.to_owned(),
+        })
+    } else {
+        Err(conflict(&uploaded.raw, existing, existing_sha256))
+    }
 }
 
 impl Registry {
@@ -246,43 +274,61 @@ impl Registry {
             .await?;
         self.check_project_accepts_uploads(&claim.name).await?;
         let filename = check_filename(&content.filename, &claim)?;
-        let digests = content.file.digests().clone();
-        check_digests(&form, &digests)?;
-        if let Some(existing) = self.catalog.file(&filename.raw).await? {
-            return if existing.sha256 == digests.sha256 {
-                Ok(Published::AlreadyPresent {
-                    filename: filename.raw,
-                })
-            } else {
-                Err(conflict(&filename.raw, &existing.sha256))
-            };
+        check_digests(&form, content.file.digests())?;
+        let sha256 = &content.file.digests().sha256;
+        if let Some(existing) = self.catalog.distribution(&filename.identity()).await? {
+            return already_published(&filename, &existing.filename, &existing.sha256, sha256);
         }
 
         let inspected = self.inspect(&content.file, &filename).await?;
         check_agreement(&filename, &claim, &inspected.metadata)?;
-        let serve_metadata = match filename.kind {
+        let record = self
+            .store(content.file, &filename, &inspected, uploader)
+            .await?;
+        let actor = match &request.identity {
+            Some(identity) => Actor::User {
+                identity,
+                address: &request.address,
+            },
+            None => Actor::Anonymous {
+                address: &request.address,
+            },
+        };
+        self.commit_file(actor, record, &filename).await
+    }
+
+    /// Makes the file and its metadata file durable in the blob store, and describes the file
+    /// for the catalog. Until the catalog commit, they are unreferenced blobs.
+    async fn store(
+        &self,
+        file: SpooledFile,
+        filename: &DistFilename,
+        inspected: &Inspected,
+        uploader: Option<Uploader>,
+    ) -> Result<NewFile, RegistryError> {
+        let metadata = &inspected.metadata;
+        let serve_metadata = match filename.kind() {
             DistKind::Wheel => true,
-            DistKind::Sdist => inspected.metadata.is_reliable_for_sdist(),
+            DistKind::Sdist => metadata.is_reliable_for_sdist(),
         };
         let metadata_sha256 = if serve_metadata {
             Some(self.put_bytes(&inspected.metadata_bytes).await?)
         } else {
             None
         };
-        let size = content.file.len();
+        let size = file.len();
+        let digests = file.digests().clone();
         self.blobs
-            .put_spooled(&blob_key(&digests.sha256)?, content.file)
+            .put_spooled(&blob_key(&digests.sha256)?, file)
             .await?;
-
-        let metadata = &inspected.metadata;
-        let project = metadata.project_name();
-        let record = NewFile {
-            project: project.as_str().to_owned(),
+        Ok(NewFile {
+            project: metadata.project_name().as_str().to_owned(),
             display_name: metadata.name.clone(),
             version: metadata.version.to_string(),
             canonical_version: canonical_version(&metadata.version),
             filename: filename.raw.clone(),
-            kind: filename.kind.as_str().to_owned(),
+            dist_key: filename.identity(),
+            kind: filename.kind().as_str().to_owned(),
             size,
             sha256: digests.sha256,
             md5: digests.md5,
@@ -292,45 +338,55 @@ impl Registry {
             release: release_metadata(metadata),
             uploaded: OffsetDateTime::now_utc(),
             uploader,
-        };
-        match self.catalog.add_file(&record).await? {
-            AddOutcome::Added => {
-                let actor = match &request.identity {
-                    Some(identity) => Actor::User {
-                        identity,
-                        address: &request.address,
-                    },
-                    None => Actor::Anonymous {
-                        address: &request.address,
-                    },
-                };
-                self.record(
-                    actor,
-                    "publish",
-                    &record.filename,
-                    Some(format!("sha256 {}", record.sha256)),
-                )
-                .await;
+        })
+    }
+
+    /// Records the file in the catalog with its audit record, in one transaction.
+    async fn commit_file(
+        &self,
+        actor: Actor<'_>,
+        record: NewFile,
+        filename: &DistFilename,
+    ) -> Result<Published, RegistryError> {
+        let audit = self.audit_entry(
+            actor,
+            "publish",
+            &record.filename,
+            Some(format!("sha256 {}", record.sha256)),
+        );
+        match self.catalog.add_file(&record, &audit).await? {
+            AddOutcome::Added { new_project } => {
+                Self::log_audited(&audit);
+                self.apply_change(&Change::Project(record.project.clone()));
+                if new_project {
+                    self.apply_change(&Change::ProjectList);
+                }
                 Ok(Published::Added {
                     filename: record.filename,
                     project: record.project,
                 })
             }
-            AddOutcome::Forbidden => Err(crate::auth::forbidden(format!(
-                "You are not an owner or maintainer of the project '{}', so may not publish to it.",
-                record.project
-            ))),
+            AddOutcome::Forbidden => {
+                let user = match actor {
+                    Actor::User { identity, .. } => identity.user.name.as_str(),
+                    _ => "anonymous",
+                };
+                let project = ProjectName::new(&record.project)
+                    .map_err(|e| RegistryError::Internal(e.to_string()))?;
+                Err(self.refuse_publish(user, &project).await)
+            }
             AddOutcome::StatusRefuses { status, reason } => Err(crate::status::upload_refused(
                 &record.project,
                 status,
                 reason.as_deref(),
             )),
-            AddOutcome::AlreadyPresent => Ok(Published::AlreadyPresent {
-                filename: record.filename,
-            }),
-            AddOutcome::Conflict { existing_sha256 } => {
-                Err(conflict(&record.filename, &existing_sha256))
+            AddOutcome::AlreadyPresent { filename: existing } => {
+                already_published(filename, &existing, &record.sha256, &record.sha256)
             }
+            AddOutcome::Conflict {
+                filename: existing,
+                existing_sha256,
+            } => already_published(filename, &existing, &existing_sha256, &record.sha256),
         }
     }
 

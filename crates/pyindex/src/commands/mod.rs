@@ -6,8 +6,46 @@ mod yank;
 
 use std::path::PathBuf;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ProjectCommand, TokenCommand, UserCommand};
 use crate::config::{DEFAULT_DATA, FileConfig};
+use crate::data_dir;
+
+/// For a command that works only on an existing index, an example of it (after `pyindex`) for
+/// the message that refuses a data directory without a catalog; `None` for the commands that may
+/// start a new data directory: `serve`, and `user add` and `user import-htpasswd`, which create
+/// the first accounts before the first start.
+fn needs_catalog(command: &Command) -> Option<String> {
+    Some(match command {
+        Command::Serve(_)
+        | Command::User(UserCommand::Add { .. } | UserCommand::ImportHtpasswd { .. }) => {
+            return None;
+        }
+        Command::Yank {
+            project, version, ..
+        } => format!("yank {project} {version}"),
+        Command::Unyank { project, version } => format!("unyank {project} {version}"),
+        Command::User(UserCommand::Passwd { name, .. }) => format!("user passwd {name}"),
+        Command::User(UserCommand::Remove { name }) => format!("user remove {name}"),
+        Command::User(UserCommand::List) => "user list".to_owned(),
+        Command::Token(TokenCommand::Create { user, .. }) => format!("token create --user {user}"),
+        Command::Token(TokenCommand::List { .. }) => "token list".to_owned(),
+        Command::Token(TokenCommand::Revoke { id }) => format!("token revoke {id}"),
+        Command::Project(ProjectCommand::AddOwner { project, user }) => {
+            format!("project add-owner {project} {user}")
+        }
+        Command::Project(ProjectCommand::AddMaintainer { project, user }) => {
+            format!("project add-maintainer {project} {user}")
+        }
+        Command::Project(ProjectCommand::RemoveRole { project, user }) => {
+            format!("project remove-role {project} {user}")
+        }
+        Command::Project(ProjectCommand::Roles { project }) => format!("project roles {project}"),
+        Command::Project(ProjectCommand::Status {
+            project, status, ..
+        }) => format!("project status {project} {status}"),
+        Command::Audit { .. } => "audit".to_owned(),
+    })
+}
 
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -17,6 +55,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .clone()
         .or_else(|| file.data.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+    match needs_catalog(&cli.command) {
+        Some(example) => data_dir::require_catalog(&data, &example)?,
+        // Say where a new index starts, so an account made in the wrong directory is noticed.
+        None if !matches!(cli.command, Command::Serve(_)) && !data_dir::has_catalog(&data) => {
+            let shown = data_dir::shown(&data);
+            eprintln!(
+                "Starting a new index in '{0}'; serve it with `pyindex serve --data {0}`.",
+                shown.display()
+            );
+        }
+        None => {}
+    }
     match cli.command {
         Command::Serve(args) => serve::run(args, &file, &data).await,
         Command::Yank {

@@ -145,8 +145,9 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
     if mode != AccessMode::Open {
         ensure_first_admin(&registry, data).await?;
     }
-    let state = AppState::new(registry.with_access_mode(mode), max_upload_size);
-    let _watcher = state.spawn_catalog_watcher();
+    let state =
+        AppState::new(registry.with_access_mode(mode), max_upload_size).with_listen_address(listen);
+    let _watcher = state.registry.spawn_change_watcher();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("could not listen on {listen}"))?;

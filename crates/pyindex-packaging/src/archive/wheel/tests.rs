@@ -1,5 +1,7 @@
 use std::io::Cursor;
 
+use zip::CompressionMethod;
+
 use super::super::test_support::*;
 use super::*;
 
@@ -187,7 +189,7 @@ fn other_compression_methods_are_refused() {
     );
     let message = refused(bytes);
     assert!(
-        message.contains("wheels may only use stored or deflate"),
+        message.contains("only stored and deflate are supported"),
         "{message}"
     );
 }

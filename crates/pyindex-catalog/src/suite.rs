@@ -1,0 +1,475 @@
+//! The catalog's behaviour, written once against the [`Catalog`] and [`Accounts`] traits and run
+//! on every engine: an engine's test module opens a fresh database and calls
+//! [`catalog_suite!`] with the expression that opens it.
+
+use time::OffsetDateTime;
+
+use crate::{
+    Accounts, AddOutcome, AuditEntry, Catalog, Change, NewFile, NewToken, ProjectSummary,
+    ReleaseMetadata, Role, Uploader, Yank,
+};
+
+/// Generates one `#[tokio::test]` per suite function, each on a database opened by `$open`
+/// (an expression giving a future of `(guard, catalog)`).
+macro_rules! catalog_suite {
+    ($open:expr) => {
+        $crate::suite::catalog_suite!(@tests $open;
+            add_list_and_read_back,
+            one_distribution_is_one_file_whatever_its_spelling,
+            refused_writes_change_nothing,
+            files_of_equal_versions_share_a_release_and_its_yank,
+            concurrent_conflicting_adds_have_one_winner,
+            changes_name_what_they_touched,
+            users_are_unique_and_removable,
+            tokens_round_trip_and_revoke_only_for_their_owner,
+            first_uploader_owns_the_project_and_others_are_refused,
+            every_write_is_audited_with_its_change,
+            audit_log_keeps_the_newest_entries_in_order,
+        );
+    };
+    (@tests $open:expr; $($name:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (_guard, catalog) = $open.await;
+                $crate::suite::$name(&catalog).await;
+            }
+        )*
+    };
+}
+pub(crate) use catalog_suite;
+
+/// An audit record for tests.
+pub(crate) fn audit(action: &str, subject: &str) -> AuditEntry {
+    AuditEntry {
+        at: OffsetDateTime::now_utc(),
+        actor: "cli".into(),
+        action: action.into(),
+        subject: subject.into(),
+        address: None,
+        detail: None,
+    }
+}
+
+/// A file of project `shared-pkg`, with the distribution key of its (well-formed) filename.
+pub(crate) fn new_file(filename: &str, sha256: &str) -> NewFile {
+    let parsed = pyindex_packaging::parse_filename(filename).unwrap();
+    NewFile {
+        project: parsed.project(),
+        display_name: parsed.name_part.clone(),
+        version: parsed.version.to_string(),
+        canonical_version: pyindex_packaging::canonical_version(&parsed.version),
+        filename: filename.into(),
+        dist_key: parsed.identity(),
+        kind: parsed.kind().as_str().into(),
+        size: 3,
+        sha256: sha256.into(),
+        md5: "m".into(),
+        blake2_256: "b".into(),
+        requires_python: Some(">=3.8".into()),
+        metadata_sha256: Some("meta".into()),
+        release: ReleaseMetadata {
+            summary: Some("s".into()),
+            requires_dist: vec!["a>=1".into()],
+            ..ReleaseMetadata::default()
+        },
+        uploaded: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+        uploader: None,
+    }
+}
+
+/// Publishes `filename` with content `sha256` and asserts it was added.
+pub(crate) async fn publish(catalog: &impl Catalog, filename: &str, sha256: &str) {
+    let outcome = catalog
+        .add_file(&new_file(filename, sha256), &audit("publish", filename))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, AddOutcome::Added { .. }), "{outcome:?}");
+}
+
+async fn files_of(catalog: &impl Catalog, project: &str) -> Vec<String> {
+    catalog
+        .project_files(project)
+        .await
+        .unwrap()
+        .map(|p| p.files.into_iter().map(|f| f.filename).collect())
+        .unwrap_or_default()
+}
+
+async fn user_id(accounts: &impl Accounts, name: &str) -> i64 {
+    accounts.user(name).await.unwrap().unwrap().id
+}
+
+pub(crate) async fn add_list_and_read_back(catalog: &impl Catalog) {
+    let file = new_file("Shared_Pkg-0.1.0-py3-none-any.whl", "aa");
+    let outcome = catalog
+        .add_file(&file, &audit("publish", &file.filename))
+        .await
+        .unwrap();
+    assert_eq!(outcome, AddOutcome::Added { new_project: true });
+    assert_eq!(
+        catalog.projects().await.unwrap(),
+        vec![ProjectSummary {
+            name: "shared-pkg".into(),
+            display_name: "Shared_Pkg".into(),
+            status: crate::ProjectStatus::Active,
+            status_reason: None,
+        }]
+    );
+    let listed = catalog.project_files("shared-pkg").await.unwrap().unwrap();
+    assert_eq!(listed.files.len(), 1);
+    let record = &listed.files[0];
+    assert_eq!(record.filename, "Shared_Pkg-0.1.0-py3-none-any.whl");
+    assert_eq!(record.version, "0.1.0");
+    assert_eq!(record.uploaded, file.uploaded);
+    assert_eq!(record.requires_python.as_deref(), Some(">=3.8"));
+    assert_eq!(
+        catalog.file(&file.filename).await.unwrap().as_ref(),
+        Some(record)
+    );
+    assert_eq!(
+        catalog.distribution(&file.dist_key).await.unwrap().as_ref(),
+        Some(record)
+    );
+    assert!(catalog.project_files("nope").await.unwrap().is_none());
+    let second = new_file("Shared_Pkg-0.2.0-py3-none-any.whl", "bb");
+    let outcome = catalog
+        .add_file(&second, &audit("publish", &second.filename))
+        .await
+        .unwrap();
+    assert_eq!(outcome, AddOutcome::Added { new_project: false });
+}
+
+pub(crate) async fn one_distribution_is_one_file_whatever_its_spelling(catalog: &impl Catalog) {
+    publish(
+        catalog,
+        "MarkupSafe-2.1.5-cp311-cp311-linux_x86_64.whl",
+        "aa",
+    )
+    .await;
+    let lower = new_file("markupsafe-2.1.5-cp311-cp311-linux_x86_64.whl", "aa");
+    assert_eq!(
+        catalog
+            .add_file(&lower, &audit("publish", &lower.filename))
+            .await
+            .unwrap(),
+        AddOutcome::AlreadyPresent {
+            filename: "MarkupSafe-2.1.5-cp311-cp311-linux_x86_64.whl".into()
+        }
+    );
+    let other = new_file("markupsafe-2.1.5-cp311-cp311-linux_x86_64.whl", "bb");
+    assert_eq!(
+        catalog
+            .add_file(&other, &audit("publish", &other.filename))
+            .await
+            .unwrap(),
+        AddOutcome::Conflict {
+            filename: "MarkupSafe-2.1.5-cp311-cp311-linux_x86_64.whl".into(),
+            existing_sha256: "aa".into()
+        }
+    );
+    assert_eq!(
+        files_of(catalog, "markupsafe").await,
+        ["MarkupSafe-2.1.5-cp311-cp311-linux_x86_64.whl"]
+    );
+    publish(
+        catalog,
+        "markupsafe-2.1.5-cp312-cp312-linux_x86_64.whl",
+        "cc",
+    )
+    .await;
+    publish(catalog, "MarkupSafe-2.1.5.tar.gz", "dd").await;
+    publish(catalog, "MarkupSafe-2.1.5.zip", "ee").await;
+    assert_eq!(files_of(catalog, "markupsafe").await.len(), 4);
+}
+
+pub(crate) async fn refused_writes_change_nothing<C: Catalog + Accounts>(catalog: &C) {
+    publish(catalog, "shared_pkg-0.1.0-py3-none-any.whl", "aa").await;
+    let seq = catalog.generation().await.unwrap();
+    let audited = catalog.audit(100).await.unwrap().len();
+    let same = new_file("shared_pkg-0.1.0-py3-none-any.whl", "aa");
+    assert!(matches!(
+        catalog
+            .add_file(&same, &audit("publish", "x"))
+            .await
+            .unwrap(),
+        AddOutcome::AlreadyPresent { .. }
+    ));
+    let other = new_file("shared_pkg-0.1.0-py3-none-any.whl", "bb");
+    assert!(matches!(
+        catalog
+            .add_file(&other, &audit("publish", "x"))
+            .await
+            .unwrap(),
+        AddOutcome::Conflict { .. }
+    ));
+    assert!(
+        !catalog
+            .set_yank("shared-pkg", "9", Yank::NotYanked, &audit("unyank", "x"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(catalog.generation().await.unwrap(), seq);
+    assert_eq!(catalog.audit(100).await.unwrap().len(), audited);
+}
+
+pub(crate) async fn files_of_equal_versions_share_a_release_and_its_yank(catalog: &impl Catalog) {
+    publish(catalog, "shared_pkg-1.0.0-py3-none-any.whl", "aa").await;
+    publish(catalog, "shared_pkg-1.0.tar.gz", "bb").await;
+    let yank = |state| async move {
+        catalog
+            .set_yank("shared-pkg", "1", state, &audit("yank", "shared-pkg 1"))
+            .await
+            .unwrap()
+    };
+    assert!(yank(Yank::Yanked(Some("broken".into()))).await);
+    let files = catalog.project_files("shared-pkg").await.unwrap().unwrap();
+    assert!(
+        files
+            .files
+            .iter()
+            .all(|f| f.yank == Yank::Yanked(Some("broken".into())))
+    );
+    assert!(yank(Yank::NotYanked).await);
+    let files = catalog.project_files("shared-pkg").await.unwrap().unwrap();
+    assert!(files.files.iter().all(|f| f.yank == Yank::NotYanked));
+}
+
+pub(crate) async fn concurrent_conflicting_adds_have_one_winner<C: Catalog + Clone + 'static>(
+    catalog: &C,
+) {
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let catalog = catalog.clone();
+            tokio::spawn(async move {
+                // Two spellings of one distribution, with different content.
+                let filename = if i % 2 == 0 {
+                    "shared_pkg-0.1.0-py3-none-any.whl"
+                } else {
+                    "Shared.Pkg-0.1.0-py3-none-any.whl"
+                };
+                let file = new_file(filename, &format!("{i:02}"));
+                catalog.add_file(&file, &audit("publish", filename)).await
+            })
+        })
+        .collect();
+    let mut added = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap().unwrap(), AddOutcome::Added { .. }) {
+            added += 1;
+        }
+    }
+    assert_eq!(added, 1);
+    assert_eq!(files_of(catalog, "shared-pkg").await.len(), 1);
+}
+
+pub(crate) async fn changes_name_what_they_touched<C: Catalog + Accounts>(catalog: &C) {
+    let start = catalog.generation().await.unwrap();
+    publish(catalog, "a-1.0-py3-none-any.whl", "aa").await;
+    publish(catalog, "a-1.1-py3-none-any.whl", "bb").await;
+    catalog
+        .set_yank("a", "1.1", Yank::Yanked(None), &audit("yank", "a 1.1"))
+        .await
+        .unwrap();
+    catalog
+        .add_user("alice", "h", false, &audit("user.add", "alice"))
+        .await
+        .unwrap();
+    let read = catalog.changes_since(start).await.unwrap();
+    assert_eq!(
+        read.changes,
+        [
+            Change::Project("a".into()),
+            Change::ProjectList,
+            Change::Project("a".into()),
+            Change::Project("a".into()),
+            Change::Account("alice".into()),
+        ]
+    );
+    assert_eq!(read.seq, catalog.generation().await.unwrap());
+    let again = catalog.changes_since(read.seq).await.unwrap();
+    assert!(again.changes.is_empty());
+    assert_eq!(again.seq, read.seq);
+}
+
+pub(crate) async fn users_are_unique_and_removable(c: &impl Accounts) {
+    let a = || audit("user", "alice");
+    assert!(c.add_user("alice", "h1", true, &a()).await.unwrap());
+    assert!(!c.add_user("alice", "h2", false, &a()).await.unwrap());
+    assert_eq!(c.user_count().await.unwrap(), 1);
+    let alice = c.user("alice").await.unwrap().unwrap();
+    assert!(alice.is_admin);
+    assert_eq!(alice.password_hash, "h1");
+    assert!(c.set_password("alice", "h3", &a()).await.unwrap());
+    assert_eq!(c.user("alice").await.unwrap().unwrap().password_hash, "h3");
+    assert!(!c.set_password("nobody", "h", &a()).await.unwrap());
+    assert!(c.remove_user("alice", &a()).await.unwrap());
+    assert!(c.user("alice").await.unwrap().is_none());
+}
+
+pub(crate) async fn tokens_round_trip_and_revoke_only_for_their_owner(c: &impl Accounts) {
+    let a = || audit("token", "t");
+    c.add_user("alice", "h", false, &a()).await.unwrap();
+    c.add_user("bob", "h", false, &a()).await.unwrap();
+    let new_token = NewToken {
+        public_id: "0123456789abcdef".into(),
+        secret_hash: "hash".into(),
+        user_id: user_id(c, "alice").await,
+        projects: Some(vec!["shared".into()]),
+        read_only: true,
+        description: Some("ci".into()),
+        created: OffsetDateTime::now_utc(),
+        expires: None,
+    };
+    let id = c.add_token(&new_token, &a()).await.unwrap();
+    let token = c.token("0123456789abcdef").await.unwrap().unwrap();
+    assert_eq!(c.token_by_id(id).await.unwrap().as_ref(), Some(&token));
+    assert_eq!((token.id, token.user_name.as_str()), (id, "alice"));
+    assert_eq!(token.projects, Some(vec!["shared".to_owned()]));
+    assert!(token.read_only && token.revoked.is_none());
+    assert!(
+        !c.revoke_token(id, Some("bob"), &a()).await.unwrap(),
+        "bob cannot revoke alice's token"
+    );
+    assert!(c.revoke_token(id, Some("alice"), &a()).await.unwrap());
+    let revoked = c.token("0123456789abcdef").await.unwrap().unwrap();
+    assert!(revoked.revoked.is_some());
+    assert!(
+        !c.revoke_token(id, None, &a()).await.unwrap(),
+        "already revoked"
+    );
+    assert_eq!(c.tokens(Some("bob")).await.unwrap().len(), 0);
+    assert_eq!(c.tokens(None).await.unwrap().len(), 1);
+}
+
+pub(crate) async fn first_uploader_owns_the_project_and_others_are_refused<
+    C: Catalog + Accounts,
+>(
+    c: &C,
+) {
+    let a = || audit("user.add", "x");
+    c.add_user("alice", "h", false, &a()).await.unwrap();
+    c.add_user("bob", "h", false, &a()).await.unwrap();
+    c.add_user("root", "h", true, &a()).await.unwrap();
+    let (alice, bob, root) = (
+        user_id(c, "alice").await,
+        user_id(c, "bob").await,
+        user_id(c, "root").await,
+    );
+    let add = |filename: &'static str, user_id| async move {
+        let mut file = new_file(filename, filename);
+        file.uploader = Some(Uploader { user_id });
+        c.add_file(&file, &audit("publish", filename))
+            .await
+            .unwrap()
+    };
+    let added = AddOutcome::Added { new_project: false };
+    assert_eq!(
+        add("shared-1.0-py3-none-any.whl", alice).await,
+        AddOutcome::Added { new_project: true }
+    );
+    assert_eq!(c.role("shared", alice).await.unwrap(), Some(Role::Owner));
+    assert_eq!(
+        add("shared-1.1-py3-none-any.whl", bob).await,
+        AddOutcome::Forbidden
+    );
+    assert_eq!(files_of(c, "shared").await, ["shared-1.0-py3-none-any.whl"]);
+    assert_eq!(add("shared-1.2-py3-none-any.whl", root).await, added);
+    let role = |role| async move {
+        c.set_role("shared", "bob", role, &audit("role", "shared bob"))
+            .await
+            .unwrap()
+    };
+    assert!(role(Some(Role::Maintainer)).await);
+    assert_eq!(add("shared-1.1-py3-none-any.whl", bob).await, added);
+    assert_eq!(
+        c.roles("shared").await.unwrap(),
+        vec![
+            ("alice".to_owned(), Role::Owner),
+            ("bob".to_owned(), Role::Maintainer)
+        ]
+    );
+    assert!(role(None).await);
+    assert!(
+        !c.set_role("nope", "bob", Some(Role::Owner), &audit("role", "x"))
+            .await
+            .unwrap()
+    );
+}
+
+pub(crate) async fn every_write_is_audited_with_its_change<C: Catalog + Accounts>(c: &C) {
+    c.add_user("alice", "h", false, &audit("user.add", "alice"))
+        .await
+        .unwrap();
+    publish(c, "a-1.0-py3-none-any.whl", "aa").await;
+    c.set_yank("a", "1", Yank::Yanked(None), &audit("yank", "a 1"))
+        .await
+        .unwrap();
+    c.set_role(
+        "a",
+        "alice",
+        Some(Role::Owner),
+        &audit("role.owner", "a alice"),
+    )
+    .await
+    .unwrap();
+    let id = c
+        .add_token(
+            &NewToken {
+                public_id: "abcdefabcdefabcd".into(),
+                secret_hash: "hash".into(),
+                user_id: user_id(c, "alice").await,
+                projects: None,
+                read_only: false,
+                description: None,
+                created: OffsetDateTime::now_utc(),
+                expires: None,
+            },
+            &audit("token.create", "abcdefabcdefabcd"),
+        )
+        .await
+        .unwrap();
+    c.revoke_token(id, None, &audit("token.revoke", "abcdefabcdefabcd"))
+        .await
+        .unwrap();
+    c.set_password("alice", "h2", &audit("user.passwd", "alice"))
+        .await
+        .unwrap();
+    c.remove_user("alice", &audit("user.remove", "alice"))
+        .await
+        .unwrap();
+    let actions: Vec<String> = c
+        .audit(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user.add",
+            "publish",
+            "yank",
+            "role.owner",
+            "token.create",
+            "token.revoke",
+            "user.passwd",
+            "user.remove"
+        ]
+    );
+}
+
+pub(crate) async fn audit_log_keeps_the_newest_entries_in_order(c: &impl Accounts) {
+    for i in 0..5 {
+        c.record(&audit("yank", &format!("s{i}"))).await.unwrap();
+    }
+    let last: Vec<String> = c
+        .audit(2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.subject)
+        .collect();
+    assert_eq!(last, vec!["s3", "s4"]);
+}

@@ -1,0 +1,108 @@
+//! The landing page at `/`: what this server is, and the commands that use it, written with the
+//! address the client used to reach it.
+
+use std::net::SocketAddr;
+
+use axum::extract::State;
+use axum::response::Html;
+use http::{HeaderMap, Uri, header};
+
+use crate::AppState;
+
+const TEMPLATE: &str = include_str!("landing.html");
+/// Where the address goes in [`TEMPLATE`].
+const ADDRESS_SLOT: &str = "{address}";
+/// Longest address accepted from a request: a full DNS name and a port.
+const MAX_ADDRESS: usize = 253 + 6;
+
+/// `GET /`: the landing page.
+pub async fn page(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Html<String> {
+    Html(TEMPLATE.replace(ADDRESS_SLOT, &address(&app, &headers, &uri)))
+}
+
+/// The address clients use to reach the index (`host` or `host:port`), for pages and messages
+/// that show commands: the request's `Host` (or, in HTTP/2, its authority) when it is a plain
+/// address, else the listen address.
+pub fn address(app: &AppState, headers: &HeaderMap, uri: &Uri) -> String {
+    let requested = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()));
+    match requested.filter(|a| is_plain_address(a)) {
+        Some(address) => address.to_owned(),
+        None => listen_address(app.listen),
+    }
+}
+
+/// Whether `text` is a bare `host[:port]`: ASCII letters, digits, `.`, `-`, `:`, `[` and `]`
+/// only. None of these means anything in HTML or in a shell command line, so an accepted
+/// address is written into the page as it is: a whitelist instead of an escaping function or
+/// a template engine (askama, used for real pages) for one tiny page.
+fn is_plain_address(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_ADDRESS
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+}
+
+/// The listen address as clients would type it; `HOST` stands for a wildcard address.
+fn listen_address(listen: Option<SocketAddr>) -> String {
+    match listen {
+        Some(addr) if !addr.ip().is_unspecified() => addr.to_string(),
+        Some(addr) => format!("HOST:{}", addr.port()),
+        None => "HOST".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_addresses_only() {
+        for ok in [
+            "127.0.0.1:9001",
+            "pypi.internal",
+            "[::1]:9001",
+            "my-host.example:80",
+        ] {
+            assert!(is_plain_address(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "<script>alert(1)</script>",
+            "a\"onload=\"x",
+            "host/path",
+            "user@host",
+            "h'x",
+            "a b",
+            "h&amp;",
+            &"a".repeat(MAX_ADDRESS + 1),
+        ] {
+            assert!(!is_plain_address(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wildcard_listen_addresses_are_not_shown() {
+        assert_eq!(
+            listen_address(Some("127.0.0.1:9001".parse().unwrap())),
+            "127.0.0.1:9001"
+        );
+        assert_eq!(
+            listen_address(Some("[::1]:9001".parse().unwrap())),
+            "[::1]:9001"
+        );
+        assert_eq!(
+            listen_address(Some("0.0.0.0:9001".parse().unwrap())),
+            "HOST:9001"
+        );
+        assert_eq!(listen_address(None), "HOST");
+    }
+
+    #[test]
+    fn the_template_has_the_slot() {
+        assert!(TEMPLATE.contains(ADDRESS_SLOT));
+    }
+}
