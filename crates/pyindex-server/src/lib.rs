@@ -11,6 +11,8 @@ mod auth;
 mod cache;
 mod cross_site;
 mod files;
+mod host_check;
+pub mod listener;
 mod negotiate;
 mod pages;
 mod response;
@@ -32,6 +34,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 pub use cache::ResponseCache;
+pub use host_check::HostPolicy;
 
 /// How often the server checks the catalog for changes made by other processes.
 pub const CATALOG_POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -45,6 +48,8 @@ pub struct AppState {
     pub cache: Arc<ResponseCache>,
     /// Largest accepted file, in bytes.
     pub max_upload_size: u64,
+    /// Which `Host` values are answered (see [`AppState::with_host_policy`]).
+    pub host_policy: Arc<HostPolicy>,
 }
 
 impl AppState {
@@ -54,7 +59,14 @@ impl AppState {
             registry,
             cache: Arc::new(ResponseCache::default()),
             max_upload_size,
+            host_policy: Arc::new(HostPolicy::default()),
         }
+    }
+
+    /// The same state answering only the hosts `policy` allows (default: any host).
+    pub fn with_host_policy(mut self, policy: HostPolicy) -> AppState {
+        self.host_policy = Arc::new(policy);
+        self
     }
 
     /// Starts the task that refreshes caches when another process changes the catalog: it
@@ -155,6 +167,10 @@ pub fn router(state: AppState) -> Router {
         .route("/legacy", upload)
         .route("/health", get(health))
         .fallback(unknown_route)
+        .layer(axum::middleware::from_fn_with_state(
+            state.host_policy.clone(),
+            host_check::refuse_foreign_host,
+        ))
         .with_state(state)
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
