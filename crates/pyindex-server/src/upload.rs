@@ -34,6 +34,8 @@ const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
 
 /// How long draining waits for more of a refused body before answering anyway.
 const DRAIN_IDLE: Duration = Duration::from_secs(1);
+/// How long draining a refused body takes at most.
+const DRAIN_TOTAL: Duration = Duration::from_secs(10);
 
 /// Reads and discards up to [`DRAIN_LIMIT`] bytes of a refused body, so that a client still
 /// sending it reads the answer instead of a connection reset. A client that waits for
@@ -50,12 +52,16 @@ async fn drain(request: Request) {
     }
     let mut stream = request.into_body().into_data_stream();
     let mut seen = 0;
-    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(DRAIN_IDLE, stream.next()).await {
-        seen += chunk.len();
-        if seen > DRAIN_LIMIT {
-            break;
+    let read = async {
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout(DRAIN_IDLE, stream.next()).await {
+            seen += chunk.len();
+            if seen > DRAIN_LIMIT {
+                break;
+            }
         }
-    }
+    };
+    // A client trickling bytes must not hold the answer back for long either.
+    let _ = tokio::time::timeout(DRAIN_TOTAL, read).await;
 }
 
 /// The 413 answer; the connection is closed since the rest of the body is not read.

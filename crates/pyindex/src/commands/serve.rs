@@ -256,6 +256,43 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn serve_args(flags: &[&str]) -> ServeArgs {
+        use clap::Parser;
+        let argv = ["pyindex", "serve"].iter().chain(flags);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Serve(args) => args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn connection_limits_take_flags_then_file_then_defaults() {
+        use std::time::Duration;
+        let file: FileConfig =
+            toml::from_str("header_timeout = \"5s\"\nbody_timeout = 7\nmax_connections = 300\n")
+                .unwrap();
+        let limits =
+            connection_limits(&serve_args(&["--header-timeout", "2s"]), &file, 1024).unwrap();
+        assert_eq!(limits.header_timeout, Duration::from_secs(2));
+        assert_eq!(limits.body_timeout, Duration::from_secs(7));
+        assert_eq!(
+            limits.keep_alive_timeout,
+            ConnectionLimits::DEFAULT_KEEP_ALIVE_TIMEOUT
+        );
+        assert_eq!(
+            limits.shutdown_timeout,
+            ConnectionLimits::DEFAULT_SHUTDOWN_TIMEOUT
+        );
+        assert_eq!(limits.max_connections, 300);
+        let defaults = connection_limits(&serve_args(&[]), &FileConfig::default(), 1024).unwrap();
+        assert_eq!(defaults.header_timeout, Duration::from_secs(30));
+        assert_eq!(
+            defaults.max_connections,
+            listener::default_max_connections(1024)
+        );
+        assert!(connection_limits(&serve_args(&["--max-connections", "0"]), &file, 1024).is_err());
+    }
+
     #[test]
     fn open_only_on_loopback() {
         assert_eq!(
