@@ -218,3 +218,29 @@ def test_installs_succeed_beside_2000_slow_connections(
         assert not still_open, f"{len(still_open)} of 2000 slow connections still open after the header timeout"
     finally:
         close_all(slow)
+
+
+def test_client_that_stops_reading_is_dropped(server_factory, upload, dists):
+    """A download whose client reads nothing: the server stops after keep-alive + body timeouts
+    of silence instead of holding the connection (and the file) forever."""
+    srv = server_factory("slow-reader", extra_args=["--keep-alive-timeout", "1s", "--body-timeout", "1s"])
+    wheel = support.make_wheel(dists, "big-read", "1.0", payload=os.urandom(16 * 1024 * 1024))
+    assert upload(srv, wheel).status_code == 200
+    url = srv.files("big-read")[0]["url"]
+    path = "/" + url.split("/", 3)[3] if "://" in url else url
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.connect(("127.0.0.1", srv.port))
+    try:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        time.sleep(2 + SLACK)  # read nothing
+        s.settimeout(10)
+        received = b""
+        while chunk := s.recv(1 << 20):  # a timeout here means the server still holds it
+            received += chunk
+    except ConnectionResetError:
+        pass
+    finally:
+        s.close()
+    assert received.startswith(b"HTTP/1.1 200"), received[:200]
+    assert len(received) < len(wheel.data), "the whole file arrived: the server never gave up"
