@@ -4,6 +4,7 @@ size units, precedence, restarts on the same data dir."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 
 import pytest
@@ -97,3 +98,33 @@ def test_health_and_unknown_routes(server):
     assert server.get("/health").status == 200
     assert server.request("HEAD", "/health").status == 200
     assert server.get("/definitely/not/a/route").status == 404
+
+
+@pytest.mark.parametrize("mode", ["flags", "env", "config"])
+def test_header_timeout_applies_however_configured(server_factory, tmp_path, mode):
+    """Connection bounds follow flags > env > TOML like every setting (README "Limits and timeouts")."""
+    args, env = [], {}
+    if mode == "flags":
+        args = ["--header-timeout", "2s"]
+    elif mode == "env":
+        env = {"PYINDEX_HEADER_TIMEOUT": "2s"}
+    else:
+        cfg = tmp_path / "timeouts.toml"
+        cfg.write_text('header_timeout = "2s"\n')
+        args = ["--config", str(cfg)]
+    srv = server_factory(f"timeout-{mode}", extra_args=args, extra_env=env)
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=2 + 8)
+    try:
+        s.sendall(b"GET /simple/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        assert s.recv(1024) == b"", "a half-sent head was answered instead of closed"
+    except socket.timeout:
+        pytest.fail("the half-sent head was not closed within the configured header timeout")
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("flag,value", [("--header-timeout", "0s"), ("--body-timeout", "soon"), ("--max-connections", "0")])
+def test_invalid_connection_settings_are_refused(tmp_path, flag, value):
+    proc = _refuses_to_start(tmp_path, ["serve", "--listen", f"127.0.0.1:{free_port()}", "--data", str(tmp_path / "d"), flag, value])
+    assert proc.returncode != 0
+    assert value in proc.stdout and ("duration" in proc.stdout or "between 1 and" in proc.stdout), proc.stdout

@@ -11,7 +11,9 @@ mod auth;
 mod cache;
 mod cross_site;
 mod files;
+mod host_check;
 mod landing;
+pub mod listener;
 mod negotiate;
 mod pages;
 mod response;
@@ -33,6 +35,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 pub use cache::ResponseCache;
+pub use host_check::HostPolicy;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -45,6 +48,8 @@ pub struct AppState {
     pub max_upload_size: u64,
     /// The address the server listens on, shown in commands when a request names none.
     pub listen: Option<SocketAddr>,
+    /// Which `Host` values are answered (see [`AppState::with_host_policy`]).
+    pub host_policy: Arc<HostPolicy>,
 }
 
 impl AppState {
@@ -56,6 +61,7 @@ impl AppState {
             cache,
             max_upload_size,
             listen: None,
+            host_policy: Arc::new(HostPolicy::default()),
         }
     }
 
@@ -65,6 +71,12 @@ impl AppState {
             listen: Some(listen),
             ..self
         }
+    }
+
+    /// The same state answering only the hosts `policy` allows (default: any host).
+    pub fn with_host_policy(mut self, policy: HostPolicy) -> AppState {
+        self.host_policy = Arc::new(policy);
+        self
     }
 }
 
@@ -145,6 +157,10 @@ pub fn router(state: AppState) -> Router {
         .route("/legacy", upload)
         .route("/health", get(health))
         .fallback(unknown_route)
+        .layer(axum::middleware::from_fn_with_state(
+            state.host_policy.clone(),
+            host_check::refuse_foreign_host,
+        ))
         .with_state(state)
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use axum::extract::multipart::Field;
+use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -34,6 +34,8 @@ const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
 
 /// How long draining waits for more of a refused body before answering anyway.
 const DRAIN_IDLE: Duration = Duration::from_secs(1);
+/// How long draining a refused body takes at most.
+const DRAIN_TOTAL: Duration = Duration::from_secs(10);
 
 /// Reads and discards up to [`DRAIN_LIMIT`] bytes of a refused body, so that a client still
 /// sending it reads the answer instead of a connection reset. A client that waits for
@@ -50,17 +52,52 @@ pub(crate) async fn drain(request: Request) {
     }
     let mut stream = request.into_body().into_data_stream();
     let mut seen = 0;
-    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(DRAIN_IDLE, stream.next()).await {
-        seen += chunk.len();
-        if seen > DRAIN_LIMIT {
-            break;
+    let read = async {
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout(DRAIN_IDLE, stream.next()).await {
+            seen += chunk.len();
+            if seen > DRAIN_LIMIT {
+                break;
+            }
         }
-    }
+    };
+    // A client trickling bytes must not hold the answer back for long either.
+    let _ = tokio::time::timeout(DRAIN_TOTAL, read).await;
 }
 
 /// The 413 answer; the connection is closed since the rest of the body is not read.
 fn too_large(limit: u64) -> Response {
     let mut response = registry_error(&StorageError::TooLarge { limit }.into());
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    response
+}
+
+/// Whether a body read failed because the client sent nothing for the body timeout (the
+/// listener wraps every request body in tower-http's `TimeoutBody`).
+fn is_body_stall(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// The answer to a failed read of the form: 408 when the client stopped sending (the
+/// connection is closed), else 400. A spool file being written is removed when it is dropped.
+fn unreadable_form(error: MultipartError) -> Response {
+    if !is_body_stall(&error) {
+        return bad_multipart(error);
+    }
+    tracing::info!("upload aborted: the client sent nothing for the body timeout");
+    let mut response = plain_error(
+        StatusCode::REQUEST_TIMEOUT,
+        "The upload stalled: no data arrived for the body timeout (--body-timeout), so it was aborted. \
+         Check the network and upload again.",
+    );
     response
         .headers_mut()
         .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
@@ -77,7 +114,7 @@ fn bad_multipart(detail: impl std::fmt::Display) -> Response {
 async fn read_text(mut field: Field<'_>) -> Result<String, Response> {
     let name = field.name().unwrap_or_default().to_owned();
     let mut buf = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
+    while let Some(chunk) = field.chunk().await.map_err(unreadable_form)? {
         buf.extend_from_slice(&chunk);
         if buf.len() > MAX_FIELD_BYTES {
             return Err(plain_error(
@@ -107,7 +144,7 @@ async fn spool_content(app: &AppState, mut field: Field<'_>) -> Result<UploadedC
         .create(app.max_upload_size)
         .await
         .map_err(|e| registry_error(&e.into()))?;
-    while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
+    while let Some(chunk) = field.chunk().await.map_err(unreadable_form)? {
         writer.write(&chunk).await.map_err(|e| match e {
             StorageError::TooLarge { limit } => too_large(limit),
             other => registry_error(&other.into()),
@@ -128,7 +165,7 @@ async fn read_form(
     let mut fields: Vec<(String, String)> = Vec::new();
     let mut text_bytes = 0;
     let mut content = None;
-    while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
+    while let Some(field) = multipart.next_field().await.map_err(unreadable_form)? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "content" {
             if content.is_some() {

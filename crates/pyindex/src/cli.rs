@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use pyindex_catalog::ProjectStatus;
 use pyindex_registry::AccessMode;
 
+use crate::duration::Timeout;
 use crate::size::ByteSize;
 
 /// A private Python package index: PEP 503/691 simple API, uploads with twine and uv.
@@ -204,4 +205,36 @@ pub struct ServeArgs {
     /// [default: open on loopback without accounts, otherwise upload].
     #[arg(long, env = "PYINDEX_AUTH", value_name = "MODE")]
     pub auth: Option<AccessMode>,
+
+    /// Time a client has to send a whole request head, e.g. 30s or 1m [default: 30s].
+    #[arg(long, env = "PYINDEX_HEADER_TIMEOUT", value_name = "DURATION")]
+    pub header_timeout: Option<Timeout>,
+
+    /// Time an idle connection is kept open for another request [default: 15s].
+    #[arg(long, env = "PYINDEX_KEEP_ALIVE_TIMEOUT", value_name = "DURATION")]
+    pub keep_alive_timeout: Option<Timeout>,
+
+    /// Time a request body (an upload) may send no bytes before it is aborted [default: 30s].
+    #[arg(long, env = "PYINDEX_BODY_TIMEOUT", value_name = "DURATION")]
+    pub body_timeout: Option<Timeout>,
+
+    /// Time open connections get to finish after SIGTERM or Ctrl-C [default: 10s].
+    #[arg(long, env = "PYINDEX_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
+    pub shutdown_timeout: Option<Timeout>,
+
+    /// Open connections at most; more wait until one closes
+    /// [default: from the open-file limit, (limit - 128) / 2, at most 16384].
+    #[arg(long, env = "PYINDEX_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Host name that clients may use besides localhost, 127.0.0.1 and [::1] (repeatable; the
+    /// environment variable takes a comma-separated list). Without it a server on a loopback
+    /// address refuses other names (DNS rebinding) and one on another address answers any name.
+    #[arg(
+        long = "allowed-host",
+        env = "PYINDEX_ALLOWED_HOST",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use pyindex_registry::AccessMode;
 
+use crate::duration::Timeout;
 use crate::size::ByteSize;
 
 /// Default listen address: loopback only, the port the hand-made indexes use.
@@ -35,6 +36,32 @@ pub struct FileConfig {
     /// `auth = "upload"` (open, upload or all)
     #[serde(default, deserialize_with = "access_mode")]
     pub auth: Option<AccessMode>,
+    /// `header_timeout = "30s"` (or a number of seconds)
+    pub header_timeout: Option<Timeout>,
+    /// `keep_alive_timeout = "15s"`
+    pub keep_alive_timeout: Option<Timeout>,
+    /// `body_timeout = "30s"`
+    pub body_timeout: Option<Timeout>,
+    /// `shutdown_timeout = "10s"`
+    pub shutdown_timeout: Option<Timeout>,
+    /// `max_connections = 4096`
+    pub max_connections: Option<usize>,
+    /// `allowed_host = ["pyindex.internal"]` (or one name as a string)
+    #[serde(default, deserialize_with = "host_names")]
+    pub allowed_host: Vec<String>,
+}
+
+fn host_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(name) => vec![name],
+        OneOrMany::Many(names) => names,
+    })
 }
 
 fn access_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<AccessMode>, D::Error> {
@@ -72,6 +99,37 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("auth = \"none\"").is_err());
         let bytes: FileConfig = toml::from_str("max_upload_size = 1024").unwrap();
         assert_eq!(bytes.max_upload_size, Some(ByteSize(1024)));
+    }
+
+    #[test]
+    fn reads_connection_settings() {
+        let config: FileConfig = toml::from_str(
+            "header_timeout = \"2s\"\nkeep_alive_timeout = 5\nbody_timeout = \"1m\"\nshutdown_timeout = \"3s\"\n\
+             max_connections = 500\nallowed_host = [\"a.internal\", \"b.internal\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.header_timeout,
+            Some(Timeout(std::time::Duration::from_secs(2)))
+        );
+        assert_eq!(
+            config.keep_alive_timeout,
+            Some(Timeout(std::time::Duration::from_secs(5)))
+        );
+        assert_eq!(
+            config.body_timeout,
+            Some(Timeout(std::time::Duration::from_secs(60)))
+        );
+        assert_eq!(
+            config.shutdown_timeout,
+            Some(Timeout(std::time::Duration::from_secs(3)))
+        );
+        assert_eq!(config.max_connections, Some(500));
+        assert_eq!(config.allowed_host, ["a.internal", "b.internal"]);
+        let one: FileConfig = toml::from_str("allowed_host = \"a.internal\"").unwrap();
+        assert_eq!(one.allowed_host, ["a.internal"]);
+        assert!(FileConfig::default().allowed_host.is_empty());
+        assert!(toml::from_str::<FileConfig>("header_timeout = \"soon\"").is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod config;
 mod data_dir;
+mod duration;
 mod size;
 mod timefmt;
 

@@ -7,12 +7,14 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use pyindex_registry::auth::password;
 use pyindex_registry::{AccessMode, Actor, Registry};
-use pyindex_server::AppState;
+use pyindex_server::listener::{self, ConnectionLimits, MAX_CONNECTIONS};
+use pyindex_server::{AppState, HostPolicy};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
 use crate::config::{DEFAULT_FILE_CACHE, DEFAULT_LISTEN, DEFAULT_MAX_UPLOAD_SIZE, FileConfig};
 use crate::data_dir::{self, Opener};
+use crate::duration::Timeout;
 
 /// Name of the first admin account, created at the first start that needs one.
 const FIRST_ADMIN: &str = "admin";
@@ -65,6 +67,67 @@ fn access_mode(
         Some(mode) => Ok(mode),
         None if !has_accounts && loopback => Ok(AccessMode::Open),
         None => Ok(AccessMode::Upload),
+    }
+}
+
+/// The connection bounds: flags, then environment, then the file, then defaults; the default
+/// connection cap comes from the open-file limit the process has.
+fn connection_limits(
+    args: &ServeArgs,
+    file: &FileConfig,
+    open_files: u64,
+) -> anyhow::Result<ConnectionLimits> {
+    let pick = |flag: Option<Timeout>, from_file: Option<Timeout>, default| {
+        flag.or(from_file).map_or(default, |t| t.0)
+    };
+    let max_connections = args
+        .max_connections
+        .or(file.max_connections)
+        .unwrap_or_else(|| listener::default_max_connections(open_files));
+    if !(1..=MAX_CONNECTIONS).contains(&max_connections) {
+        bail!("--max-connections must be between 1 and {MAX_CONNECTIONS}, not {max_connections}");
+    }
+    Ok(ConnectionLimits {
+        header_timeout: pick(
+            args.header_timeout,
+            file.header_timeout,
+            ConnectionLimits::DEFAULT_HEADER_TIMEOUT,
+        ),
+        keep_alive_timeout: pick(
+            args.keep_alive_timeout,
+            file.keep_alive_timeout,
+            ConnectionLimits::DEFAULT_KEEP_ALIVE_TIMEOUT,
+        ),
+        body_timeout: pick(
+            args.body_timeout,
+            file.body_timeout,
+            ConnectionLimits::DEFAULT_BODY_TIMEOUT,
+        ),
+        shutdown_timeout: pick(
+            args.shutdown_timeout,
+            file.shutdown_timeout,
+            ConnectionLimits::DEFAULT_SHUTDOWN_TIMEOUT,
+        ),
+        max_connections,
+    })
+}
+
+/// Raises the open-file limit to the hard limit and returns the limit in force, logging it.
+fn raise_open_file_limit() -> u64 {
+    match listener::raise_open_file_limit() {
+        Ok(limit) => {
+            tracing::info!(
+                before = limit.before,
+                now = limit.now,
+                "open-file limit (RLIMIT_NOFILE) set to the hard limit"
+            );
+            limit.now
+        }
+        Err(error) => {
+            let limit = listener::open_file_limit();
+            tracing::warn!(%error, limit, "could not raise the open-file limit; keeping it");
+            limit
+        }
     }
 }
 
@@ -135,6 +198,21 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
         .file_cache
         .or(file.file_cache)
         .map_or(DEFAULT_FILE_CACHE, |s| s.0);
+    let allowed_hosts = if args.allowed_hosts.is_empty() {
+        &file.allowed_host
+    } else {
+        &args.allowed_hosts
+    };
+    let host_policy = HostPolicy::new(listen, allowed_hosts).map_err(anyhow::Error::msg)?;
+    let open_files = raise_open_file_limit();
+    let limits = connection_limits(&args, file, open_files)?;
+    if limits.max_connections as u64 > listener::default_max_connections(open_files) as u64 {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_files,
+            "--max-connections is above what the open-file limit leaves room for; clients may see refused connections"
+        );
+    }
     let _lock = data_dir::lock_for_server(data)?;
     let registry = data_dir::open(data, Opener::Server { file_cache }).await?;
     let mode = access_mode(
@@ -145,8 +223,9 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
     if mode != AccessMode::Open {
         ensure_first_admin(&registry, data).await?;
     }
-    let state =
-        AppState::new(registry.with_access_mode(mode), max_upload_size).with_listen_address(listen);
+    let state = AppState::new(registry.with_access_mode(mode), max_upload_size)
+        .with_listen_address(listen)
+        .with_host_policy(host_policy);
     let _watcher = state.registry.spawn_change_watcher();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -156,13 +235,17 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
         data = %data.display(),
         max_upload_size,
         auth = %mode,
+        ?limits,
+        allowed_hosts = ?allowed_hosts,
         "pyindex is serving: index at http://{listen}/simple/, uploads at http://{listen}/legacy/"
     );
-    let app = pyindex_server::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the server failed")?;
+    listener::serve(
+        listener,
+        pyindex_server::router(state),
+        limits,
+        shutdown_signal(),
+    )
+    .await;
     Ok(())
 }
 
@@ -172,6 +255,43 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    fn serve_args(flags: &[&str]) -> ServeArgs {
+        use clap::Parser;
+        let argv = ["pyindex", "serve"].iter().chain(flags);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Serve(args) => args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn connection_limits_take_flags_then_file_then_defaults() {
+        use std::time::Duration;
+        let file: FileConfig =
+            toml::from_str("header_timeout = \"5s\"\nbody_timeout = 7\nmax_connections = 300\n")
+                .unwrap();
+        let limits =
+            connection_limits(&serve_args(&["--header-timeout", "2s"]), &file, 1024).unwrap();
+        assert_eq!(limits.header_timeout, Duration::from_secs(2));
+        assert_eq!(limits.body_timeout, Duration::from_secs(7));
+        assert_eq!(
+            limits.keep_alive_timeout,
+            ConnectionLimits::DEFAULT_KEEP_ALIVE_TIMEOUT
+        );
+        assert_eq!(
+            limits.shutdown_timeout,
+            ConnectionLimits::DEFAULT_SHUTDOWN_TIMEOUT
+        );
+        assert_eq!(limits.max_connections, 300);
+        let defaults = connection_limits(&serve_args(&[]), &FileConfig::default(), 1024).unwrap();
+        assert_eq!(defaults.header_timeout, Duration::from_secs(30));
+        assert_eq!(
+            defaults.max_connections,
+            listener::default_max_connections(1024)
+        );
+        assert!(connection_limits(&serve_args(&["--max-connections", "0"]), &file, 1024).is_err());
     }
 
     #[test]

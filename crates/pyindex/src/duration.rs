@@ -1,0 +1,112 @@
+//! Durations for settings: `30s`, `2m`, `500ms`, `1h`, or a plain number of seconds.
+//!
+//! Written by hand like `size.rs` (a dozen lines, one error message in the project's style)
+//! rather than adding `humantime`, which the build does not otherwise need.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A positive duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "DurationSetting")]
+pub struct Timeout(pub Duration);
+
+/// A duration as written in the TOML file: seconds as a number, or a string with a unit.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DurationSetting {
+    Seconds(u64),
+    Text(String),
+}
+
+impl TryFrom<DurationSetting> for Timeout {
+    type Error = String;
+
+    fn try_from(setting: DurationSetting) -> Result<Timeout, String> {
+        match setting {
+            DurationSetting::Seconds(n) => format!("{n}s").parse(),
+            DurationSetting::Text(text) => text.parse(),
+        }
+    }
+}
+
+const UNITS: &[(&str, u64)] = &[("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
+
+impl FromStr for Timeout {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Timeout, String> {
+        let text = text.trim();
+        let invalid = || {
+            format!(
+                "'{text}' is not a duration: write a positive number with ms, s, m or h (e.g. 30s, 2m), or a number of seconds"
+            )
+        };
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = (&text[..split], text[split..].trim());
+        let millis_per_unit = if unit.is_empty() {
+            1_000
+        } else {
+            UNITS
+                .iter()
+                .find(|(name, _)| unit.eq_ignore_ascii_case(name))
+                .map(|(_, ms)| *ms)
+                .ok_or_else(invalid)?
+        };
+        let n: u64 = number.parse().map_err(|_| invalid())?;
+        match n.checked_mul(millis_per_unit) {
+            Some(ms) if ms > 0 => Ok(Timeout(Duration::from_millis(ms))),
+            _ => Err(invalid()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_units_and_plain_seconds() {
+        assert_eq!("30s".parse(), Ok(Timeout(Duration::from_secs(30))));
+        assert_eq!("2m".parse(), Ok(Timeout(Duration::from_secs(120))));
+        assert_eq!("1h".parse(), Ok(Timeout(Duration::from_secs(3600))));
+        assert_eq!("500ms".parse(), Ok(Timeout(Duration::from_millis(500))));
+        assert_eq!("45".parse(), Ok(Timeout(Duration::from_secs(45))));
+        assert_eq!(" 5 S ".parse(), Ok(Timeout(Duration::from_secs(5))));
+    }
+
+    #[test]
+    fn refuses_zero_junk_and_overflow() {
+        for bad in [
+            "",
+            "0",
+            "0s",
+            "s",
+            "-1s",
+            "1.5s",
+            "10 days",
+            "99999999999999999999h",
+        ] {
+            let err = bad.parse::<Timeout>().unwrap_err();
+            assert!(err.contains("not a duration"), "{bad}: {err}");
+        }
+        assert!("18446744073709551615h".parse::<Timeout>().is_err());
+    }
+
+    #[test]
+    fn reads_toml_numbers_and_strings() {
+        #[derive(Deserialize)]
+        struct T {
+            a: Timeout,
+            b: Timeout,
+        }
+        let t: T = toml::from_str("a = 30\nb = \"2m\"").unwrap();
+        assert_eq!(t.a, Timeout(Duration::from_secs(30)));
+        assert_eq!(t.b, Timeout(Duration::from_secs(120)));
+        assert!(toml::from_str::<T>("a = 0\nb = \"1s\"").is_err());
+    }
+}
