@@ -126,9 +126,9 @@ def case_name_mismatch_metadata(d, v):
     return dict(dist=w), 400, r"name"
 
 
-def case_wheel_name_not_normalized(d, v):
-    w = support.make_wheel(d, "victim", v, filename=f"Victim-{v}-py3-none-any.whl")
-    return dict(dist=w), 400, r"name|normali"
+def case_wheel_name_of_other_project(d, v):
+    w = support.make_wheel(d, "victim", v, filename=f"Victimx-{v}-py3-none-any.whl")
+    return dict(dist=w), 400, re.escape(f"victim-{v}-py3-none-any.whl")
 
 
 def case_version_mismatch_filename(d, v):
@@ -167,14 +167,14 @@ def case_sdist_filetype_whl_name(d, v):
     return dict(dist=w, overrides={"filetype": "sdist", "pyversion": "source"}), 400, r"extension|type|sdist|invalid"
 
 
-def case_sdist_name_not_pep625(d, v):
-    s = support.make_sdist(d, "Victim", v, filename=f"Victim-{v}.tar.gz")
+def case_sdist_name_of_other_project(d, v):
+    s = support.make_sdist(d, "victim", v, filename=f"victim2-{v}.tar.gz")
+    return dict(dist=s), 400, re.escape("victim-{version}.tar.gz")
+
+
+def case_sdist_version_of_other_release(d, v):
+    s = support.make_sdist(d, "victim", v, filename=f"victim-{v}.1.tar.gz")
     return dict(dist=s), 400, re.escape(f"victim-{v}.tar.gz")
-
-
-def case_sdist_version_not_normalized(d, v):
-    s = support.make_sdist(d, "victim", v, filename=f"victim-0{v}.tar.gz")
-    return dict(dist=s), 400, re.escape(f"victim-{v}.tar.gz") + "|version"
 
 
 def case_bad_wheel_filename(d, v):
@@ -366,11 +366,11 @@ def case_text_field_as_file_part(d, v):
 
 CASES = [
     case_traversal, case_slash, case_backslash, case_control_char,
-    case_name_mismatch_form, case_name_mismatch_metadata, case_wheel_name_not_normalized,
+    case_name_mismatch_form, case_name_mismatch_metadata, case_wheel_name_of_other_project,
     case_version_mismatch_filename, case_version_mismatch_form, case_invalid_version,
     case_filetype_bdist_egg, case_filetype_bdist_egg_whl_name, case_exe_extension,
-    case_sdist_filetype_whl_name, case_bad_wheel_filename, case_sdist_name_not_pep625,
-    case_sdist_version_not_normalized,
+    case_sdist_filetype_whl_name, case_bad_wheel_filename, case_sdist_name_of_other_project,
+    case_sdist_version_of_other_release,
     case_truncated_zip, case_not_gzip_sdist, case_gzip_not_tar_sdist, case_sdist_without_pkg_info,
     case_sdist_two_top_level_dirs, case_sdist_dotdot_member, case_sdist_symlink_out_of_tree,
     case_wheel_without_metadata, case_wheel_duplicate_metadata_entries,
@@ -583,3 +583,23 @@ def test_upload_accepts_chunked_body(module_server, baseline, upload, dists):
     r = requests.post(module_server.upload_url, data=iter([body[:100], body[100:]]), headers=headers, timeout=60)
     assert r.status_code == 200, (r.status_code, r.reason, r.text)
     assert module_server.file_named("chunky", w.filename)["hashes"]["sha256"] == w.sha256
+
+
+@pytest.mark.parametrize(
+    "name, filename",
+    [
+        ("Victim", "Victim-{v}-py3-none-any.whl"),
+        ("Victim", "Victim-{v}.tar.gz"),
+        ("victim", "victim-0{v}.tar.gz"),
+    ],
+    ids=["wheel-capitals", "sdist-legacy-name", "sdist-unnormalized-version"],
+)
+def test_legacy_spellings_are_accepted_as_uploaded(module_server, upload, dists, name, filename):
+    """Filename forms the specifications tell installers to accept are kept exactly as uploaded."""
+    v = f"21.{len(filename)}{len(name)}"
+    filename = filename.format(v=v)
+    make = support.make_wheel if filename.endswith(".whl") else support.make_sdist
+    r = upload(module_server, dist=make(dists, name, v, filename=filename))
+    assert r.status_code == 200, (r.status_code, r.text)
+    page = module_server.get("/simple/victim/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    assert filename in [f["filename"] for f in json.loads(page.body)["files"]], page.body
