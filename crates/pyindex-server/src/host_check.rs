@@ -121,15 +121,23 @@ fn is_loopback(name: &str) -> bool {
 
 /// The 421 answer, naming the setting that would allow the host.
 fn misdirected(host: &str) -> Response {
-    let shown: String = host.chars().take(200).collect();
-    let name = host_name(host).unwrap_or_else(|| shown.clone());
-    let mut response = plain_error(
-        StatusCode::MISDIRECTED_REQUEST,
-        &format!(
-            "Misdirected request: this server does not answer for host '{shown}'; to allow it, start pyindex \
-             with --allowed-host {name} (or PYINDEX_ALLOWED_HOST / allowed_host in the config file)."
+    // Echo the host only when it is a plain host name or address: a message must not carry
+    // whatever markup a client put in its Host header back out.
+    let plain = host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
+    let message = match host_name(host).filter(|_| plain) {
+        Some(name) => format!(
+            "Misdirected request: this server does not answer for host '{host}'; to allow it, \
+             start pyindex with --allowed-host {name} (or PYINDEX_ALLOWED_HOST / allowed_host \
+             in the config file)."
         ),
-    );
+        None => "Misdirected request: the Host of this request is not a valid host name, and \
+                 this server answers only for its own names (see --allowed-host)."
+            .to_owned(),
+    };
+    let mut response = plain_error(StatusCode::MISDIRECTED_REQUEST, &message);
     // The body of a refused upload is not read: do not keep the connection for another request.
     response
         .headers_mut()

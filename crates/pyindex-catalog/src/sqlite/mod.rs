@@ -228,6 +228,23 @@ async fn existing_outcome(
     }))
 }
 
+impl SqliteCatalog {
+    /// The file matching `filter`, whose one parameter is `value`.
+    async fn one_file(
+        &self,
+        filter: &'static str,
+        value: &str,
+    ) -> Result<Option<FileRecord>, CatalogError> {
+        sqlx::query(query_files(filter))
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(file_record)
+            .transpose()
+    }
+}
+
 #[async_trait]
 impl Catalog for SqliteCatalog {
     async fn add_file(
@@ -350,23 +367,11 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn file(&self, filename: &str) -> Result<Option<FileRecord>, CatalogError> {
-        sqlx::query(query_files("f.filename = $1"))
-            .bind(filename)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(file_record)
-            .transpose()
+        self.one_file("f.filename = $1", filename).await
     }
 
     async fn distribution(&self, dist_key: &str) -> Result<Option<FileRecord>, CatalogError> {
-        sqlx::query(query_files("f.dist_key = $1"))
-            .bind(dist_key)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(file_record)
-            .transpose()
+        self.one_file("f.dist_key = $1", dist_key).await
     }
 
     async fn projects(&self) -> Result<Vec<ProjectSummary>, CatalogError> {
