@@ -1,5 +1,6 @@
 //! Plain data exchanged with the catalog.
 
+use pyindex_packaging::DistKind;
 use time::OffsetDateTime;
 
 /// Release-level metadata, taken from the first file uploaded for a release.
@@ -33,8 +34,8 @@ pub struct NewFile {
     /// The distribution the filename denotes, whatever its spelling (see
     /// `DistFilename::identity`): at most one file per distribution.
     pub dist_key: String,
-    /// `bdist_wheel` or `sdist`.
-    pub kind: String,
+    /// Wheel or source distribution.
+    pub kind: DistKind,
     /// Size in bytes.
     pub size: u64,
     /// Hex SHA-256.
@@ -198,8 +199,8 @@ pub struct FileRecord {
     pub filename: String,
     /// Normalized version of the release.
     pub version: String,
-    /// `bdist_wheel` or `sdist`.
-    pub kind: String,
+    /// Wheel or source distribution.
+    pub kind: DistKind,
     /// Size in bytes.
     pub size: u64,
     /// Hex SHA-256.

@@ -61,7 +61,7 @@ pub(crate) fn new_file(filename: &str, sha256: &str) -> NewFile {
         canonical_version: pyindex_packaging::canonical_version(&parsed.version),
         filename: filename.into(),
         dist_key: parsed.identity(),
-        kind: parsed.kind().as_str().into(),
+        kind: parsed.kind(),
         size: 3,
         sha256: sha256.into(),
         md5: "m".into(),

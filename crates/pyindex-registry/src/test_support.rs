@@ -75,7 +75,7 @@ impl Harness {
             canonical_version: "1".into(),
             filename: format!("{dist}-1.0-py3-none-any.whl"),
             dist_key: format!("{project}-1.0--py3-none-any.whl"),
-            kind: "bdist_wheel".into(),
+            kind: pyindex_packaging::DistKind::Wheel,
             size: 1,
             sha256: "ab".repeat(32),
             md5: "cd".repeat(16),

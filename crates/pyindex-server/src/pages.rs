@@ -233,7 +233,7 @@ mod tests {
             project: "shared-pkg".into(),
             filename: name.into(),
             version: version.into(),
-            kind: "bdist_wheel".into(),
+            kind: pyindex_packaging::DistKind::Wheel,
             size: 42,
             sha256: "ab".repeat(32),
             requires_python: Some(">=3.8".into()),

@@ -20,7 +20,7 @@ use sqlx::{Row, SqlSafeStr};
 use time::OffsetDateTime;
 
 use accounts::insert_audit;
-use pyindex_packaging::parse_filename;
+use pyindex_packaging::{DistKind, parse_filename};
 use sqlx::SqliteConnection;
 
 use crate::{
@@ -163,7 +163,11 @@ fn file_record(row: &SqliteRow) -> Result<FileRecord, CatalogError> {
         project: row.try_get("project")?,
         filename: row.try_get("filename")?,
         version: row.try_get("version")?,
-        kind: row.try_get("kind")?,
+        kind: {
+            let kind: String = row.try_get("kind")?;
+            DistKind::from_filetype(&kind)
+                .ok_or_else(|| CatalogError::Corrupt(format!("unknown file kind '{kind}'")))?
+        },
         size: size_from(row.try_get("size")?)?,
         sha256: row.try_get("sha256")?,
         requires_python: row.try_get("requires_python")?,
@@ -344,7 +348,7 @@ impl Catalog for SqliteCatalog {
         .bind(release_id)
         .bind(&file.filename)
         .bind(&file.dist_key)
-        .bind(&file.kind)
+        .bind(file.kind.as_str())
         .bind(size)
         .bind(&file.sha256)
         .bind(&file.md5)

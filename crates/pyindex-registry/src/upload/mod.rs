@@ -328,7 +328,7 @@ impl Registry {
             canonical_version: canonical_version(&metadata.version),
             filename: filename.raw.clone(),
             dist_key: filename.identity(),
-            kind: filename.kind().as_str().to_owned(),
+            kind: filename.kind(),
             size,
             sha256: digests.sha256,
             md5: digests.md5,
