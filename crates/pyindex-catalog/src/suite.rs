@@ -484,9 +484,14 @@ pub(crate) async fn stored_files_name_every_blob_whatever_the_status(c: &impl Ca
         .await
         .unwrap();
     // Yanked and quarantined files are still stored, so still listed.
-    c.set_yank("shared-pkg", "0.2.0", Yank::Yanked(None), &audit("yank", "x"))
-        .await
-        .unwrap();
+    c.set_yank(
+        "shared-pkg",
+        "0.2.0",
+        Yank::Yanked(None),
+        &audit("yank", "x"),
+    )
+    .await
+    .unwrap();
     c.set_project_status(
         "shared-pkg",
         ProjectStatus::Quarantined,

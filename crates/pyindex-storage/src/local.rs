@@ -145,7 +145,10 @@ fn walk(
     for first in entries(&store.root.join("sha256"))? {
         for second in entries(&first.path())? {
             for blob in entries(&second.path())? {
-                let Some(key) = blob.file_name().to_str().and_then(|n| BlobKey::parse(n).ok())
+                let Some(key) = blob
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| BlobKey::parse(n).ok())
                 else {
                     continue;
                 };

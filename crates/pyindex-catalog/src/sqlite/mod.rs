@@ -826,7 +826,10 @@ mod tests {
         snapshot.close().await;
         // Read-only: nothing beside the copy was created.
         assert!(!dir.path().join("copy.sqlite3-wal").exists());
-        assert!(catalog.snapshot_to(&copy).await.is_err(), "never overwrites");
+        assert!(
+            catalog.snapshot_to(&copy).await.is_err(),
+            "never overwrites"
+        );
     }
 
     #[tokio::test]
