@@ -65,10 +65,9 @@ fn publish(spooled: SpooledFile, target: &Path, root: &Path) -> std::io::Result<
         // the blob as stored now, so that repair's grace period protects it until the caller
         // has recorded it, even if it was an orphan left long ago.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(target)?
-                .set_modified(std::time::SystemTime::now())?;
+            // The owner may set the time through a read-only handle, so a blob made
+            // read-only stays so.
+            std::fs::File::open(target)?.set_modified(std::time::SystemTime::now())?;
         }
         Err(e) => return Err(e),
     }

@@ -166,7 +166,7 @@ async fn repair_removes_old_orphans_only_and_never_a_referenced_blob() {
     .await
     .unwrap();
     assert_eq!(removed.blobs, 1);
-    assert_eq!(reported, [orphan.clone()]);
+    assert_eq!(reported, std::slice::from_ref(&orphan));
     assert_eq!(index.store.size(&orphan).await.unwrap(), None);
     assert!(index.store.size(&listed).await.unwrap().is_some());
     assert_eq!(problems_of(&index).await.1, Vec::<String>::new());
