@@ -335,6 +335,16 @@ pub async fn restore(
     let manifest = read_manifest(src)?;
     ensure_empty_dir(target)?;
     let files = files_of_snapshot(&src.join(CATALOG_FILE)).await?;
+    if files.len() != manifest.files {
+        return Err(BackupError::NotABackup(
+            src.to_owned(),
+            format!(
+                "its catalog lists {} files, its manifest {}",
+                files.len(),
+                manifest.files
+            ),
+        ));
+    }
     let from = LocalBlobStore::open(src.join(FILES_DIR))
         .map_err(io_error("could not open", &src.join(FILES_DIR)))?;
     let spool_dir = target.join("tmp");

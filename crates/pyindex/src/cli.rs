@@ -23,7 +23,8 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Data directory: catalog database and files [default: ./pyindex-data]. Every command but
-    /// `serve`, `user add` and `user import-htpasswd` needs one that holds a catalog.
+    /// `serve`, `user add` and `user import-htpasswd` needs one that holds a catalog, except
+    /// `restore`, which needs an empty one.
     #[arg(long, global = true, env = "PYINDEX_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
 
