@@ -16,7 +16,7 @@ mod suite;
 pub use accounts::{Accounts, AuditEntry, NewToken, Role, TokenRecord, User};
 pub use model::{
     AddOutcome, Change, Changes, FileRecord, NewFile, ProjectFiles, ProjectStatus, ProjectSummary,
-    ReleaseMetadata, Uploader, Yank,
+    ReleaseMetadata, StoredFile, Uploader, Yank,
 };
 pub use sqlite::SqliteCatalog;
 
@@ -91,4 +91,9 @@ pub trait Catalog: Send + Sync {
 
     /// What changed after the point `seq` of the change log (see [`Change`]).
     async fn changes_since(&self, seq: i64) -> Result<Changes, CatalogError>;
+
+    /// Every file of every project, whatever its project's status or its yank, with the blobs
+    /// it references, sorted by filename: what integrity checks, repair and backups must find
+    /// in the blob store.
+    async fn stored_files(&self) -> Result<Vec<StoredFile>, CatalogError>;
 }

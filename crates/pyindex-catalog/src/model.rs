@@ -245,3 +245,16 @@ pub struct Changes {
     /// What changed, oldest first; `[Change::Everything]` when the reader fell too far behind.
     pub changes: Vec<Change>,
 }
+
+/// A file as far as storage is concerned: the blobs the catalog references for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    /// Its filename, for reports.
+    pub filename: String,
+    /// The SHA-256 of its content (the key of its blob).
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The SHA-256 of its extracted metadata file, if it has one.
+    pub metadata_sha256: Option<String>,
+}

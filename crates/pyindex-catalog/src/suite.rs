@@ -5,8 +5,8 @@
 use time::OffsetDateTime;
 
 use crate::{
-    Accounts, AddOutcome, AuditEntry, Catalog, Change, NewFile, NewToken, ProjectSummary,
-    ReleaseMetadata, Role, Uploader, Yank,
+    Accounts, AddOutcome, AuditEntry, Catalog, Change, NewFile, NewToken, ProjectStatus,
+    ProjectSummary, ReleaseMetadata, Role, StoredFile, Uploader, Yank,
 };
 
 /// Generates one `#[tokio::test]` per suite function, each on a database opened by `$open`
@@ -25,6 +25,7 @@ macro_rules! catalog_suite {
             first_uploader_owns_the_project_and_others_are_refused,
             every_write_is_audited_with_its_change,
             audit_log_keeps_the_newest_entries_in_order,
+            stored_files_name_every_blob_whatever_the_status,
         );
     };
     (@tests $open:expr; $($name:ident,)*) => {
@@ -472,4 +473,48 @@ pub(crate) async fn audit_log_keeps_the_newest_entries_in_order(c: &impl Account
         .map(|e| e.subject)
         .collect();
     assert_eq!(last, vec!["s3", "s4"]);
+}
+
+pub(crate) async fn stored_files_name_every_blob_whatever_the_status(c: &impl Catalog) {
+    assert!(c.stored_files().await.unwrap().is_empty());
+    publish(c, "shared_pkg-0.2.0.tar.gz", "bb").await;
+    let mut no_metadata = new_file("Shared_Pkg-0.1.0-py3-none-any.whl", "aa");
+    no_metadata.metadata_sha256 = None;
+    c.add_file(&no_metadata, &audit("publish", &no_metadata.filename))
+        .await
+        .unwrap();
+    // Yanked and quarantined files are still stored, so still listed.
+    c.set_yank(
+        "shared-pkg",
+        "0.2.0",
+        Yank::Yanked(None),
+        &audit("yank", "x"),
+    )
+    .await
+    .unwrap();
+    c.set_project_status(
+        "shared-pkg",
+        ProjectStatus::Quarantined,
+        None,
+        &audit("status", "shared-pkg"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        c.stored_files().await.unwrap(),
+        vec![
+            StoredFile {
+                filename: "Shared_Pkg-0.1.0-py3-none-any.whl".into(),
+                sha256: "aa".into(),
+                size: 3,
+                metadata_sha256: None,
+            },
+            StoredFile {
+                filename: "shared_pkg-0.2.0.tar.gz".into(),
+                sha256: "bb".into(),
+                size: 3,
+                metadata_sha256: Some("meta".into()),
+            },
+        ]
+    );
 }

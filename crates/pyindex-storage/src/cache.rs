@@ -11,8 +11,11 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::TryStreamExt;
+use futures::stream::BoxStream;
 
-use crate::{BlobBody, BlobContent, BlobKey, BlobStore, ByteRange, SpooledFile, StorageError};
+use crate::{
+    BlobBody, BlobContent, BlobKey, BlobStore, ByteRange, SpooledFile, StorageError, StoredBlob,
+};
 
 /// A [`BlobStore`] that keeps recently read small blobs in memory.
 pub struct CachedBlobStore {
@@ -44,6 +47,15 @@ impl CacheState {
             if let Some(evicted) = self.blobs.remove(&oldest) {
                 self.size -= evicted.len() as u64;
             }
+        }
+    }
+}
+
+impl CacheState {
+    fn remove(&mut self, key: &BlobKey) {
+        if let Some(removed) = self.blobs.remove(key) {
+            self.size -= removed.len() as u64;
+            self.order.retain(|k| k != key);
         }
     }
 }
@@ -117,12 +129,24 @@ impl BlobStore for CachedBlobStore {
         }
         Ok(Some(body_of(&data, range)))
     }
+
+    fn list(&self) -> BoxStream<'static, Result<StoredBlob, StorageError>> {
+        self.inner.list()
+    }
+
+    async fn delete(&self, key: &BlobKey) -> Result<bool, StorageError> {
+        if let Ok(mut state) = self.state.lock() {
+            state.remove(key);
+        }
+        self.inner.delete(key).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{LocalBlobStore, Spool};
+    use futures::StreamExt;
 
     async fn read_all(body: BlobBody) -> Vec<u8> {
         crate::read_all_for_tests(body).await
@@ -165,5 +189,9 @@ mod tests {
         cache.get(&keys[1], None).await.unwrap().unwrap();
         assert!(cache.get(&keys[0], None).await.unwrap().is_none());
         assert_eq!(cache.size(&keys[1]).await.unwrap(), Some(5));
+        // A deleted blob is gone from memory too.
+        assert!(cache.delete(&keys[1]).await.unwrap());
+        assert!(cache.get(&keys[1], None).await.unwrap().is_none());
+        assert_eq!(cache.list().count().await, 1);
     }
 }

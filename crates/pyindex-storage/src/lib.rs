@@ -71,6 +71,17 @@ impl BlobBody {
     }
 }
 
+/// A blob as listed by [`BlobStore::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// Its key.
+    pub key: BlobKey,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last stored (a put of an existing key counts as storing it again).
+    pub modified: std::time::SystemTime,
+}
+
 /// Storage for immutable blobs addressed by their SHA-256.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
@@ -87,6 +98,14 @@ pub trait BlobStore: Send + Sync {
         key: &BlobKey,
         range: Option<ByteRange>,
     ) -> Result<Option<BlobBody>, StorageError>;
+
+    /// Every stored blob, in no particular order, streamed with bounded memory (for integrity
+    /// checks and repair; not for serving).
+    fn list(&self) -> BoxStream<'static, Result<StoredBlob, StorageError>>;
+
+    /// Deletes the blob. Returns whether it existed. Only repair calls this, for blobs that no
+    /// catalog row references: the store itself never knows whether a blob is in use.
+    async fn delete(&self, key: &BlobKey) -> Result<bool, StorageError>;
 }
 
 /// Collects a body into one buffer (unit tests of the stores).

@@ -13,12 +13,16 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use crate::{BlobBody, BlobContent, BlobKey, BlobStore, ByteRange, SpooledFile, StorageError};
+use crate::{
+    BlobBody, BlobContent, BlobKey, BlobStore, ByteRange, SpooledFile, StorageError, StoredBlob,
+};
 
 /// Blobs no larger than this are read in one go instead of streamed.
 const SMALL_BLOB: u64 = 256 * 1024;
 /// Read buffer for streamed blobs.
 const STREAM_CHUNK: u64 = 1024 * 1024;
+/// Listed blobs buffered between the directory walk and its reader.
+const LIST_BUFFER: usize = 256;
 
 /// Blob storage in a local directory.
 #[derive(Debug, Clone)]
@@ -57,8 +61,14 @@ fn publish(spooled: SpooledFile, target: &Path, root: &Path) -> std::io::Result<
     std::fs::create_dir_all(parent)?;
     match std::fs::hard_link(spooled.path(), target) {
         Ok(()) => {}
-        // Same key, same bytes: an earlier or concurrent writer already published them.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        // Same key, same bytes: an earlier or concurrent writer already published them. Mark
+        // the blob as stored now, so that repair's grace period protects it until the caller
+        // has recorded it, even if it was an orphan left long ago.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // The owner may set the time through a read-only handle, so a blob made
+            // read-only stays so.
+            std::fs::File::open(target)?.set_modified(std::time::SystemTime::now())?;
+        }
         Err(e) => return Err(e),
     }
     // Whether this call or a concurrent one made them, the names on the way to the blob must
@@ -115,6 +125,56 @@ fn read_range(
     Ok(Some((file, start, end.max(start))))
 }
 
+/// The entries of `dir` (none if it does not exist).
+fn entries(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
+    match std::fs::read_dir(dir) {
+        Ok(read) => read.collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Walks `sha256/ab/cd/` and sends every blob found at the place its name says; anything else
+/// (stray names, misplaced copies) is skipped, so that a listed key always names the listed
+/// file. Stops early when the receiver is gone.
+fn walk(
+    store: &LocalBlobStore,
+    tx: &tokio::sync::mpsc::Sender<Result<StoredBlob, StorageError>>,
+) -> std::io::Result<()> {
+    for first in entries(&store.root.join("sha256"))? {
+        for second in entries(&first.path())? {
+            for blob in entries(&second.path())? {
+                let Some(key) = blob
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| BlobKey::parse(n).ok())
+                else {
+                    continue;
+                };
+                if store.path_of(&key) != blob.path() {
+                    continue;
+                }
+                let meta = match blob.metadata() {
+                    Ok(meta) if meta.is_file() => meta,
+                    Ok(_) => continue,
+                    // Deleted since the directory was read.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                let listed = StoredBlob {
+                    key,
+                    size: meta.len(),
+                    modified: meta.modified()?,
+                };
+                if tx.blocking_send(Ok(listed)).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl BlobStore for LocalBlobStore {
     async fn put_spooled(&self, key: &BlobKey, file: SpooledFile) -> Result<(), StorageError> {
@@ -163,6 +223,29 @@ impl BlobStore for LocalBlobStore {
             Err(file) => BlobContent::Stream(chunks(file, len)),
         };
         Ok(Some(BlobBody { len, content }))
+    }
+
+    fn list(&self) -> BoxStream<'static, Result<StoredBlob, StorageError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(LIST_BUFFER);
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = walk(&store, &tx) {
+                // The receiver may be gone already; then nobody needs the error.
+                let _ = tx.blocking_send(Err(e.into()));
+            }
+        });
+        futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+        .boxed()
+    }
+
+    async fn delete(&self, key: &BlobKey) -> Result<bool, StorageError> {
+        match tokio::fs::remove_file(self.path_of(key)).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -229,6 +312,40 @@ mod tests {
             b"same"
         );
         assert_eq!(std::fs::read_dir(spool.dir()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn lists_blobs_where_their_names_say_and_deletes() {
+        let (dir, store, key) = store_with(b"listed").await;
+        // A stray name and a misplaced copy are not blobs of this store.
+        let leaf = store.path_of(&key).parent().unwrap().to_owned();
+        std::fs::write(leaf.join("not-a-key"), b"x").unwrap();
+        let other = BlobKey::parse(&"1".repeat(64)).unwrap();
+        std::fs::write(leaf.join(other.as_str()), b"x").unwrap();
+        let listed: Vec<StoredBlob> = store.list().map(Result::unwrap).collect().await;
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].key.clone(), listed[0].size), (key.clone(), 6));
+        assert!(store.delete(&key).await.unwrap());
+        assert!(!store.delete(&key).await.unwrap());
+        assert_eq!(store.size(&key).await.unwrap(), None);
+        drop(dir);
+    }
+
+    #[tokio::test]
+    async fn republishing_an_existing_blob_marks_it_as_stored_now() {
+        let (dir, store, key) = store_with(b"again").await;
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+        std::fs::File::options()
+            .write(true)
+            .open(store.path_of(&key))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let spool = Spool::open(dir.path().join("tmp")).unwrap();
+        let file = spool.spool_bytes(b"again").await.unwrap();
+        store.put_spooled(&key, file).await.unwrap();
+        let listed: Vec<StoredBlob> = store.list().map(Result::unwrap).collect().await;
+        assert!(listed[0].modified > old + std::time::Duration::from_secs(3600));
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use pyindex_catalog::ProjectStatus;
 use pyindex_registry::AccessMode;
 
-use crate::duration::Timeout;
+use crate::duration::{Age, Timeout};
 use crate::size::ByteSize;
 
 /// A private Python package index: PEP 503/691 simple API, uploads with twine and uv.
@@ -23,7 +23,8 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Data directory: catalog database and files [default: ./pyindex-data]. Every command but
-    /// `serve`, `user add` and `user import-htpasswd` needs one that holds a catalog.
+    /// `serve`, `user add` and `user import-htpasswd` needs one that holds a catalog, except
+    /// `restore`, which needs an empty one.
     #[arg(long, global = true, env = "PYINDEX_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
 
@@ -68,6 +69,31 @@ pub enum Command {
         /// How many of the newest entries to show.
         #[arg(long, default_value_t = 100)]
         limit: i64,
+    },
+    /// Re-hash every stored file against the catalog and report each missing or corrupt one
+    /// (exit status 1 if any). Safe while the server runs.
+    Verify {
+        /// Also remove what nothing references: blobs left by a crash between storing and
+        /// recording a file, and stale upload spool files. Never removes a listed file.
+        #[arg(long)]
+        repair: bool,
+        /// With --repair: keep unreferenced blobs (and, while a server runs, spool files)
+        /// younger than this, since an upload in progress has stored them but not recorded
+        /// them yet.
+        #[arg(long, value_name = "DURATION", default_value = "1h")]
+        grace: Age,
+    },
+    /// Copy the catalog and every file into DEST (new or empty), consistently, while the server
+    /// runs and accepts uploads.
+    Backup {
+        /// Where to write the backup.
+        dest: PathBuf,
+    },
+    /// Restore a backup made by `pyindex backup` into the data directory given by --data, which
+    /// must be empty or missing.
+    Restore {
+        /// The backup directory.
+        src: PathBuf,
     },
 }
 

@@ -70,6 +70,17 @@ fn missing_catalog(dir: &Path, example: &str) -> String {
 /// per data directory: a server empties the upload spool when it starts, which would destroy
 /// another server's uploads in progress.
 pub fn lock_for_server(dir: &Path) -> anyhow::Result<std::fs::File> {
+    try_lock_idle(dir)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "another pyindex server is already serving {}: run one server per data directory",
+            dir.display()
+        )
+    })
+}
+
+/// Takes the server lock if no server holds it (`None` if one does). Besides the server, a
+/// command that must not run beside one takes it for a moment (removing every spool file).
+pub fn try_lock_idle(dir: &Path) -> anyhow::Result<Option<std::fs::File>> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("could not create the data directory {}", dir.display()))?;
     let path = dir.join("server.lock");
@@ -80,15 +91,29 @@ pub fn lock_for_server(dir: &Path) -> anyhow::Result<std::fs::File> {
         .open(&path)
         .with_context(|| format!("could not open {}", path.display()))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "another pyindex server is already serving {}: run one server per data directory",
-            dir.display()
-        ),
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => {
             Err(e).with_context(|| format!("could not lock {}", path.display()))
         }
     }
+}
+
+/// The upload spool directory.
+pub fn spool_dir(dir: &Path) -> PathBuf {
+    dir.join("tmp")
+}
+
+/// The SQLite catalog and the file store of an existing data directory, for commands that work
+/// below the registry on this engine (backup).
+pub async fn open_sqlite(dir: &Path) -> anyhow::Result<(SqliteCatalog, Arc<dyn BlobStore>)> {
+    let catalog_path = dir.join(CATALOG_FILE);
+    let catalog = SqliteCatalog::open(&catalog_path)
+        .await
+        .with_context(|| format!("could not open the catalog {}", catalog_path.display()))?;
+    let blobs = LocalBlobStore::open(dir.join("files"))
+        .with_context(|| format!("could not open the file store in {}", dir.display()))?;
+    Ok((catalog, Arc::new(blobs)))
 }
 
 /// Opens (creating it if needed) the data directory and the registry over it. Commands that
@@ -126,7 +151,7 @@ pub async fn open(dir: &Path, opener: Opener) -> anyhow::Result<Registry> {
         LocalBlobStore::open(dir.join("files"))
             .with_context(|| format!("could not open the file store in {}", dir.display()))?,
     );
-    let spool_dir: PathBuf = dir.join("tmp");
+    let spool_dir: PathBuf = spool_dir(dir);
     let (spool, blobs) = match opener {
         Opener::Server { file_cache } => {
             let blobs: Arc<dyn BlobStore> = if file_cache > 0 {

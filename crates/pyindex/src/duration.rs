@@ -38,31 +38,52 @@ impl FromStr for Timeout {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Timeout, String> {
-        let text = text.trim();
-        let invalid = || {
-            format!(
-                "'{text}' is not a duration: write a positive number with ms, s, m or h (e.g. 30s, 2m), or a number of seconds"
-            )
-        };
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (number, unit) = (&text[..split], text[split..].trim());
-        let millis_per_unit = if unit.is_empty() {
-            1_000
-        } else {
-            UNITS
-                .iter()
-                .find(|(name, _)| unit.eq_ignore_ascii_case(name))
-                .map(|(_, ms)| *ms)
-                .ok_or_else(invalid)?
-        };
-        let n: u64 = number.parse().map_err(|_| invalid())?;
-        match n.checked_mul(millis_per_unit) {
+        match parse_millis(text) {
             Some(ms) if ms > 0 => Ok(Timeout(Duration::from_millis(ms))),
-            _ => Err(invalid()),
+            _ => Err(format!(
+                "'{}' is not a duration: write a positive number with ms, s, m or h (e.g. 30s, 2m), or a number of seconds",
+                text.trim()
+            )),
         }
     }
+}
+
+/// A duration that may be zero: an age bound such as `verify --grace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Age(pub Duration);
+
+impl FromStr for Age {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Age, String> {
+        parse_millis(text)
+            .map(|ms| Age(Duration::from_millis(ms)))
+            .ok_or_else(|| {
+                format!(
+                    "'{}' is not a duration: write a number with ms, s, m or h (e.g. 0s, 30m, 1h), or a number of seconds",
+                    text.trim()
+                )
+            })
+    }
+}
+
+/// Milliseconds in `text` (`30s`, `2m`, `45`), or `None` if it is no duration.
+fn parse_millis(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = (&text[..split], text[split..].trim());
+    let millis_per_unit = if unit.is_empty() {
+        1_000
+    } else {
+        UNITS
+            .iter()
+            .find(|(name, _)| unit.eq_ignore_ascii_case(name))
+            .map(|(_, ms)| *ms)?
+    };
+    let n: u64 = number.parse().ok()?;
+    n.checked_mul(millis_per_unit)
 }
 
 #[cfg(test)]
@@ -95,6 +116,16 @@ mod tests {
             assert!(err.contains("not a duration"), "{bad}: {err}");
         }
         assert!("18446744073709551615h".parse::<Timeout>().is_err());
+    }
+
+    #[test]
+    fn ages_may_be_zero_but_not_junk() {
+        assert_eq!("0s".parse(), Ok(Age(Duration::ZERO)));
+        assert_eq!("1h".parse(), Ok(Age(Duration::from_secs(3600))));
+        for bad in ["", "s", "-1s", "1 day"] {
+            let err = bad.parse::<Age>().unwrap_err();
+            assert!(err.contains("not a duration"), "{bad}: {err}");
+        }
     }
 
     #[test]

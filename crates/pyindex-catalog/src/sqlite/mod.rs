@@ -25,7 +25,7 @@ use sqlx::SqliteConnection;
 
 use crate::{
     AddOutcome, AuditEntry, Catalog, CatalogError, Change, Changes, FileRecord, NewFile,
-    ProjectFiles, ProjectStatus, ProjectSummary, Role, Yank,
+    ProjectFiles, ProjectStatus, ProjectSummary, Role, StoredFile, Yank,
 };
 
 /// The schema migrations, in order. Applied ones are recorded in `_sqlx_migrations`.
@@ -131,6 +131,38 @@ impl SqliteCatalog {
                 .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Opens the database at `path` for reading only, as it is: no migration, no change to the
+    /// file (for a backup's catalog, which must stay as it was written).
+    pub async fn open_read_only(path: &Path) -> Result<SqliteCatalog, CatalogError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .immutable(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteCatalog { pool })
+    }
+
+    /// Writes a consistent copy of the whole database to `dest` (which must not exist) with
+    /// `VACUUM INTO`: one read transaction, so the copy holds every write committed before it
+    /// began and none after, while the server keeps writing (WAL readers never block it).
+    ///
+    /// This is the SQLite engine's own snapshot and deliberately not a [`Catalog`] method: a
+    /// server-side engine such as PostgreSQL takes its snapshots with its own tools (`pg_dump`
+    /// or point-in-time recovery), which write no single file a trait method could promise.
+    pub async fn snapshot_to(&self, dest: &Path) -> Result<(), CatalogError> {
+        let dest = dest.to_str().ok_or_else(|| {
+            CatalogError::Corrupt(format!("{} is not a UTF-8 path", dest.display()))
+        })?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(dest)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -484,6 +516,24 @@ impl Catalog for SqliteCatalog {
         )
     }
 
+    async fn stored_files(&self) -> Result<Vec<StoredFile>, CatalogError> {
+        let rows: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT filename, sha256, size, metadata_sha256 FROM files ORDER BY filename",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(filename, sha256, size, metadata_sha256)| {
+                Ok(StoredFile {
+                    filename,
+                    sha256,
+                    size: size_from(size)?,
+                    metadata_sha256,
+                })
+            })
+            .collect()
+    }
+
     async fn changes_since(&self, seq: i64) -> Result<Changes, CatalogError> {
         let mut conn = self.pool.acquire().await?;
         let oldest: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM changes")
@@ -758,6 +808,32 @@ mod tests {
         assert!(!ProjectStatus::Archived.accepts_uploads());
         assert!(ProjectStatus::Archived.serves_files());
         assert!(!ProjectStatus::Quarantined.serves_files());
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_reads_back_read_only_and_keeps_later_writes_out() {
+        let (dir, catalog) = catalog().await;
+        crate::suite::publish(&catalog, "Shared_Pkg-0.1.0-py3-none-any.whl", "aa").await;
+        let copy = dir.path().join("copy.sqlite3");
+        catalog.snapshot_to(&copy).await.unwrap();
+        crate::suite::publish(&catalog, "Shared_Pkg-0.2.0-py3-none-any.whl", "bb").await;
+        let snapshot = SqliteCatalog::open_read_only(&copy).await.unwrap();
+        let names: Vec<String> = snapshot
+            .stored_files()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| f.filename)
+            .collect();
+        assert_eq!(names, ["Shared_Pkg-0.1.0-py3-none-any.whl"]);
+        assert!(snapshot.generation().await.is_ok());
+        snapshot.close().await;
+        // Read-only: nothing beside the copy was created.
+        assert!(!dir.path().join("copy.sqlite3-wal").exists());
+        assert!(
+            catalog.snapshot_to(&copy).await.is_err(),
+            "never overwrites"
+        );
     }
 
     #[tokio::test]

@@ -1,7 +1,9 @@
 //! The subcommands.
 
 mod accounts;
+mod backup;
 mod serve;
+mod verify;
 mod yank;
 
 use std::path::PathBuf;
@@ -17,9 +19,12 @@ use crate::data_dir;
 fn needs_catalog(command: &Command) -> Option<String> {
     Some(match command {
         Command::Serve(_)
+        | Command::Restore { .. }
         | Command::User(UserCommand::Add { .. } | UserCommand::ImportHtpasswd { .. }) => {
             return None;
         }
+        Command::Verify { .. } => "verify".to_owned(),
+        Command::Backup { dest } => format!("backup {}", dest.display()),
         Command::Yank {
             project, version, ..
         } => format!("yank {project} {version}"),
@@ -58,7 +63,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match needs_catalog(&cli.command) {
         Some(example) => data_dir::require_catalog(&data, &example)?,
         // Say where a new index starts, so an account made in the wrong directory is noticed.
-        None if !matches!(cli.command, Command::Serve(_)) && !data_dir::has_catalog(&data) => {
+        None if !matches!(cli.command, Command::Serve(_) | Command::Restore { .. })
+            && !data_dir::has_catalog(&data) =>
+        {
             let shown = data_dir::shown(&data);
             eprintln!(
                 "Starting a new index in '{0}'; serve it with `pyindex serve --data {0}`.",
@@ -79,5 +86,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(command) => accounts::token(&data, command).await,
         Command::Project(command) => accounts::project(&data, command).await,
         Command::Audit { limit } => accounts::audit(&data, limit).await,
+        Command::Verify { repair, grace } => verify::run(&data, repair, grace.0).await,
+        Command::Backup { dest } => backup::backup(&data, &dest).await,
+        Command::Restore { src } => backup::restore(&src, &data).await,
     }
 }
