@@ -48,7 +48,7 @@ impl Index {
             canonical_version: version.into(),
             filename: filename.clone(),
             dist_key: filename.clone(),
-            kind: "sdist".into(),
+            kind: pyindex_packaging::DistKind::Sdist,
             size: data.len() as u64,
             sha256: key.to_string(),
             md5: "m".into(),
