@@ -1,6 +1,7 @@
 //! The subcommands.
 
 mod accounts;
+mod docs;
 mod serve;
 mod yank;
 
@@ -17,6 +18,8 @@ use crate::data_dir;
 fn needs_catalog(command: &Command) -> Option<String> {
     Some(match command {
         Command::Serve(_)
+        | Command::Completions { .. }
+        | Command::Man { .. }
         | Command::User(UserCommand::Add { .. } | UserCommand::ImportHtpasswd { .. }) => {
             return None;
         }
@@ -49,6 +52,12 @@ fn needs_catalog(command: &Command) -> Option<String> {
 
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Generated from the command line itself: no configuration or data directory involved.
+    match &cli.command {
+        Command::Completions { shell } => return docs::completions(*shell),
+        Command::Man { dir } => return docs::man(dir.as_deref()),
+        _ => {}
+    }
     let file = FileConfig::load(cli.config.as_deref())?;
     let data = cli
         .data
@@ -79,5 +88,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(command) => accounts::token(&data, command).await,
         Command::Project(command) => accounts::project(&data, command).await,
         Command::Audit { limit } => accounts::audit(&data, limit).await,
+        Command::Completions { .. } | Command::Man { .. } => Ok(()),
     }
 }
