@@ -386,3 +386,58 @@ def test_man_pages_render(tmp_path):
         )
         assert rendered.returncode == 0, rendered.stderr
         assert "--tls-cert" in rendered.stdout.replace("‐", "-"), rendered.stdout[:500]
+
+
+# --------------------------------------------------------------------------- deploy files
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_the_systemd_unit_verifies(tmp_path):
+    """`systemd-analyze verify` on the unit, pointed at the built binary, with the man page
+    its Documentation= names installed in a private MANPATH."""
+    unit = tmp_path / "pyindex.service"
+    text = (DEPLOY / "pyindex.service").read_text()
+    assert "ProtectSystem=strict" in text and "ReadWritePaths=/var/lib/pyindex" in text
+    unit.write_text(text.replace("/usr/local/bin/pyindex", str(pyindex_bin())))
+    assert run_cli("man", str(tmp_path / "man" / "man1")).returncode == 0
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60,
+        env={"MANPATH": str(tmp_path / "man"), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "pyindex.service" not in proc.stderr, proc.stderr
+
+
+def load_yaml(path: Path):
+    """PyYAML from this venv, else from the machine's python3 (the clients venv lacks it)."""
+    try:
+        import yaml
+    except ImportError:
+        code = "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))"
+        for python3 in ("/usr/bin/python3", "/usr/local/bin/python3"):
+            if not Path(python3).exists():
+                continue
+            proc = subprocess.run([python3, "-c", code, str(path)], capture_output=True, text=True)
+            if proc.returncode == 0:
+                break
+        else:
+            pytest.skip("PyYAML is not installed")
+        import json
+
+        return json.loads(proc.stdout)
+    return yaml.safe_load(path.read_text())
+
+
+def test_the_image_and_compose_files_agree():
+    """Docker cannot run here; this checks what can be checked without it."""
+    compose = load_yaml(DEPLOY / "compose.yaml")
+    service = compose["services"]["pyindex"]
+    assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+    assert "pyindex-data:/data" in service["volumes"]
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "cargo build --release --locked" in dockerfile
+    assert "USER pyindex" in dockerfile and "VOLUME [\"/data\"]" in dockerfile
+    assert "EXPOSE 9001" in dockerfile and "9001:9001" in service["ports"]
+    assert "/health" in dockerfile
