@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -102,8 +103,10 @@ class Server:
         mode: str = "flags",
         extra_args: Sequence[str] = (),
         extra_env: dict[str, str] | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.workdir = workdir
+        self.tls_context = tls_context  # set for a server started with --tls-cert/--tls-key
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data = data or (workdir / "data")
         self.max_upload_size = max_upload_size
@@ -120,7 +123,8 @@ class Server:
     # -- addresses
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls_context else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def simple_url(self) -> str:
@@ -183,7 +187,7 @@ class Server:
                 if self.proc.poll() is not None:
                     break
                 try:
-                    r = support.raw_request(self.url, "GET", "/health", timeout=2)
+                    r = support.raw_request(self.url, "GET", "/health", timeout=2, tls_context=self.tls_context)
                     if r.status == 200:
                         _ACTIVE_SERVERS.append(self)
                         return self
@@ -270,7 +274,7 @@ class Server:
 
     # -- HTTP helpers
     def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None) -> RawResponse:
-        return support.raw_request(self.url, method, path, headers, body)
+        return support.raw_request(self.url, method, path, headers, body, tls_context=self.tls_context)
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> RawResponse:
         return self.request("GET", path, headers)
@@ -381,7 +385,12 @@ def _server_health_guard():
 
 
 _DROP_PREFIXES = ("PIP_", "UV_", "TWINE_", "POETRY_", "PDM_", "HATCH_", "FLIT_", "PYINDEX_", "PYTHON")
-_DROP = {"VIRTUAL_ENV", "CONDA_PREFIX", "GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL", "REQUESTS_CA_BUNDLE"}
+# REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE override pip's --cert (requests prefers them to the
+# session's CA file), so a machine that sets them would break the TLS tests.
+_DROP = {
+    "VIRTUAL_ENV", "CONDA_PREFIX", "GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL",
+    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+}
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ import io
 import json
 import os
 import signal
+import ssl
 import re
 import subprocess
 import sys
@@ -437,11 +438,16 @@ def raw_request(
     headers: dict[str, str] | None = None,
     body: bytes | None = None,
     timeout: float = 30,
+    tls_context: ssl.SSLContext | None = None,
 ) -> RawResponse:
     """One HTTP/1.1 request with exactly the given headers (plus Host), no redirects,
-    no content decoding.  ``path`` is sent verbatim (already percent-encoded)."""
+    no content decoding.  ``path`` is sent verbatim (already percent-encoded).  An
+    ``https`` base URL is reached with ``tls_context``."""
     u = urllib.parse.urlsplit(base_url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    if u.scheme == "https":
+        conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=tls_context)
+    else:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
         hdrs = dict(headers or {})

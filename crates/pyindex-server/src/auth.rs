@@ -13,10 +13,11 @@ use http::{HeaderMap, header};
 use pyindex_registry::{AccessMode, Credentials, Identity};
 
 use crate::AppState;
+use crate::forwarded::RequestOrigin;
 use crate::response::registry_error;
 
-/// The client's address (`ip:port` of the TCP peer), or `unknown` when the server was not
-/// started with connection info (as in unit tests).
+/// The client's address (see [`address_of`]), or `unknown` when the server was not started
+/// with connection info (as in unit tests).
 #[derive(Debug, Clone)]
 pub struct ClientAddress(pub String);
 
@@ -31,13 +32,18 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
-/// The client for throttling and the audit log: the peer's IPv4 address, or the /64 network
-/// of an IPv6 one (one host usually holds a whole /64, so single addresses would be free).
+/// The client for throttling and the audit log: its IPv4 address, or the /64 network of an
+/// IPv6 one (one host usually holds a whole /64, so single addresses would be free). The
+/// address is the listener's [`RequestOrigin`] (the forwarded client behind a trusted proxy),
+/// else the TCP peer.
 pub fn address_of(extensions: &http::Extensions) -> String {
-    match extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
-    {
+    let origin = extensions.get::<RequestOrigin>().map(|o| o.client);
+    let peer = || {
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip())
+    };
+    match origin.or_else(peer) {
         Some(IpAddr::V6(ip)) if ip.to_ipv4_mapped().is_none() => {
             let s = ip.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])

@@ -50,6 +50,16 @@ impl HostPolicy {
         })
     }
 
+    /// The same policy also answering `name` (the public URL's host), without turning the
+    /// check on where it was off.
+    pub fn also_allowing(mut self, name: &str) -> HostPolicy {
+        let name = normalize(name);
+        if !self.allowed.contains(&name) {
+            self.allowed.push(name);
+        }
+        self
+    }
+
     /// Whether a request whose `Host` (or URI authority) is `authority` is answered.
     pub fn allows(&self, authority: &str) -> bool {
         if !self.enforced {
@@ -257,6 +267,15 @@ mod tests {
         assert!(strict.allows("localhost"));
         assert!(!strict.allows("evil.example"));
         assert!(HostPolicy::default().allows("anything"));
+    }
+
+    #[test]
+    fn the_public_host_is_allowed_without_turning_the_check_on() {
+        let p = policy("127.0.0.1:9001", &[]).also_allowing("PyPI.example.internal");
+        assert!(p.allows("pypi.example.internal"));
+        assert!(!p.allows("evil.example"));
+        let open = policy("0.0.0.0:9001", &[]).also_allowing("pypi.example.internal");
+        assert!(open.allows("evil.example"));
     }
 
     #[test]

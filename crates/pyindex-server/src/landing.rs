@@ -1,29 +1,47 @@
 //! The landing page at `/`: what this server is, and the commands that use it, written with the
-//! address the client used to reach it.
+//! public URL, or else the scheme and address the client used to reach it.
 
 use std::net::SocketAddr;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::Html;
 use http::{HeaderMap, Uri, header};
 
 use crate::AppState;
+use crate::forwarded::RequestOrigin;
 
 const TEMPLATE: &str = include_str!("landing.html");
-/// Where the address goes in [`TEMPLATE`].
-const ADDRESS_SLOT: &str = "{address}";
+/// Where the base URL (`scheme://host[:port]`) goes in [`TEMPLATE`].
+const BASE_URL_SLOT: &str = "{base_url}";
 /// Longest address accepted from a request: a full DNS name and a port.
 const MAX_ADDRESS: usize = 253 + 6;
 
 /// `GET /`: the landing page.
-pub async fn page(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Html<String> {
-    Html(TEMPLATE.replace(ADDRESS_SLOT, &address(&app, &headers, &uri)))
+pub async fn page(State(app): State<AppState>, request: Request) -> Html<String> {
+    Html(TEMPLATE.replace(BASE_URL_SLOT, &base_url(&app, &request)))
 }
 
-/// The address clients use to reach the index (`host` or `host:port`), for pages and messages
-/// that show commands: the request's `Host` (or, in HTTP/2, its authority) when it is a plain
-/// address, else the listen address.
-pub fn address(app: &AppState, headers: &HeaderMap, uri: &Uri) -> String {
+/// The URL clients use to reach the index (`scheme://host[:port]`), for pages and messages
+/// that show commands: the public URL when one is set, else the request's scheme (see
+/// [`RequestOrigin`]) and [`address`].
+pub fn base_url(app: &AppState, request: &Request) -> String {
+    if let Some(public) = &app.public_url {
+        return public.base().to_owned();
+    }
+    let https = request
+        .extensions()
+        .get::<RequestOrigin>()
+        .is_some_and(|origin| origin.https);
+    let scheme = if https { "https" } else { "http" };
+    format!(
+        "{scheme}://{}",
+        address(app, request.headers(), request.uri())
+    )
+}
+
+/// The address clients use to reach the index (`host` or `host:port`): the request's `Host`
+/// (or, in HTTP/2, its authority) when it is a plain address, else the listen address.
+fn address(app: &AppState, headers: &HeaderMap, uri: &Uri) -> String {
     let requested = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -103,6 +121,10 @@ mod tests {
 
     #[test]
     fn the_template_has_the_slot() {
-        assert!(TEMPLATE.contains(ADDRESS_SLOT));
+        assert!(TEMPLATE.contains(BASE_URL_SLOT));
+        assert!(
+            !TEMPLATE.contains("http://"),
+            "the scheme comes from the base URL"
+        );
     }
 }

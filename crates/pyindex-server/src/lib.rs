@@ -11,13 +11,16 @@ mod auth;
 mod cache;
 mod cross_site;
 mod files;
+mod forwarded;
 mod host_check;
 mod landing;
 pub mod listener;
 mod negotiate;
 mod pages;
+mod public_url;
 mod response;
 mod simple;
+pub mod tls;
 mod upload;
 
 use std::net::SocketAddr;
@@ -35,7 +38,9 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 pub use cache::ResponseCache;
+pub use forwarded::{RequestOrigin, TrustedProxies};
 pub use host_check::HostPolicy;
+pub use public_url::PublicUrl;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -50,6 +55,8 @@ pub struct AppState {
     pub listen: Option<SocketAddr>,
     /// Which `Host` values are answered (see [`AppState::with_host_policy`]).
     pub host_policy: Arc<HostPolicy>,
+    /// The URL clients reach the index at (`--public-url`), for redirects and shown commands.
+    pub public_url: Option<Arc<PublicUrl>>,
 }
 
 impl AppState {
@@ -62,6 +69,7 @@ impl AppState {
             max_upload_size,
             listen: None,
             host_policy: Arc::new(HostPolicy::default()),
+            public_url: None,
         }
     }
 
@@ -76,6 +84,12 @@ impl AppState {
     /// The same state answering only the hosts `policy` allows (default: any host).
     pub fn with_host_policy(mut self, policy: HostPolicy) -> AppState {
         self.host_policy = Arc::new(policy);
+        self
+    }
+
+    /// The same state with redirects and shown addresses on `url`.
+    pub fn with_public_url(mut self, url: PublicUrl) -> AppState {
+        self.public_url = Some(Arc::new(url));
         self
     }
 }
@@ -160,6 +174,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.host_policy.clone(),
             host_check::refuse_foreign_host,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.public_url.clone(),
+            public_url::absolute_locations,
         ))
         .with_state(state)
         .layer(CatchPanicLayer::new())

@@ -12,10 +12,15 @@
 //!   `TimeoutBody`), so handlers waiting on it answer instead of waiting forever;
 //! - at most `max_connections` connections are open: at the cap the loop stops accepting until
 //!   one closes (the kernel's backlog queues the rest, bounded by the kernel);
-//! - on shutdown, idle connections close at once, busy ones get the shutdown timeout to finish.
+//! - on shutdown, idle connections close at once, busy ones get the shutdown timeout to finish;
+//! - with TLS, the handshake must finish within the header timeout too, so a client that
+//!   connects and never sends its hello does not hold a place under the cap.
 //!
-//! HTTP/2 without TLS (prior knowledge) is not offered: pip, uv and twine speak HTTP/1.1 over
-//! plain HTTP, and HTTP/1.1 alone gets a header deadline from the first byte.
+//! Every request carries the peer address (`ConnectInfo`) and its [`RequestOrigin`]: the
+//! client address and scheme, taken from forwarding headers only from trusted proxies.
+//!
+//! HTTP/2 is not offered (neither over TLS nor with prior knowledge): pip, uv and twine speak
+//! HTTP/1.1, and HTTP/1.1 alone gets a header deadline from the first byte.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,6 +41,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
+
+use crate::forwarded::{RequestOrigin, TrustedProxies};
+use crate::tls::Tls;
 
 /// File descriptors kept free for everything but client sockets: the database, logs, the
 /// spool directory, blob files being published.
@@ -124,12 +132,22 @@ pub fn raise_open_file_limit() -> std::io::Result<OpenFileLimit> {
     })
 }
 
+/// How connections are spoken to: TLS or plain, and whose forwarding headers are believed.
+#[derive(Debug, Clone, Default)]
+pub struct Transport {
+    /// TLS configuration; `None` serves plain HTTP.
+    pub tls: Option<Arc<Tls>>,
+    /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Arc<TrustedProxies>,
+}
+
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then gives open
 /// connections up to the shutdown timeout to finish and returns.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    transport: Transport,
     shutdown: impl Future<Output = ()>,
 ) {
     let max = limits.max_connections.clamp(1, MAX_CONNECTIONS);
@@ -157,6 +175,7 @@ pub async fn serve(
         let connection = Connection {
             router: router.clone(),
             limits,
+            transport: transport.clone(),
             remote,
             stopping: stopping.clone(),
             _slot: permit,
@@ -201,6 +220,7 @@ async fn pause_after_accept_error(error: &std::io::Error) {
 struct Connection {
     router: Router,
     limits: ConnectionLimits,
+    transport: Transport,
     remote: SocketAddr,
     stopping: watch::Receiver<bool>,
     /// Frees a place under the connection cap when dropped.
@@ -208,26 +228,49 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(mut self, stream: TcpStream) {
+    async fn serve(self, stream: TcpStream) {
         let activity = Arc::new(Activity::new());
-        let io = TokioIo::new(Tracked {
+        let tracked = Tracked {
             inner: stream,
             activity: activity.clone(),
-        });
+        };
+        let Some(tls) = self.transport.tls.clone() else {
+            return self.serve_http(tracked, activity, false).await;
+        };
+        let handshake = tls.acceptor().accept(tracked);
+        match tokio::time::timeout(self.limits.header_timeout, handshake).await {
+            Ok(Ok(stream)) => self.serve_http(stream, activity, true).await,
+            Ok(Err(error)) => {
+                tracing::debug!(remote = %self.remote, %error, "TLS handshake failed");
+            }
+            Err(_) => {
+                tracing::debug!(remote = %self.remote, "TLS handshake not finished within the header timeout");
+            }
+        }
+    }
+
+    async fn serve_http<I>(mut self, io: I, activity: Arc<Activity>, tls: bool)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(io);
         let service = {
-            // The router, with the peer address for handlers, a stall bound on the request
-            // body, and a count of requests being handled.
+            // The router, with the peer address and request origin for handlers, a stall
+            // bound on the request body, and a count of requests being handled.
             let (router, activity, limits, remote) = (
                 self.router.clone(),
                 activity.clone(),
                 self.limits,
                 self.remote,
             );
+            let trusted = self.transport.trusted_proxies.clone();
             hyper::service::service_fn(move |request: http::Request<Incoming>| {
                 let handling = HandlingGuard::new(activity.clone());
+                let origin = RequestOrigin::resolve(remote, tls, request.headers(), &trusted);
                 let mut request =
                     request.map(|body| Body::new(TimeoutBody::new(limits.body_timeout, body)));
                 request.extensions_mut().insert(ConnectInfo(remote));
+                request.extensions_mut().insert(origin);
                 let call = router.clone().oneshot(request);
                 async move {
                     let response = call.await;

@@ -96,15 +96,15 @@ pub async fn root_redirect(uri: Uri) -> Response {
 /// Any method but GET and HEAD on `/simple/` (and `/simple`): `405`, naming the upload URL, for
 /// a publisher given the index URL instead of the upload URL.
 pub async fn not_an_upload_url(State(app): State<AppState>, request: Request) -> Response {
-    let address = crate::landing::address(&app, request.headers(), request.uri());
+    let base_url = crate::landing::base_url(&app, &request);
     // Read what the client is still sending, so that it sees this answer, not a reset.
     crate::upload::drain(request).await;
     let mut response = plain_error(
         StatusCode::METHOD_NOT_ALLOWED,
         &format!(
             "/simple/ is the index installers read; uploads go to /legacy/: \
-             twine upload --repository-url http://{address}/legacy/ ..., \
-             uv publish --publish-url http://{address}/legacy/ ..."
+             twine upload --repository-url {base_url}/legacy/ ..., \
+             uv publish --publish-url {base_url}/legacy/ ..."
         ),
     );
     response

@@ -95,6 +95,16 @@ pub enum Command {
         /// The backup directory.
         src: PathBuf,
     },
+    /// Print a shell completion script, e.g. `pyindex completions bash > /etc/bash_completion.d/pyindex`.
+    Completions {
+        /// bash, elvish, fish, powershell or zsh.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or with DIR write pyindex.1 and one page per subcommand there.
+    Man {
+        /// Directory to write the pages into (created if missing).
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `pyindex user ...`
@@ -263,4 +273,39 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allowed_hosts: Vec<String>,
+
+    /// TLS certificate chain (PEM, server certificate first); serves HTTPS with --tls-key.
+    /// Both files are read again on SIGHUP.
+    #[arg(
+        long,
+        env = "PYINDEX_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1), for --tls-cert.
+    #[arg(
+        long,
+        env = "PYINDEX_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// The URL clients reach the index at, e.g. https://pypi.example.internal behind a reverse
+    /// proxy: redirects point there and pages show it; its host passes the Host check.
+    #[arg(long, env = "PYINDEX_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Reverse proxy address or CIDR network whose X-Forwarded-For and X-Forwarded-Proto are
+    /// believed (repeatable; the environment variable takes a comma-separated list). From other
+    /// peers those headers are ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "PYINDEX_TRUSTED_PROXY",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
 }

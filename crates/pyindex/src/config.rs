@@ -47,11 +47,20 @@ pub struct FileConfig {
     /// `max_connections = 4096`
     pub max_connections: Option<usize>,
     /// `allowed_host = ["pyindex.internal"]` (or one name as a string)
-    #[serde(default, deserialize_with = "host_names")]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub allowed_host: Vec<String>,
+    /// `tls_cert = "/etc/pyindex/cert.pem"`
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key = "/etc/pyindex/key.pem"`
+    pub tls_key: Option<PathBuf>,
+    /// `public_url = "https://pypi.example.internal"`
+    pub public_url: Option<String>,
+    /// `trusted_proxy = ["10.0.0.0/8"]` (or one as a string)
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub trusted_proxy: Vec<String>,
 }
 
-fn host_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -130,6 +139,22 @@ mod tests {
         assert_eq!(one.allowed_host, ["a.internal"]);
         assert!(FileConfig::default().allowed_host.is_empty());
         assert!(toml::from_str::<FileConfig>("header_timeout = \"soon\"").is_err());
+    }
+
+    #[test]
+    fn reads_deploy_settings() {
+        let config: FileConfig = toml::from_str(
+            "tls_cert = \"/etc/pyindex/cert.pem\"\ntls_key = \"/etc/pyindex/key.pem\"\n\
+             public_url = \"https://pypi.internal\"\ntrusted_proxy = \"10.0.0.0/8\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.tls_cert,
+            Some(PathBuf::from("/etc/pyindex/cert.pem"))
+        );
+        assert_eq!(config.tls_key, Some(PathBuf::from("/etc/pyindex/key.pem")));
+        assert_eq!(config.public_url.as_deref(), Some("https://pypi.internal"));
+        assert_eq!(config.trusted_proxy, ["10.0.0.0/8"]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod backup;
+mod docs;
 mod serve;
 mod verify;
 mod yank;
@@ -20,6 +21,8 @@ fn needs_catalog(command: &Command) -> Option<String> {
     Some(match command {
         Command::Serve(_)
         | Command::Restore { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. }
         | Command::User(UserCommand::Add { .. } | UserCommand::ImportHtpasswd { .. }) => {
             return None;
         }
@@ -54,6 +57,12 @@ fn needs_catalog(command: &Command) -> Option<String> {
 
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Generated from the command line itself: no configuration or data directory involved.
+    match &cli.command {
+        Command::Completions { shell } => return docs::completions(*shell),
+        Command::Man { dir } => return docs::man(dir.as_deref()),
+        _ => {}
+    }
     let file = FileConfig::load(cli.config.as_deref())?;
     let data = cli
         .data
@@ -89,5 +98,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify { repair, grace } => verify::run(&data, repair, grace.0).await,
         Command::Backup { dest } => backup::backup(&data, &dest).await,
         Command::Restore { src } => backup::restore(&src, &data).await,
+        Command::Completions { .. } | Command::Man { .. } => Ok(()),
     }
 }

@@ -3,12 +3,14 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use pyindex_registry::auth::password;
 use pyindex_registry::{AccessMode, Actor, Registry};
-use pyindex_server::listener::{self, ConnectionLimits, MAX_CONNECTIONS};
-use pyindex_server::{AppState, HostPolicy};
+use pyindex_server::listener::{self, ConnectionLimits, MAX_CONNECTIONS, Transport};
+use pyindex_server::tls::{self, Tls};
+use pyindex_server::{AppState, HostPolicy, PublicUrl, TrustedProxies};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
@@ -112,6 +114,47 @@ fn connection_limits(
     })
 }
 
+/// TLS, the trusted proxies and the public URL: flags, then environment, then the file.
+struct Deployment {
+    transport: Transport,
+    public_url: Option<PublicUrl>,
+}
+
+fn deployment(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Deployment> {
+    let cert = args.tls_cert.as_ref().or(file.tls_cert.as_ref());
+    let key = args.tls_key.as_ref().or(file.tls_key.as_ref());
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => {
+            Some(Arc::new(Tls::load(cert, key).map_err(anyhow::Error::msg)?))
+        }
+        (None, None) => None,
+        _ => bail!(
+            "TLS needs both a certificate and a key: set --tls-cert and --tls-key \
+             (PYINDEX_TLS_CERT / PYINDEX_TLS_KEY, tls_cert / tls_key in the config file), or neither"
+        ),
+    };
+    let proxies = if args.trusted_proxies.is_empty() {
+        &file.trusted_proxy
+    } else {
+        &args.trusted_proxies
+    };
+    let trusted_proxies = TrustedProxies::parse(proxies).map_err(anyhow::Error::msg)?;
+    let public_url = args
+        .public_url
+        .as_deref()
+        .or(file.public_url.as_deref())
+        .map(PublicUrl::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    Ok(Deployment {
+        transport: Transport {
+            tls,
+            trusted_proxies: Arc::new(trusted_proxies),
+        },
+        public_url,
+    })
+}
+
 /// Raises the open-file limit to the hard limit and returns the limit in force, logging it.
 fn raise_open_file_limit() -> u64 {
     match listener::raise_open_file_limit() {
@@ -203,7 +246,11 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
     } else {
         &args.allowed_hosts
     };
-    let host_policy = HostPolicy::new(listen, allowed_hosts).map_err(anyhow::Error::msg)?;
+    let mut host_policy = HostPolicy::new(listen, allowed_hosts).map_err(anyhow::Error::msg)?;
+    let deployment = deployment(&args, file)?;
+    if let Some(public_url) = &deployment.public_url {
+        host_policy = host_policy.also_allowing(public_url.host());
+    }
     let open_files = raise_open_file_limit();
     let limits = connection_limits(&args, file, open_files)?;
     if limits.max_connections as u64 > listener::default_max_connections(open_files) as u64 {
@@ -223,9 +270,18 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
     if mode != AccessMode::Open {
         ensure_first_admin(&registry, data).await?;
     }
-    let state = AppState::new(registry.with_access_mode(mode), max_upload_size)
+    let mut state = AppState::new(registry.with_access_mode(mode), max_upload_size)
         .with_listen_address(listen)
         .with_host_policy(host_policy);
+    let base_url = match deployment.public_url {
+        Some(public_url) => {
+            let base = public_url.base().to_owned();
+            state = state.with_public_url(public_url);
+            base
+        }
+        None if deployment.transport.tls.is_some() => format!("https://{listen}"),
+        None => format!("http://{listen}"),
+    };
     let _watcher = state.registry.spawn_change_watcher();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -237,12 +293,16 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
         auth = %mode,
         ?limits,
         allowed_hosts = ?allowed_hosts,
-        "pyindex is serving: index at http://{listen}/simple/, uploads at http://{listen}/legacy/"
+        tls = ?deployment.transport.tls,
+        trusted_proxies = ?deployment.transport.trusted_proxies,
+        "pyindex is serving: index at {base_url}/simple/, uploads at {base_url}/legacy/"
     );
+    tokio::spawn(tls::reload_on_hangup(deployment.transport.tls.clone()));
     listener::serve(
         listener,
         pyindex_server::router(state),
         limits,
+        deployment.transport,
         shutdown_signal(),
     )
     .await;
@@ -292,6 +352,57 @@ mod tests {
             listener::default_max_connections(1024)
         );
         assert!(connection_limits(&serve_args(&["--max-connections", "0"]), &file, 1024).is_err());
+    }
+
+    #[test]
+    fn deployment_settings_are_checked() {
+        let file: FileConfig = toml::from_str(
+            "trusted_proxy = [\"10.0.0.0/8\"]\npublic_url = \"https://a.internal\"\n",
+        )
+        .unwrap();
+        let from_file = deployment(&serve_args(&[]), &file).unwrap();
+        assert!(from_file.transport.tls.is_none());
+        assert!(
+            from_file
+                .transport
+                .trusted_proxies
+                .contains("10.1.1.1".parse().unwrap())
+        );
+        assert_eq!(from_file.public_url.unwrap().base(), "https://a.internal");
+        let flags = deployment(
+            &serve_args(&[
+                "--trusted-proxy",
+                "127.0.0.1",
+                "--public-url",
+                "http://b.internal:8080",
+            ]),
+            &file,
+        )
+        .unwrap();
+        assert!(
+            !flags
+                .transport
+                .trusted_proxies
+                .contains("10.1.1.1".parse().unwrap()),
+            "flags replace the file's list"
+        );
+        assert_eq!(flags.public_url.unwrap().base(), "http://b.internal:8080");
+        let half: FileConfig = toml::from_str("tls_cert = \"/nonexistent/cert.pem\"\n").unwrap();
+        let err = deployment(&serve_args(&[]), &half)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("--tls-key"), "{err}");
+        let bad_url = deployment(
+            &serve_args(&["--public-url", "pypi.internal"]),
+            &FileConfig::default(),
+        );
+        assert!(bad_url.is_err());
+        let bad_proxy = deployment(
+            &serve_args(&["--trusted-proxy", "proxy"]),
+            &FileConfig::default(),
+        );
+        assert!(bad_proxy.is_err());
     }
 
     #[test]
