@@ -14,8 +14,10 @@ mod files;
 mod host_check;
 mod landing;
 pub mod listener;
+mod metrics;
 mod negotiate;
 mod pages;
+mod probes;
 mod response;
 mod simple;
 mod upload;
@@ -29,13 +31,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use http::{Method, StatusCode, Uri, header};
 use pyindex_registry::{AccessMode, Registry};
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+/// The header that carries a request's id (set when the client sent none).
+const REQUEST_ID: &str = "x-request-id";
 
 pub use cache::ResponseCache;
 pub use host_check::HostPolicy;
+pub use metrics::{Metrics, MetricsAccess};
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -50,6 +58,10 @@ pub struct AppState {
     pub listen: Option<SocketAddr>,
     /// Which `Host` values are answered (see [`AppState::with_host_policy`]).
     pub host_policy: Arc<HostPolicy>,
+    /// What the server counts for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Who may read `/metrics` (see [`AppState::with_metrics_access`]).
+    pub metrics_access: MetricsAccess,
 }
 
 impl AppState {
@@ -62,6 +74,8 @@ impl AppState {
             max_upload_size,
             listen: None,
             host_policy: Arc::new(HostPolicy::default()),
+            metrics: Arc::new(Metrics::default()),
+            metrics_access: MetricsAccess::default(),
         }
     }
 
@@ -76,6 +90,12 @@ impl AppState {
     /// The same state answering only the hosts `policy` allows (default: any host).
     pub fn with_host_policy(mut self, policy: HostPolicy) -> AppState {
         self.host_policy = Arc::new(policy);
+        self
+    }
+
+    /// The same state with `/metrics` readable as `access` says (default: by anyone).
+    pub fn with_metrics_access(mut self, access: MetricsAccess) -> AppState {
+        self.metrics_access = access;
         self
     }
 }
@@ -149,13 +169,19 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/tokens/{id}", delete(api::revoke_token))
         .route_layer(axum::middleware::from_fn(cross_site::refuse_cross_site));
-    Router::new()
+    let mut service = Router::new()
         .merge(reads)
         .merge(api)
         .route("/", upload.clone())
         .route("/legacy/", upload.clone())
         .route("/legacy", upload)
         .route("/health", get(health))
+        .route("/ready", get(probes::ready));
+    if state.metrics_access != MetricsAccess::Off {
+        service = service.route("/metrics", get(metrics::page));
+    }
+    let metrics = state.metrics.clone();
+    service
         .fallback(unknown_route)
         .layer(axum::middleware::from_fn_with_state(
             state.host_policy.clone(),
@@ -163,11 +189,37 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state)
         .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http())
+        .layer(metrics::RecordLayer(metrics))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
+        )
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The span every log line of a request is in: its id (also sent back in `x-request-id`),
+/// method and path. The response line adds status and latency.
+fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
 }

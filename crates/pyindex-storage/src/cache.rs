@@ -86,6 +86,10 @@ impl BlobStore for CachedBlobStore {
         }
     }
 
+    async fn check(&self) -> Result<(), StorageError> {
+        self.inner.check().await
+    }
+
     async fn get(
         &self,
         key: &BlobKey,

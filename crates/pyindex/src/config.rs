@@ -8,6 +8,9 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use pyindex_registry::AccessMode;
+use pyindex_server::MetricsAccess;
+
+use crate::cli::LogFormat;
 
 use crate::duration::Timeout;
 use crate::size::ByteSize;
@@ -49,6 +52,18 @@ pub struct FileConfig {
     /// `allowed_host = ["pyindex.internal"]` (or one name as a string)
     #[serde(default, deserialize_with = "host_names")]
     pub allowed_host: Vec<String>,
+    /// `metrics = "private"` (public, private or off)
+    #[serde(default, deserialize_with = "metrics_access")]
+    pub metrics: Option<MetricsAccess>,
+    /// `log_format = "json"` (human or json)
+    pub log_format: Option<LogFormat>,
+}
+
+fn metrics_access<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<MetricsAccess>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 fn host_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -130,6 +145,16 @@ mod tests {
         assert_eq!(one.allowed_host, ["a.internal"]);
         assert!(FileConfig::default().allowed_host.is_empty());
         assert!(toml::from_str::<FileConfig>("header_timeout = \"soon\"").is_err());
+    }
+
+    #[test]
+    fn reads_service_settings() {
+        let config: FileConfig =
+            toml::from_str("metrics = \"private\"\nlog_format = \"json\"\n").unwrap();
+        assert_eq!(config.metrics, Some(MetricsAccess::Private));
+        assert_eq!(config.log_format, Some(LogFormat::Json));
+        assert!(toml::from_str::<FileConfig>("metrics = \"secret\"").is_err());
+        assert!(toml::from_str::<FileConfig>("log_format = \"xml\"").is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use pyindex_server::listener::{self, ConnectionLimits, MAX_CONNECTIONS};
 use pyindex_server::{AppState, HostPolicy};
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::ServeArgs;
+use crate::cli::{LogFormat, ServeArgs};
 use crate::config::{DEFAULT_FILE_CACHE, DEFAULT_LISTEN, DEFAULT_MAX_UPLOAD_SIZE, FileConfig};
 use crate::data_dir::{self, Opener};
 use crate::duration::Timeout;
@@ -23,13 +23,17 @@ const ADMIN_PASSWORD_FILE: &str = "admin-password";
 /// Environment variable that sets the first admin's password instead of generating one.
 const ADMIN_PASSWORD_ENV: &str = "PYINDEX_ADMIN_PASSWORD";
 
-fn init_logging() {
+/// Logs to standard error at INFO (or as `RUST_LOG` says): readable lines, colored only on a
+/// terminal, or one JSON object per line with the request's span (its id) in `span`.
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_span_list(false).init(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -183,7 +187,11 @@ fn write_secret(path: &Path, content: &str) -> anyhow::Result<()> {
 
 /// Serves the index until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Result<()> {
-    init_logging();
+    init_logging(
+        args.log_format
+            .or(file.log_format)
+            .unwrap_or(LogFormat::Human),
+    );
     let listen = match args.listen.or(file.listen) {
         Some(addr) => addr,
         None => DEFAULT_LISTEN
@@ -204,6 +212,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
         &args.allowed_hosts
     };
     let host_policy = HostPolicy::new(listen, allowed_hosts).map_err(anyhow::Error::msg)?;
+    let metrics = args.metrics.or(file.metrics).unwrap_or_default();
     let open_files = raise_open_file_limit();
     let limits = connection_limits(&args, file, open_files)?;
     if limits.max_connections as u64 > listener::default_max_connections(open_files) as u64 {
@@ -225,7 +234,8 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
     }
     let state = AppState::new(registry.with_access_mode(mode), max_upload_size)
         .with_listen_address(listen)
-        .with_host_policy(host_policy);
+        .with_host_policy(host_policy)
+        .with_metrics_access(metrics);
     let _watcher = state.registry.spawn_change_watcher();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -237,6 +247,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
         auth = %mode,
         ?limits,
         allowed_hosts = ?allowed_hosts,
+        %metrics,
         "pyindex is serving: index at http://{listen}/simple/, uploads at http://{listen}/legacy/"
     );
     listener::serve(
