@@ -24,6 +24,7 @@ mod upload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -31,12 +32,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use http::{Method, StatusCode, Uri, header};
 use pyindex_registry::{AccessMode, Registry};
-use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tower_http::trace::TraceLayer;
 
 /// The header that carries a request's id (set when the client sent none).
 const REQUEST_ID: &str = "x-request-id";
@@ -169,17 +168,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/tokens/{id}", delete(api::revoke_token))
         .route_layer(axum::middleware::from_fn(cross_site::refuse_cross_site));
-    let mut service = Router::new()
+    let service = Router::new()
         .merge(reads)
         .merge(api)
         .route("/", upload.clone())
         .route("/legacy/", upload.clone())
         .route("/legacy", upload)
         .route("/health", get(health))
-        .route("/ready", get(probes::ready));
-    if state.metrics_access != MetricsAccess::Off {
-        service = service.route("/metrics", get(metrics::page));
-    }
+        .route("/ready", get(probes::ready))
+        .route("/metrics", get(metrics::page));
     let metrics = state.metrics.clone();
     service
         .fallback(unknown_route)
@@ -194,11 +191,7 @@ pub fn router(state: AppState) -> Router {
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
                 .on_request(())
-                .on_response(
-                    DefaultOnResponse::new()
-                        .level(Level::INFO)
-                        .latency_unit(LatencyUnit::Micros),
-                ),
+                .on_response(log_response),
         )
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
@@ -206,6 +199,17 @@ pub fn router(state: AppState) -> Router {
         ]))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The one line logged per request, when its response head is ready (target
+/// `pyindex_server::requests`, so `RUST_LOG=info,pyindex_server::requests=off` silences it).
+fn log_response<B>(response: &http::Response<B>, latency: Duration, _: &tracing::Span) {
+    tracing::info!(
+        target: "pyindex_server::requests",
+        status = response.status().as_u16(),
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        "request answered"
+    );
 }
 
 /// The span every log line of a request is in: its id (also sent back in `x-request-id`),

@@ -26,7 +26,7 @@ use pyindex_registry::{RegistryError, Rejection};
 
 use crate::AppState;
 use crate::auth::{ClientAddress, credentials};
-use crate::response::{internal_error, registry_error};
+use crate::response::{internal_error, not_found, registry_error};
 
 /// Who may read `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,7 +36,7 @@ pub enum MetricsAccess {
     Public,
     /// Admins only (a password or token of an admin account).
     Private,
-    /// No `/metrics` route.
+    /// `/metrics` answers 404.
     Off,
 }
 
@@ -424,12 +424,15 @@ where
     }
 }
 
-/// `GET /metrics`, in the `public` and `private` settings (in `off` there is no route).
+/// `GET /metrics`: the metrics in the `public` and `private` settings, 404 in `off`.
 pub async fn page(
     State(app): State<AppState>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
 ) -> Response {
+    if app.metrics_access == MetricsAccess::Off {
+        return not_found("Metrics are turned off on this server (--metrics off).");
+    }
     if app.metrics_access == MetricsAccess::Private
         && let Err(refused) = require_admin(&app, &headers, &address).await
     {

@@ -35,3 +35,49 @@ pub async fn ready(State(app): State<AppState>) -> Response {
     };
     (status, [(header::CACHE_CONTROL, "no-store")], body).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use http::Request;
+    use pyindex_catalog::SqliteCatalog;
+    use pyindex_packaging::archive::ArchiveLimits;
+    use pyindex_registry::Registry;
+    use pyindex_storage::{LocalBlobStore, Spool};
+    use tower::ServiceExt;
+
+    use crate::{AppState, router};
+
+    async fn ready(app: &AppState) -> (http::StatusCode, String) {
+        let request = Request::get("/ready").body(Body::empty()).unwrap();
+        let response = router(app.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn names_the_part_that_does_not_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Arc::new(
+            SqliteCatalog::open(&dir.path().join("catalog.sqlite3"))
+                .await
+                .unwrap(),
+        );
+        let blobs = Arc::new(LocalBlobStore::open(dir.path().join("files")).unwrap());
+        let spool = Spool::open(dir.path().join("tmp")).unwrap();
+        let registry = Registry::new(catalog.clone(), blobs, spool, ArchiveLimits::default());
+        let app = AppState::new(registry, 1 << 20);
+        assert_eq!(ready(&app).await, (http::StatusCode::OK, "ready\n".into()));
+
+        catalog.close().await;
+        let (status, body) = ready(&app).await;
+        assert_eq!(status, http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("catalog: does not answer"), "{body}");
+        assert!(!body.contains("storage"), "{body}");
+    }
+}
