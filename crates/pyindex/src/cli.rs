@@ -241,7 +241,7 @@ pub struct ServeArgs {
     pub allowed_hosts: Vec<String>,
 
     /// Who may read the Prometheus metrics at /metrics: public (anyone), private (admin
-    /// credentials: an admin's password or token), off (no /metrics) [default: public].
+    /// credentials: an admin's password or token), off (/metrics answers 404) [default: public].
     #[arg(long, env = "PYINDEX_METRICS", value_name = "ACCESS")]
     pub metrics: Option<MetricsAccess>,
 
