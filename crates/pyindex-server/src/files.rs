@@ -154,7 +154,9 @@ impl Download {
 
 /// Finds what the URL's filename names: a distribution, or the metadata file of one.
 async fn lookup(app: &AppState, filename: &str) -> Result<Option<Arc<Download>>, Response> {
-    if let Some(download) = app.cache.file(filename) {
+    let cached = app.cache.file(filename);
+    app.metrics.file_cache(cached.is_some());
+    if let Some(download) = cached {
         return Ok(Some(download));
     }
     let epoch = app.cache.epoch();

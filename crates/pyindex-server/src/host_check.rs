@@ -155,7 +155,8 @@ fn misdirected(host: &str) -> Response {
     response
 }
 
-/// Middleware for every route but `/health` (no data, and orchestrators probe it by IP):
+/// Middleware for every route but `/health`, `/ready` and `/metrics` (no index data, and
+/// orchestrators and scrapers reach them by IP; `/metrics` has its own guard):
 /// refuses a request whose `Host` or URI authority the policy does not allow, before any of
 /// its body is read.
 pub async fn refuse_foreign_host(
@@ -163,7 +164,7 @@ pub async fn refuse_foreign_host(
     request: Request,
     next: Next,
 ) -> Response {
-    if !policy.enforced || request.uri().path() == "/health" {
+    if !policy.enforced || matches!(request.uri().path(), "/health" | "/ready" | "/metrics") {
         return next.run(request).await;
     }
     let host_header = request.headers().get(header::HOST);

@@ -15,8 +15,10 @@ mod forwarded;
 mod host_check;
 mod landing;
 pub mod listener;
+mod metrics;
 mod negotiate;
 mod pages;
+mod probes;
 mod public_url;
 mod response;
 mod simple;
@@ -25,6 +27,7 @@ mod upload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -37,9 +40,13 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
+/// The header that carries a request's id (set when the client sent none).
+const REQUEST_ID: &str = "x-request-id";
+
 pub use cache::ResponseCache;
 pub use forwarded::{RequestOrigin, TrustedProxies};
 pub use host_check::HostPolicy;
+pub use metrics::{Metrics, MetricsAccess};
 pub use public_url::PublicUrl;
 
 /// Shared state of every handler.
@@ -57,6 +64,10 @@ pub struct AppState {
     pub host_policy: Arc<HostPolicy>,
     /// The URL clients reach the index at (`--public-url`), for redirects and shown commands.
     pub public_url: Option<Arc<PublicUrl>>,
+    /// What the server counts for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Who may read `/metrics` (see [`AppState::with_metrics_access`]).
+    pub metrics_access: MetricsAccess,
 }
 
 impl AppState {
@@ -70,6 +81,8 @@ impl AppState {
             listen: None,
             host_policy: Arc::new(HostPolicy::default()),
             public_url: None,
+            metrics: Arc::new(Metrics::default()),
+            metrics_access: MetricsAccess::default(),
         }
     }
 
@@ -90,6 +103,12 @@ impl AppState {
     /// The same state with redirects and shown addresses on `url`.
     pub fn with_public_url(mut self, url: PublicUrl) -> AppState {
         self.public_url = Some(Arc::new(url));
+        self
+    }
+
+    /// The same state with `/metrics` readable as `access` says (default: by anyone).
+    pub fn with_metrics_access(mut self, access: MetricsAccess) -> AppState {
+        self.metrics_access = access;
         self
     }
 }
@@ -163,13 +182,17 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/tokens/{id}", delete(api::revoke_token))
         .route_layer(axum::middleware::from_fn(cross_site::refuse_cross_site));
-    Router::new()
+    let service = Router::new()
         .merge(reads)
         .merge(api)
         .route("/", upload.clone())
         .route("/legacy/", upload.clone())
         .route("/legacy", upload)
         .route("/health", get(health))
+        .route("/ready", get(probes::ready))
+        .route("/metrics", get(metrics::page));
+    let metrics = state.metrics.clone();
+    service
         .fallback(unknown_route)
         .layer(axum::middleware::from_fn_with_state(
             state.host_policy.clone(),
@@ -181,11 +204,44 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state)
         .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http())
+        .layer(metrics::RecordLayer(metrics))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_response),
+        )
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The one line logged per request, when its response head is ready (target
+/// `pyindex_server::requests`, so `RUST_LOG=info,pyindex_server::requests=off` silences it).
+fn log_response<B>(response: &http::Response<B>, latency: Duration, _: &tracing::Span) {
+    tracing::info!(
+        target: "pyindex_server::requests",
+        status = response.status().as_u16(),
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        "request answered"
+    );
+}
+
+/// The span every log line of a request is in: its id (also sent back in `x-request-id`),
+/// method and path. The response line adds status and latency.
+fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
 }

@@ -79,8 +79,8 @@ impl ConnectionLimits {
     pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(15);
     /// Default body timeout.
     pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
-    /// Default shutdown timeout.
-    pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default shutdown timeout: below the 10 s that `docker stop` waits before SIGKILL.
+    pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(8);
 }
 
 /// The default connection cap for a process that may open `open_files` descriptors: what is

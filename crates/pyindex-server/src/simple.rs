@@ -134,7 +134,9 @@ pub async fn root(State(app): State<AppState>, request: Request) -> Response {
         Err(response) => return response,
     };
     let key = PageKey::Root(format);
-    if let Some(page) = app.cache.page(&key) {
+    let cached = app.cache.page(&key);
+    app.metrics.page_cache(cached.is_some());
+    if let Some(page) = cached {
         return send_page(&page, headers);
     }
     let epoch = app.cache.epoch();
@@ -187,7 +189,9 @@ pub async fn project(
         }
     };
     let key = PageKey::Project(name.as_str().to_owned(), format);
-    if let Some(page) = app.cache.page(&key) {
+    let cached = app.cache.page(&key);
+    app.metrics.page_cache(cached.is_some());
+    if let Some(page) = cached {
         return send_page(&page, headers);
     }
     let epoch = app.cache.epoch();

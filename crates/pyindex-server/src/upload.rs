@@ -214,11 +214,20 @@ async fn read_form(
     })
 }
 
-/// `POST /legacy/`: publish one file.
+/// `POST /legacy/`: publish one file. Every outcome is counted in the metrics.
 pub async fn upload(State(app): State<AppState>, request: Request) -> Response {
+    let response = receive(&app, request).await;
+    if !response.status().is_success() {
+        app.metrics.upload_refused(response.status());
+    }
+    response
+}
+
+/// Receives and publishes one upload; counts the successes (the caller counts refusals).
+async fn receive(app: &AppState, request: Request) -> Response {
     // Credentials first, before a byte of the body is read (standards H1).
     let address = address_of(request.extensions());
-    let identity = match identify(&app, request.headers(), &address).await {
+    let identity = match identify(app, request.headers(), &address).await {
         Ok(identity) => identity,
         Err(response) => {
             drain(request).await;
@@ -258,7 +267,7 @@ pub async fn upload(State(app): State<AppState>, request: Request) -> Response {
         Ok(multipart) => multipart,
         Err(rejection) => return bad_multipart(rejection.body_text()),
     };
-    let mut form = match read_form(&app, identity.as_ref(), multipart).await {
+    let mut form = match read_form(app, identity.as_ref(), multipart).await {
         Ok(form) => form,
         Err(response) => return response,
     };
@@ -267,13 +276,19 @@ pub async fn upload(State(app): State<AppState>, request: Request) -> Response {
     match app.registry.upload(form).await {
         Ok(Published::Added { filename, project }) => {
             tracing::info!(%project, %filename, "published");
+            app.metrics.upload_published();
             (StatusCode::OK, format!("Published {filename}.\n")).into_response()
         }
-        Ok(Published::AlreadyPresent { filename }) => (
-            StatusCode::OK,
-            format!("{filename} is already published with identical content; nothing changed.\n"),
-        )
-            .into_response(),
+        Ok(Published::AlreadyPresent { filename }) => {
+            app.metrics.upload_already_present();
+            (
+                StatusCode::OK,
+                format!(
+                    "{filename} is already published with identical content; nothing changed.\n"
+                ),
+            )
+                .into_response()
+        }
         Err(e @ RegistryError::Rejected { .. }) => {
             tracing::info!(error = %e, "upload refused");
             registry_error(&e)

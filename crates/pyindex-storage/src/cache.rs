@@ -98,6 +98,10 @@ impl BlobStore for CachedBlobStore {
         }
     }
 
+    async fn check(&self) -> Result<(), StorageError> {
+        self.inner.check().await
+    }
+
     async fn get(
         &self,
         key: &BlobKey,

@@ -92,6 +92,9 @@ pub trait BlobStore: Send + Sync {
     /// The size of the blob, or `None` if it does not exist.
     async fn size(&self, key: &BlobKey) -> Result<Option<u64>, StorageError>;
 
+    /// A cheap probe that the store answers and accepts writes (for readiness checks).
+    async fn check(&self) -> Result<(), StorageError>;
+
     /// Reads the whole blob, or `range` of it, or `None` if it does not exist.
     async fn get(
         &self,

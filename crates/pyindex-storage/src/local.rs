@@ -194,6 +194,24 @@ impl BlobStore for LocalBlobStore {
         }
     }
 
+    /// The root is a directory in which a file can be created (an unnamed temporary file,
+    /// gone when closed, so a probe leaves nothing behind even if the process dies).
+    async fn check(&self) -> Result<(), StorageError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            if !std::fs::metadata(&root)?.is_dir() {
+                return Err(std::io::Error::other(format!(
+                    "{} is not a directory",
+                    root.display()
+                )));
+            }
+            tempfile::tempfile_in(&root).map(drop)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(())
+    }
+
     async fn get(
         &self,
         key: &BlobKey,
@@ -266,6 +284,20 @@ mod tests {
         let key = BlobKey::parse(&file.digests().sha256).unwrap();
         store.put_spooled(&key, file).await.unwrap();
         (dir, store, key)
+    }
+
+    #[tokio::test]
+    async fn check_passes_on_a_directory_and_fails_on_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path().join("files")).unwrap();
+        store.check().await.unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("files")).unwrap().count(),
+            0
+        );
+        std::fs::remove_dir(dir.path().join("files")).unwrap();
+        std::fs::write(dir.path().join("files"), b"not a directory").unwrap();
+        assert!(store.check().await.is_err());
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use pyindex_catalog::ProjectStatus;
 use pyindex_registry::AccessMode;
+use pyindex_server::MetricsAccess;
 
 use crate::duration::{Age, Timeout};
 use crate::size::ByteSize;
@@ -254,7 +255,8 @@ pub struct ServeArgs {
     #[arg(long, env = "PYINDEX_BODY_TIMEOUT", value_name = "DURATION")]
     pub body_timeout: Option<Timeout>,
 
-    /// Time open connections get to finish after SIGTERM or Ctrl-C [default: 10s].
+    /// Time open connections get to finish after SIGTERM or Ctrl-C; unfinished uploads are then
+    /// discarded [default: 8s].
     #[arg(long, env = "PYINDEX_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<Timeout>,
 
@@ -308,4 +310,23 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<String>,
+    /// Who may read the Prometheus metrics at /metrics: public (anyone), private (admin
+    /// credentials: an admin's password or token), off (/metrics answers 404) [default: public].
+    #[arg(long, env = "PYINDEX_METRICS", value_name = "ACCESS")]
+    pub metrics: Option<MetricsAccess>,
+
+    /// Log format on standard error: human (one readable line per event) or json (one JSON
+    /// object per line) [default: human].
+    #[arg(long, env = "PYINDEX_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines (colored on a terminal).
+    Human,
+    /// One JSON object per line.
+    Json,
 }

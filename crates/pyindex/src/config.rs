@@ -8,6 +8,9 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use pyindex_registry::AccessMode;
+use pyindex_server::MetricsAccess;
+
+use crate::cli::LogFormat;
 
 use crate::duration::Timeout;
 use crate::size::ByteSize;
@@ -58,6 +61,18 @@ pub struct FileConfig {
     /// `trusted_proxy = ["10.0.0.0/8"]` (or one as a string)
     #[serde(default, deserialize_with = "one_or_many")]
     pub trusted_proxy: Vec<String>,
+    /// `metrics = "private"` (public, private or off)
+    #[serde(default, deserialize_with = "metrics_access")]
+    pub metrics: Option<MetricsAccess>,
+    /// `log_format = "json"` (human or json)
+    pub log_format: Option<LogFormat>,
+}
+
+fn metrics_access<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<MetricsAccess>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -155,6 +170,16 @@ mod tests {
         assert_eq!(config.tls_key, Some(PathBuf::from("/etc/pyindex/key.pem")));
         assert_eq!(config.public_url.as_deref(), Some("https://pypi.internal"));
         assert_eq!(config.trusted_proxy, ["10.0.0.0/8"]);
+    }
+
+    #[test]
+    fn reads_service_settings() {
+        let config: FileConfig =
+            toml::from_str("metrics = \"private\"\nlog_format = \"json\"\n").unwrap();
+        assert_eq!(config.metrics, Some(MetricsAccess::Private));
+        assert_eq!(config.log_format, Some(LogFormat::Json));
+        assert!(toml::from_str::<FileConfig>("metrics = \"secret\"").is_err());
+        assert!(toml::from_str::<FileConfig>("log_format = \"xml\"").is_err());
     }
 
     #[test]

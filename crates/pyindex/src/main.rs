@@ -12,6 +12,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// How long blocking work (file I/O) may run on after a command ends before the process exits.
+const RUNTIME_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -24,7 +27,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    let result = runtime.block_on(commands::run(cli));
+    // Tasks still running (connections past the shutdown timeout) are dropped here, which
+    // discards their unfinished uploads; blocking work gets a moment, not an unbounded wait.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -13,7 +13,7 @@ use pyindex_server::tls::{self, Tls};
 use pyindex_server::{AppState, HostPolicy, PublicUrl, TrustedProxies};
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::ServeArgs;
+use crate::cli::{LogFormat, ServeArgs};
 use crate::config::{DEFAULT_FILE_CACHE, DEFAULT_LISTEN, DEFAULT_MAX_UPLOAD_SIZE, FileConfig};
 use crate::data_dir::{self, Opener};
 use crate::duration::Timeout;
@@ -25,13 +25,17 @@ const ADMIN_PASSWORD_FILE: &str = "admin-password";
 /// Environment variable that sets the first admin's password instead of generating one.
 const ADMIN_PASSWORD_ENV: &str = "PYINDEX_ADMIN_PASSWORD";
 
-fn init_logging() {
+/// Logs to standard error at INFO (or as `RUST_LOG` says): readable lines, colored only on a
+/// terminal, or one JSON object per line with the request's span (its id) in `span`.
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_span_list(false).init(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -226,7 +230,11 @@ fn write_secret(path: &Path, content: &str) -> anyhow::Result<()> {
 
 /// Serves the index until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Result<()> {
-    init_logging();
+    init_logging(
+        args.log_format
+            .or(file.log_format)
+            .unwrap_or(LogFormat::Human),
+    );
     let listen = match args.listen.or(file.listen) {
         Some(addr) => addr,
         None => DEFAULT_LISTEN
@@ -251,6 +259,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
     if let Some(public_url) = &deployment.public_url {
         host_policy = host_policy.also_allowing(public_url.host());
     }
+    let metrics = args.metrics.or(file.metrics).unwrap_or_default();
     let open_files = raise_open_file_limit();
     let limits = connection_limits(&args, file, open_files)?;
     if limits.max_connections as u64 > listener::default_max_connections(open_files) as u64 {
@@ -272,7 +281,8 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
     }
     let mut state = AppState::new(registry.with_access_mode(mode), max_upload_size)
         .with_listen_address(listen)
-        .with_host_policy(host_policy);
+        .with_host_policy(host_policy)
+        .with_metrics_access(metrics);
     let base_url = match deployment.public_url {
         Some(public_url) => {
             let base = public_url.base().to_owned();
@@ -295,6 +305,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
         allowed_hosts = ?allowed_hosts,
         tls = ?deployment.transport.tls,
         trusted_proxies = ?deployment.transport.trusted_proxies,
+        %metrics,
         "pyindex is serving: index at {base_url}/simple/, uploads at {base_url}/legacy/"
     );
     tokio::spawn(tls::reload_on_hangup(deployment.transport.tls.clone()));
