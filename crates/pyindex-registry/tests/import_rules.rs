@@ -55,13 +55,22 @@ async fn a_file_is_imported_once_with_its_mtime_and_an_import_audit_record() {
 
     let first = index.registry.import_file(req.clone()).await.unwrap();
     assert!(matches!(first, Published::Added { .. }), "{first:?}");
-    let files = index.registry.catalog().project_files("ladder").await.unwrap().unwrap();
+    let files = index
+        .registry
+        .catalog()
+        .project_files("ladder")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(files.files[0].uploaded.unix_timestamp(), 1_600_000_000);
     assert_eq!(index.audited("import").await.len(), 1);
     let blobs = index.blob_count();
 
     let again = index.registry.import_file(req).await.unwrap();
-    assert!(matches!(again, Published::AlreadyPresent { .. }), "{again:?}");
+    assert!(
+        matches!(again, Published::AlreadyPresent { .. }),
+        "{again:?}"
+    );
     assert_eq!(index.audited("import").await.len(), 1);
     assert_eq!(index.blob_count(), blobs);
     assert_eq!(index.spooled_count(), 0);
@@ -83,15 +92,26 @@ async fn a_hash_mismatch_another_project_and_a_truncated_file_are_refused() {
     let message = refusal(
         index
             .registry
-            .import_file(request(other_path, "ladder-1.0-py3-none-any.whl", Some("ladder")))
+            .import_file(request(
+                other_path,
+                "ladder-1.0-py3-none-any.whl",
+                Some("ladder"),
+            ))
             .await,
     );
-    assert!(message.contains("names the project 'other', not 'ladder'"), "{message}");
+    assert!(
+        message.contains("names the project 'other', not 'ladder'"),
+        "{message}"
+    );
     let elsewhere = source.write("other-1.0-py3-none-any.whl", &other);
     let message = refusal(
         index
             .registry
-            .import_file(request(elsewhere, "other-1.0-py3-none-any.whl", Some("ladder")))
+            .import_file(request(
+                elsewhere,
+                "other-1.0-py3-none-any.whl",
+                Some("ladder"),
+            ))
             .await,
     );
     assert!(message.contains("is not the project 'ladder'"), "{message}");
@@ -100,7 +120,11 @@ async fn a_hash_mismatch_another_project_and_a_truncated_file_are_refused() {
     refusal(
         index
             .registry
-            .import_file(request(truncated, "ladder-1.0-py3-none-any.whl", Some("ladder")))
+            .import_file(request(
+                truncated,
+                "ladder-1.0-py3-none-any.whl",
+                Some("ladder"),
+            ))
             .await,
     );
     assert!(index.filenames("ladder").await.is_empty());

@@ -54,10 +54,20 @@ impl Registry {
         let digests = hash_file(request.source.clone()).await?;
         check_expected_sha256(request.expected_sha256.as_deref(), &digests.sha256)?;
         if let Some(existing) = self.catalog.distribution(&parsed.identity()).await? {
-            return already_published(&parsed, &existing.filename, &existing.sha256, &digests.sha256);
+            return already_published(
+                &parsed,
+                &existing.filename,
+                &existing.sha256,
+                &digests.sha256,
+            );
         }
         if let Some(existing) = self.catalog.file(&request.filename).await? {
-            return already_published(&parsed, &existing.filename, &existing.sha256, &digests.sha256);
+            return already_published(
+                &parsed,
+                &existing.filename,
+                &existing.sha256,
+                &digests.sha256,
+            );
         }
         if let Some(project) = &request.project {
             // Without a project the catalog's commit refuses a project closed to uploads.
@@ -101,7 +111,10 @@ impl Registry {
             if n == 0 {
                 break;
             }
-            writer.write(&buf[..n]).await.map_err(|_| changed(&request.filename))?;
+            writer
+                .write(&buf[..n])
+                .await
+                .map_err(|_| changed(&request.filename))?;
         }
         let spooled = writer.finish().await?;
         if spooled.digests().sha256 != digests.sha256 {

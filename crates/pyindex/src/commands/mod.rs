@@ -1,6 +1,7 @@
 //! The subcommands.
 
 mod accounts;
+mod import;
 mod serve;
 mod yank;
 
@@ -17,6 +18,7 @@ use crate::data_dir;
 fn needs_catalog(command: &Command) -> Option<String> {
     Some(match command {
         Command::Serve(_)
+        | Command::Import { .. }
         | Command::User(UserCommand::Add { .. } | UserCommand::ImportHtpasswd { .. }) => {
             return None;
         }
@@ -46,6 +48,23 @@ fn needs_catalog(command: &Command) -> Option<String> {
         Command::Audit { .. } => "audit".to_owned(),
     })
 }
+
+/// An error that ends the program with a given exit status (others end it with 1).
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit status.
+    pub code: u8,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
 
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -79,5 +98,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(command) => accounts::token(&data, command).await,
         Command::Project(command) => accounts::project(&data, command).await,
         Command::Audit { limit } => accounts::audit(&data, limit).await,
+        Command::Import { source, jobs } => import::run(&data, &source, jobs).await,
     }
 }
