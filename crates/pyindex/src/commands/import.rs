@@ -69,7 +69,7 @@ fn print_summary(summary: &Summary, layout: Layout, source: &Path, total: usize,
         String::new()
     };
     println!(
-        "Imported {}, already present {}, skipped {} (from the {kind} {}; {total} files read in {seconds:.1} s{rate}).",
+        "Imported {}, already present {}, skipped {} (from the {kind} {}; {total} files checked in {seconds:.1} s{rate}).",
         summary.imported,
         summary.already_present,
         summary.skipped.len(),
