@@ -191,13 +191,16 @@ def test_a_flat_directory_is_imported_by_each_files_metadata(tmp_path, server_fa
     broken.path.write_bytes(b"not a zip file")
     (source / "README.txt").write_text("not a distribution\n")
 
+    # Imported into a serving index: the pages follow without a restart.
+    server = server_factory("flat", data=data)
+    assert server.project_json("gamma") is None
     result = import_(source, data)
     assert result.returncode == 1, support.describe(result)
     assert "Imported 3, already present 0, skipped 1" in result.stdout, support.describe(result)
     assert "from the flat directory" in result.stdout
     assert list(skipped_lines(result.stdout)) == [broken.filename]
 
-    server = server_factory("flat", data=data)
+    server.wait_for(lambda: server.file_named("gamma", top.filename), what="gamma listed")
     assert server.file_named("gamma", top.filename)["hashes"]["sha256"] == top.sha256
     assert server.file_named("delta", nested.filename) is not None
     assert server.file_named("foo-bar", legacy.filename) is not None
@@ -222,4 +225,52 @@ def test_an_unusable_source_exits_2_and_creates_nothing(tmp_path):
     assert nothing.returncode == 2, support.describe(nothing)
     assert "neither a 'simple/' folder nor distribution files" in nothing.stdout
     assert not (data / "catalog.sqlite3").exists()
+
+
+
+def test_an_interrupted_import_completes_on_the_next_run(tmp_path, server_factory):
+    """Killed halfway (as by a crash or ^C), an import leaves every file whole or absent; the
+    next run imports the rest, and the index lists each file once."""
+    source = tmp_path / "www"
+    data = tmp_path / "data"
+    count = 0
+    for p in range(30):
+        name = f"many{p:02d}"
+        links = []
+        for v in range(10):
+            wheel = support.make_wheel(source / "simple" / name, name, f"1.{v}")
+            links.append(f'<a href="{wheel.filename}#sha256={wheel.sha256}">{wheel.filename}</a>')
+            count += 1
+        (source / "simple" / name / "index.html").write_text("\n".join(links))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYINDEX_")}
+    proc = subprocess.Popen(
+        [str(pyindex_bin()), "import", str(source), "--data", str(data), "--jobs", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        support.wait_until(
+            lambda: sum(len(files) for _, _, files in os.walk(data / "files")) >= 20,
+            timeout=60,
+            interval=0.01,
+            what="some files stored",
+        )
+    finally:
+        support.terminate(proc)
+    interrupted_before_the_end = proc.returncode != 0
+
+    rerun = import_(source, data)
+    assert rerun.returncode == 0, support.describe(rerun)
+    summary = next(line for line in rerun.stdout.splitlines() if line.startswith("Imported "))
+    imported = int(summary.split("Imported ")[1].split(",")[0])
+    present = int(summary.split("already present ")[1].split(",")[0])
+    assert imported + present == count, support.describe(rerun)
+    if interrupted_before_the_end:
+        assert imported > 0, support.describe(rerun)
+
+    server = server_factory("after-interrupt", data=data)
+    listed = sum(len(server.files(f"many{p:02d}")) for p in range(30))
+    assert listed == count
 
