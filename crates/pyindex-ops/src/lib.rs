@@ -5,4 +5,5 @@
 //! the data, so it works on every engine the server does.
 
 pub mod backup;
+pub mod import;
 pub mod verify;

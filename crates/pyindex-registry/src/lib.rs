@@ -28,7 +28,7 @@ pub use changes::{CHANGE_POLL_INTERVAL, ChangeObserver};
 pub use error::{RegistryError, Rejection};
 pub use pyindex_catalog::Change;
 pub use status::{MAX_STATUS_REASON_CHARS, StatusChange};
-pub use upload::{Published, UploadRequest, UploadedContent};
+pub use upload::{ImportRequest, Published, UploadRequest, UploadedContent};
 
 use std::sync::Arc;
 

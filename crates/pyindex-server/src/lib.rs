@@ -158,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/simple/{project}/", get(simple::project))
         .route("/simple/{project}", get(simple::project_redirect))
+        .route("/simple/{project}/{filename}", get(simple::old_file_url))
         .route("/files/{sha256}/{filename}", get(files::download));
     // Only the `all` mode guards reads; the others pay nothing for it.
     if state.registry.access_mode() == AccessMode::All {

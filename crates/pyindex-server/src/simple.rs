@@ -150,14 +150,50 @@ pub async fn root(State(app): State<AppState>, request: Request) -> Response {
     }
 }
 
-/// `GET /simple/<project>`: redirect to the normalized, slash-terminated URL.
+/// The page file of the nginx tree this index replaces, whose URLs bookmarks still hold.
+const OLD_PAGE_FILE: &str = "index.html";
+
+/// `GET /simple/<project>`: redirect to the normalized, slash-terminated URL; the old tree's
+/// `/simple/index.html` redirects to `/simple/`.
 pub async fn project_redirect(Path(raw): Path<String>, uri: Uri) -> Response {
+    if raw == OLD_PAGE_FILE {
+        return moved_permanently(&with_query("/simple/".to_owned(), &uri));
+    }
     match ProjectName::new(&raw) {
         Ok(name) => moved_permanently(&with_query(format!("/simple/{name}/"), &uri)),
         Err(_) => not_found(&format!(
             "No project named '{}' in this index.",
             raw.escape_default()
         )),
+    }
+}
+
+/// `GET /simple/<project>/<filename>`: the URLs of the nginx tree this index replaces, still
+/// held by Dockerfiles, lock files and bookmarks. A file of the project redirects to its
+/// download URL, `index.html` to the project's page.
+pub async fn old_file_url(
+    State(app): State<AppState>,
+    Path((raw, filename)): Path<(String, String)>,
+    uri: Uri,
+) -> Response {
+    let Ok(name) = ProjectName::new(&raw) else {
+        return not_found(&format!(
+            "No project named '{}' in this index.",
+            raw.escape_default()
+        ));
+    };
+    if filename == OLD_PAGE_FILE {
+        return moved_permanently(&with_query(format!("/simple/{name}/"), &uri));
+    }
+    match app.registry.catalog().file(&filename).await {
+        Ok(Some(file)) if file.project == name.as_str() => {
+            moved_permanently(&pages::file_url(&file))
+        }
+        Ok(_) => not_found(&format!(
+            "No file '{}' in the project '{name}' of this index: see /simple/{name}/ for its files.",
+            filename.escape_default()
+        )),
+        Err(e) => internal_error(&e.to_string()),
     }
 }
 

@@ -65,6 +65,18 @@ pub enum Command {
     /// Manage who may publish to and manage a project.
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// Import an existing index: an nginx-style tree (the folder holding `simple/`, e.g.
+    /// /var/www/pypi) or a flat directory of distributions (pypiserver). Every file is checked
+    /// with the upload's rules; good files are imported, the rest listed with the reason. Safe
+    /// to re-run and to run while the server serves. Exit status: 0 if every file was imported
+    /// or already present, 1 if some were skipped, 2 if SOURCE cannot be imported at all.
+    Import {
+        /// The folder holding `simple/`, or a directory of .whl/.tar.gz/.zip files.
+        source: PathBuf,
+        /// Files imported at once.
+        #[arg(long, default_value_t = pyindex_ops::import::DEFAULT_JOBS, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=64), usize::from))]
+        jobs: usize,
+    },
     /// Show the audit log: who published, yanked, or changed accounts and tokens, when and from where.
     Audit {
         /// How many of the newest entries to show.

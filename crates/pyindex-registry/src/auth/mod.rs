@@ -418,7 +418,7 @@ impl Registry {
         match self.accounts.roles(project.as_str()).await {
             Ok(roles) if roles.is_empty() => forbidden(format!(
                 "The project '{project}' has no owner yet (it was published while the index \
-                 needed no credentials), so only admins may publish to it. An admin can make \
+                 needed no credentials, or imported), so only admins may publish to it. An admin can make \
                  '{user}' its owner with: pyindex project add-owner {project} {user}"
             )),
             _ => forbidden(format!(

@@ -8,6 +8,9 @@
 //! blob, never a listed file without its bytes.
 
 mod form;
+mod import;
+
+pub use import::ImportRequest;
 
 use pyindex_catalog::{AddOutcome, Change, NewFile, ReleaseMetadata, Uploader};
 use pyindex_packaging::archive::{Inspected, inspect_path};
@@ -56,6 +59,16 @@ pub enum Published {
         /// Its filename.
         filename: String,
     },
+}
+
+/// Who publishes a file, how, and when (the parts of a publication besides its content).
+struct Publication<'a> {
+    actor: Actor<'a>,
+    /// The audit log's action: `publish` for uploads, `import` for imports.
+    action: &'static str,
+    filename: &'a DistFilename,
+    uploader: Option<Uploader>,
+    uploaded: OffsetDateTime,
 }
 
 /// What the form claims, checked for syntax but not yet against the file.
@@ -280,11 +293,6 @@ impl Registry {
             return already_published(&filename, &existing.filename, &existing.sha256, sha256);
         }
 
-        let inspected = self.inspect(&content.file, &filename).await?;
-        check_agreement(&filename, &claim, &inspected.metadata)?;
-        let record = self
-            .store(content.file, &filename, &inspected, uploader)
-            .await?;
         let actor = match &request.identity {
             Some(identity) => Actor::User {
                 identity,
@@ -294,7 +302,42 @@ impl Registry {
                 address: &request.address,
             },
         };
-        self.commit_file(actor, record, &filename).await
+        let publication = Publication {
+            actor,
+            action: "publish",
+            filename: &filename,
+            uploader,
+            uploaded: OffsetDateTime::now_utc(),
+        };
+        self.publish_file(publication, content.file, |metadata| {
+            check_agreement(&filename, &claim, metadata).map(|()| filename.clone())
+        })
+        .await
+    }
+
+    /// The steps every publication shares once the filename, the caller and the digests are
+    /// checked: archive inspection, the caller's agreement check on the metadata (which gives
+    /// the filename to publish, split as the metadata's project requires), durable blobs, then
+    /// the catalog commit with its audit record.
+    async fn publish_file(
+        &self,
+        publication: Publication<'_>,
+        file: SpooledFile,
+        agree: impl FnOnce(&CoreMetadata) -> Result<DistFilename, RegistryError>,
+    ) -> Result<Published, RegistryError> {
+        let Publication {
+            actor,
+            action,
+            filename,
+            uploader,
+            uploaded,
+        } = publication;
+        let inspected = self.inspect(&file, filename).await?;
+        let filename = agree(&inspected.metadata)?;
+        let record = self
+            .store(file, &filename, &inspected, uploader, uploaded)
+            .await?;
+        self.commit_file(actor, action, record, &filename).await
     }
 
     /// Makes the file and its metadata file durable in the blob store, and describes the file
@@ -305,6 +348,7 @@ impl Registry {
         filename: &DistFilename,
         inspected: &Inspected,
         uploader: Option<Uploader>,
+        uploaded: OffsetDateTime,
     ) -> Result<NewFile, RegistryError> {
         let metadata = &inspected.metadata;
         let serve_metadata = match filename.kind() {
@@ -336,7 +380,7 @@ impl Registry {
             requires_python: metadata.requires_python.clone(),
             metadata_sha256,
             release: release_metadata(metadata),
-            uploaded: OffsetDateTime::now_utc(),
+            uploaded,
             uploader,
         })
     }
@@ -345,12 +389,13 @@ impl Registry {
     async fn commit_file(
         &self,
         actor: Actor<'_>,
+        action: &str,
         record: NewFile,
         filename: &DistFilename,
     ) -> Result<Published, RegistryError> {
         let audit = self.audit_entry(
             actor,
-            "publish",
+            action,
             &record.filename,
             Some(format!("sha256 {}", record.sha256)),
         );

@@ -3,6 +3,7 @@
 mod accounts;
 mod backup;
 mod docs;
+mod import;
 mod serve;
 mod verify;
 mod yank;
@@ -23,6 +24,7 @@ fn needs_catalog(command: &Command) -> Option<String> {
         | Command::Restore { .. }
         | Command::Completions { .. }
         | Command::Man { .. }
+        | Command::Import { .. }
         | Command::User(UserCommand::Add { .. } | UserCommand::ImportHtpasswd { .. }) => {
             return None;
         }
@@ -54,6 +56,23 @@ fn needs_catalog(command: &Command) -> Option<String> {
         Command::Audit { .. } => "audit".to_owned(),
     })
 }
+
+/// An error that ends the program with a given exit status (others end it with 1).
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit status.
+    pub code: u8,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
 
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -99,5 +118,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { dest } => backup::backup(&data, &dest).await,
         Command::Restore { src } => backup::restore(&src, &data).await,
         Command::Completions { .. } | Command::Man { .. } => Ok(()),
+        Command::Import { source, jobs } => import::run(&data, &source, jobs).await,
     }
 }
