@@ -13,6 +13,7 @@ mod cross_site;
 mod files;
 mod negotiate;
 mod pages;
+mod request_id;
 mod response;
 mod simple;
 mod upload;
@@ -26,8 +27,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use http::{StatusCode, header};
 use pyindex_registry::{AccessMode, Registry};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
@@ -36,9 +38,13 @@ pub use cache::ResponseCache;
 /// How often the server checks the catalog for changes made by other processes.
 pub const CATALOG_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Shared state of every handler.
+/// Shared state of every handler. axum clones a route's state for every request (twice), so it
+/// is one `Arc`: one atomic count per clone instead of one per field of the registry.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+/// What [`AppState`] shares; its fields are reached through `Deref` (`app.registry`).
+pub struct SharedState {
     /// The registry.
     pub registry: Registry,
     /// Rendered index pages and download answers.
@@ -47,14 +53,22 @@ pub struct AppState {
     pub max_upload_size: u64,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
 impl AppState {
     /// State for a registry with a fresh cache.
     pub fn new(registry: Registry, max_upload_size: u64) -> AppState {
-        AppState {
+        AppState(Arc::new(SharedState {
             registry,
             cache: Arc::new(ResponseCache::default()),
             max_upload_size,
-        }
+        }))
     }
 
     /// Starts the task that refreshes caches when another process changes the catalog: it
@@ -147,7 +161,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/tokens/{id}", delete(api::revoke_token))
         .route_layer(axum::middleware::from_fn(cross_site::refuse_cross_site));
-    Router::new()
+    let app = Router::new()
         .merge(reads)
         .merge(api)
         .route("/", upload.clone())
@@ -155,13 +169,22 @@ pub fn router(state: AppState) -> Router {
         .route("/legacy", upload)
         .route("/health", get(health))
         .fallback(unknown_route)
-        .with_state(state)
-        .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http())
+        .with_state(state);
+    // The layers wrap the whole router once. `Router::layer` would wrap every route in each
+    // layer, and axum then clones and boxes each layer's service and future per request (one
+    // allocation and dynamic call per layer), a tenth of a cached page's time. Outermost first:
+    // the sensitive-header marking must come before the trace layer sees the request.
+    let layered = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(
+            request_id::MakeCountedRequestId::new(),
+        ))
+        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::new())
+        .service(app);
+    Router::new().fallback_service(layered)
 }
