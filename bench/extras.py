@@ -239,6 +239,45 @@ def mixed(server, corpus, args, work: Path) -> dict:
     return out
 
 
+INTERLEAVED = [("GET /simple/ (root index)", "root", "text/html"),
+               ("GET project page, HTML", "project-html", "text/html"),
+               ("GET project page, JSON", "project-json", JSON_TYPE)]
+
+
+def interleaved(servers: dict, corpus, args, work: Path) -> str:
+    """Short wrk runs taking turns between servers that all run at once, median per server:
+    ratios that hold up when other work on the machine comes and goes during the run."""
+    projects = [f"/simple/{p['norm']}/" for p in corpus.projects]
+    rps = {(name, wl): [] for name in servers for _, wl, _ in INTERLEAVED}
+    la0 = os.getloadavg()[0]
+    for rnd in range(args.rounds):
+        for label, wl, accept in INTERLEAVED:
+            for name, server in servers.items():
+                paths = ["/simple/"] if wl == "root" else projects
+                kw = dict(connections=args.connections, threads=args.threads, accept=accept, timeout_s=30,
+                          seed=args.seed + rnd, workdir=work, cpus=None)
+                harness.run_wrk(server.url, paths, **{**kw, "duration": 1})
+                rps[(name, wl)].append(harness.run_wrk(server.url, paths, duration=args.round_seconds, **kw)["rps"])
+        say(f"  round {rnd + 1}: " + ", ".join(f"{n} {wl} {rps[(n, wl)][-1]:,.0f}" for n in servers
+                                               for _, wl, _ in INTERLEAVED))
+    med = {k: statistics.median(v) for k, v in rps.items()}
+    names = list(servers)
+    lines = ["# Interleaved: index pages, servers taking turns", "",
+             f"Run {time.strftime('%Y-%m-%d %H:%M:%S')}; {args.rounds} rounds; in each round every server gets "
+             f"a {args.round_seconds:.0f} s wrk run (`-t{args.threads} -c{args.connections}`, after 1 s of warm-up) "
+             "per workload, in turn, while all of them are running; median req/s of the rounds. Load avg "
+             f"before / after {la0:.2f} / {os.getloadavg()[0]:.2f}.", "",
+             "| req/s (median) | " + " | ".join(names) + " | pyindex / nginx | pyindex / ceiling |",
+             "|---|" + "---|" * (len(names) + 2)]
+    for label, wl, _ in INTERLEAVED:
+        cells = [f"{med[(n, wl)]:,.0f}" for n in names]
+        lines.append(f"| {label} | {' | '.join(cells)} | {med[('pyindex', wl)] / med[('nginx', wl)]:.2f}× | "
+                     f"{med[('pyindex', wl)] / med[('ceiling', wl)]:.2f}× |")
+    lines += ["", "Every round (req/s): " + "; ".join(
+        f"{n} {wl} " + "/".join(f"{v:,.0f}" for v in rps[(n, wl)]) for n in names for _, wl, _ in INTERLEAVED) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def mixed_markdown(res: dict, meta: dict) -> str:
     pub = res["publisher"]
     lines = [
@@ -302,6 +341,11 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-publishes", type=int, default=1000)
+    ap.add_argument("--interleaved-md", type=Path,
+                    help="also start nginx and the ceiling (needs --snapshot and $BENCH_CEILING_CMD) and write "
+                         "the interleaved index-page comparison here")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--round-seconds", type=float, default=5)
     ap.add_argument("--ceiling-summary", type=Path, metavar="RESULTS_JSON",
                     help="only print (and --append) the pyindex / ceiling table of a run.py JSON result")
     ap.add_argument("--append", type=Path, metavar="MD", help="append the ceiling table to this Markdown file")
@@ -324,6 +368,16 @@ def main(argv=None) -> int:
             info = snapshot(server, corpus, args.snapshot)
             say(f"snapshot for the ceiling: {info['pages']} pages, {info['files']} file URLs in "
                 f"{time.monotonic() - t0:.1f} s -> {args.snapshot}")
+        if args.interleaved_md and args.snapshot:
+            say("interleaved index pages: nginx, pyindex, ceiling")
+            servers = {"nginx": launch(get_adapter("nginx"), corpus, work / "nginx", log=work / "nginx.log",
+                                       say=say)[0],
+                       "pyindex": server,
+                       "ceiling": launch(get_adapter("ceiling"), corpus, work / "ceiling",
+                                         log=work / "ceiling.log", say=say)[0]}
+            md = interleaved(servers, corpus, args, work)
+            args.interleaved_md.write_text(md)
+            say("\n" + md)
         if args.mixed_md:
             say("mixed read/write workload (pyindex):")
             la0 = os.getloadavg()[0]
