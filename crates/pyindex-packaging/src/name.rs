@@ -117,7 +117,12 @@ pub fn normalize(raw: &str) -> String {
             }
         } else {
             in_separator_run = false;
-            out.extend(c.to_lowercase());
+            // ASCII first: names are nearly always ASCII, and this runs for every index request.
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
         }
     }
     out

@@ -20,6 +20,7 @@ mod negotiate;
 mod pages;
 mod probes;
 mod public_url;
+mod request_id;
 mod response;
 mod simple;
 pub mod tls;
@@ -35,8 +36,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use http::{Method, StatusCode, Uri, header};
 use pyindex_registry::{AccessMode, Registry};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
@@ -49,9 +51,14 @@ pub use host_check::HostPolicy;
 pub use metrics::{Metrics, MetricsAccess};
 pub use public_url::PublicUrl;
 
-/// Shared state of every handler.
+/// Shared state of every handler. axum clones a route's state for every request (twice), so it
+/// is one `Arc`: one atomic count per clone instead of one per field of the registry.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+/// What [`AppState`] shares; its fields are reached through `Deref` (`app.registry`).
+#[derive(Clone)]
+pub struct SharedState {
     /// The registry.
     pub registry: Registry,
     /// Rendered index pages and download answers.
@@ -70,11 +77,19 @@ pub struct AppState {
     pub metrics_access: MetricsAccess,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
 impl AppState {
     /// State for a registry with a fresh cache, which the registry keeps up to date.
     pub fn new(registry: Registry, max_upload_size: u64) -> AppState {
         let cache = Arc::new(ResponseCache::default());
-        AppState {
+        AppState(Arc::new(SharedState {
             registry: registry.with_observer(cache.clone()),
             cache,
             max_upload_size,
@@ -83,32 +98,35 @@ impl AppState {
             public_url: None,
             metrics: Arc::new(Metrics::default()),
             metrics_access: MetricsAccess::default(),
-        }
+        }))
+    }
+
+    /// The shared state, to configure before the state is shared (a copy if it already is).
+    fn configure(&mut self) -> &mut SharedState {
+        Arc::make_mut(&mut self.0)
     }
 
     /// The same state, knowing the address the server listens on.
-    pub fn with_listen_address(self, listen: SocketAddr) -> AppState {
-        AppState {
-            listen: Some(listen),
-            ..self
-        }
+    pub fn with_listen_address(mut self, listen: SocketAddr) -> AppState {
+        self.configure().listen = Some(listen);
+        self
     }
 
     /// The same state answering only the hosts `policy` allows (default: any host).
     pub fn with_host_policy(mut self, policy: HostPolicy) -> AppState {
-        self.host_policy = Arc::new(policy);
+        self.configure().host_policy = Arc::new(policy);
         self
     }
 
     /// The same state with redirects and shown addresses on `url`.
     pub fn with_public_url(mut self, url: PublicUrl) -> AppState {
-        self.public_url = Some(Arc::new(url));
+        self.configure().public_url = Some(Arc::new(url));
         self
     }
 
     /// The same state with `/metrics` readable as `access` says (default: by anyone).
     pub fn with_metrics_access(mut self, access: MetricsAccess) -> AppState {
-        self.metrics_access = access;
+        self.configure().metrics_access = access;
         self
     }
 }
@@ -183,7 +201,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/tokens/{id}", delete(api::revoke_token))
         .route_layer(axum::middleware::from_fn(cross_site::refuse_cross_site));
-    let service = Router::new()
+    let metrics = state.metrics.clone();
+    let host_policy = state.host_policy.clone();
+    let public_url = state.public_url.clone();
+    let app = Router::new()
         .merge(reads)
         .merge(api)
         .route("/", upload.clone())
@@ -191,33 +212,41 @@ pub fn router(state: AppState) -> Router {
         .route("/legacy", upload)
         .route("/health", get(health))
         .route("/ready", get(probes::ready))
-        .route("/metrics", get(metrics::page));
-    let metrics = state.metrics.clone();
-    service
+        .route("/metrics", get(metrics::page))
         .fallback(unknown_route)
-        .layer(axum::middleware::from_fn_with_state(
-            state.host_policy.clone(),
-            host_check::refuse_foreign_host,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.public_url.clone(),
-            public_url::absolute_locations,
-        ))
         .with_state(state)
-        .layer(CatchPanicLayer::new())
-        .layer(metrics::RecordLayer(metrics))
+        // Per route, because it labels requests with the route they matched.
+        .layer(metrics::RecordLayer(metrics));
+    // The other layers wrap the whole router once. `Router::layer` would wrap every route in each
+    // layer, and axum then clones and boxes each layer's service and future per request (one
+    // allocation and dynamic call per layer), a tenth of a cached page's time. Outermost first:
+    // the sensitive-header marking must come before the trace layer sees the request.
+    let layered = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(
+            request_id::MakeCountedRequestId::new(),
+        ))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
                 .on_request(())
                 .on_response(log_response),
         )
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-        ]))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn_with_state(
+            public_url,
+            public_url::absolute_locations,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            host_policy,
+            host_check::refuse_foreign_host,
+        ))
+        .service(app);
+    Router::new().fallback_service(layered)
 }
 
 /// The one line logged per request, when its response head is ready (target

@@ -26,18 +26,19 @@ impl Format {
         !matches!(self, Format::Json)
     }
 
-    /// The format named exactly by a media type, if any (`latest` aliases `v1`).
+    /// The format named exactly by a media type, in any case, if any (`latest` aliases `v1`).
     fn named(media_type: &str) -> Option<Format> {
-        match media_type {
-            "application/vnd.pypi.simple.v1+json" | "application/vnd.pypi.simple.latest+json" => {
-                Some(Format::Json)
-            }
-            "application/vnd.pypi.simple.v1+html" | "application/vnd.pypi.simple.latest+html" => {
-                Some(Format::V1Html)
-            }
-            "text/html" => Some(Format::TextHtml),
-            _ => None,
-        }
+        const NAMES: [(&str, Format); 5] = [
+            ("application/vnd.pypi.simple.v1+json", Format::Json),
+            ("application/vnd.pypi.simple.latest+json", Format::Json),
+            ("application/vnd.pypi.simple.v1+html", Format::V1Html),
+            ("application/vnd.pypi.simple.latest+html", Format::V1Html),
+            ("text/html", Format::TextHtml),
+        ];
+        NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(media_type))
+            .map(|&(_, format)| format)
     }
 }
 
@@ -48,9 +49,10 @@ This index serves application/vnd.pypi.simple.v1+json, application/vnd.pypi.simp
 /// Preference among exactly-named offers at equal q: JSON, then v1 HTML, then text/html.
 const OFFERS: [Format; 3] = [Format::Json, Format::V1Html, Format::TextHtml];
 
-/// One member of an `Accept` header.
-struct Range {
-    media_type: String,
+/// One member of an `Accept` header, borrowed from it: negotiation runs on every index request,
+/// so it allocates nothing (media types are compared ignoring ASCII case instead of lowercased).
+struct Range<'a> {
+    media_type: &'a str,
     q: u16,
 }
 
@@ -60,7 +62,12 @@ fn parse_q(value: &str) -> Option<u16> {
     if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let thousandths: u16 = format!("{frac:0<3}").parse().ok()?;
+    // "5" -> 500, "25" -> 250, "125" -> 125.
+    let thousandths = frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0u16, |acc, b| acc * 10 + u16::from(b - b'0'));
     match int {
         "0" => Some(thousandths),
         "1" if thousandths == 0 => Some(1000),
@@ -68,38 +75,36 @@ fn parse_q(value: &str) -> Option<u16> {
     }
 }
 
-fn parse_accept(header: &str) -> Vec<Range> {
-    header
-        .split(',')
-        .filter_map(|member| {
-            let mut parts = member.split(';');
-            let media_type = parts.next()?.trim().to_ascii_lowercase();
-            if media_type.is_empty() || !media_type.contains('/') {
-                return None;
+/// The well-formed members of an `Accept` header, in order.
+fn parse_accept(header: &str) -> impl Iterator<Item = Range<'_>> + Clone {
+    header.split(',').filter_map(|member| {
+        let mut parts = member.split(';');
+        let media_type = parts.next()?.trim();
+        if media_type.is_empty() || !media_type.contains('/') {
+            return None;
+        }
+        let mut q = 1000;
+        for param in parts {
+            let Some((key, value)) = param.split_once('=') else {
+                continue;
+            };
+            if key.trim().eq_ignore_ascii_case("q") {
+                q = parse_q(value.trim())?;
             }
-            let mut q = 1000;
-            for param in parts {
-                let Some((key, value)) = param.split_once('=') else {
-                    continue;
-                };
-                if key.trim().eq_ignore_ascii_case("q") {
-                    q = parse_q(value.trim())?;
-                }
-            }
-            Some(Range { media_type, q })
-        })
-        .collect()
+        }
+        Some(Range { media_type, q })
+    })
 }
 
 /// How specifically a range matches an offer: 3 exact, 2 `type/*`, 1 `*/*`, 0 not at all.
 fn specificity(range: &str, offer: &str) -> u8 {
-    if range == offer {
+    if range.eq_ignore_ascii_case(offer) {
         return 3;
     }
     let offer_type = offer.split('/').next().unwrap_or_default();
     match range.split_once('/') {
         Some(("*", "*")) => 1,
-        Some((t, "*")) if t == offer_type => 2,
+        Some((t, "*")) if t.eq_ignore_ascii_case(offer_type) => 2,
         _ => 0,
     }
 }
@@ -129,11 +134,11 @@ pub fn choose(accept: Option<&str>, format_param: Option<&str>) -> Option<Format
     for (preference, format) in OFFERS.into_iter().enumerate() {
         // The q of the most specific matching range; aliases (`latest`) count as exact.
         let mut matched: Option<(u8, u16)> = None;
-        for range in &ranges {
-            let spec = match Format::named(&range.media_type) {
+        for range in ranges.clone() {
+            let spec = match Format::named(range.media_type) {
                 Some(named) if named == format => 3,
                 Some(_) => 0,
-                None => specificity(&range.media_type, offer_type(format)),
+                None => specificity(range.media_type, offer_type(format)),
             };
             if spec > 0 && matched.is_none_or(|(s, _)| spec > s) {
                 matched = Some((spec, range.q));
@@ -167,16 +172,16 @@ pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
     let mut star = None;
     for member in header.split(',') {
         let mut parts = member.split(';');
-        let coding = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let coding = parts.next().unwrap_or_default().trim();
         let q = parts
             .filter_map(|p| p.split_once('='))
             .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
             .map_or(Some(1000), |(_, v)| parse_q(v.trim()));
         let Some(q) = q else { continue };
-        match coding.as_str() {
-            "gzip" | "x-gzip" => gzip = Some(q),
-            "*" => star = Some(q),
-            _ => {}
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(q);
+        } else if coding == "*" {
+            star = Some(q);
         }
     }
     gzip.or(star).is_some_and(|q| q > 0)
@@ -282,5 +287,19 @@ mod tests {
         assert!(!accepts_gzip(Some("identity")));
         assert!(!accepts_gzip(Some("gzip;q=0")));
         assert!(!accepts_gzip(None));
+        assert!(accepts_gzip(Some("GZip;q=0.5")));
+    }
+
+    #[test]
+    fn q_values_parse_to_thousandths() {
+        assert_eq!(parse_q("0"), Some(0));
+        assert_eq!(parse_q("0.5"), Some(500));
+        assert_eq!(parse_q("0.25"), Some(250));
+        assert_eq!(parse_q("0.125"), Some(125));
+        assert_eq!(parse_q("1"), Some(1000));
+        assert_eq!(parse_q("1.000"), Some(1000));
+        assert_eq!(parse_q("1.5"), None);
+        assert_eq!(parse_q("0.1234"), None);
+        assert_eq!(parse_q("0.x"), None);
     }
 }

@@ -5,6 +5,7 @@
 //! garbage by definition and is removed by [`Spool::open`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tempfile::TempPath;
 use tokio::io::AsyncWriteExt;
@@ -14,7 +15,8 @@ use crate::{Digests, Hasher, StorageError};
 /// A directory of temporary files for uploads in progress.
 #[derive(Debug, Clone)]
 pub struct Spool {
-    dir: PathBuf,
+    /// Shared, not owned: the registry (and with it the spool) is cloned for every request.
+    dir: Arc<Path>,
 }
 
 impl Spool {
@@ -36,9 +38,9 @@ impl Spool {
 
     /// Opens (creating it if needed) the spool directory without touching its content.
     pub fn open_without_cleaning(dir: impl Into<PathBuf>) -> std::io::Result<Spool> {
-        let dir = dir.into();
+        let dir: PathBuf = dir.into();
         std::fs::create_dir_all(&dir)?;
-        Ok(Spool { dir })
+        Ok(Spool { dir: dir.into() })
     }
 
     /// The spool directory.

@@ -1,0 +1,88 @@
+//! Request ids: `x-request-id` on every request and response, for correlating log lines.
+//!
+//! tower-http's `MakeRequestUuid` draws a random UUID per request, a `getrandom` system call
+//! each time, which showed in profiles of cached pages. An id only has to be unique (nothing
+//! trusts it), so it is built by hand here from a random per-process prefix (drawn once) and a
+//! counter: `<16 hex digits>-<16 hex digits>`, unique within the process and, through the
+//! prefix, across restarts and replicas with overwhelming probability.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::{HeaderValue, Request};
+use tower_http::request_id::{MakeRequestId, RequestId};
+
+/// Makes `<prefix>-<counter>` request ids; clones share the counter.
+#[derive(Clone)]
+pub struct MakeCountedRequestId {
+    prefix: u64,
+    counter: Arc<AtomicU64>,
+}
+
+impl MakeCountedRequestId {
+    /// A generator with a fresh random prefix (the clock's nanoseconds if the system offers
+    /// no randomness, which still separates restarts).
+    pub fn new() -> MakeCountedRequestId {
+        let prefix = getrandom::u64().unwrap_or_else(|_| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
+        MakeCountedRequestId {
+            prefix,
+            counter: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn next(&self) -> HeaderValue {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut buf = [b'-'; 33];
+        hex_u64(self.prefix, &mut buf[..16]);
+        hex_u64(n, &mut buf[17..]);
+        // Hex digits and '-' are always valid header bytes.
+        HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    }
+}
+
+impl Default for MakeCountedRequestId {
+    fn default() -> Self {
+        MakeCountedRequestId::new()
+    }
+}
+
+fn hex_u64(value: u64, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = DIGITS[((value >> (60 - 4 * i)) & 0xf) as usize];
+    }
+}
+
+impl MakeRequestId for MakeCountedRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        Some(RequestId::new(self.next()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_distinct_and_share_the_counter_across_clones() {
+        let a = MakeCountedRequestId::new();
+        let b = a.clone();
+        let (x, y) = (a.next(), b.next());
+        assert_ne!(x, y);
+        let x = x.to_str().unwrap();
+        assert_eq!(x.len(), 33);
+        assert_eq!(&x[..17], &y.to_str().unwrap()[..17]);
+        assert!(x.ends_with("-0000000000000000"));
+    }
+
+    #[test]
+    fn hex_is_big_endian() {
+        let mut buf = [0u8; 16];
+        hex_u64(0x0123_4567_89ab_cdef, &mut buf);
+        assert_eq!(&buf, b"0123456789abcdef");
+    }
+}
