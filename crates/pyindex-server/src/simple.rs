@@ -134,7 +134,7 @@ pub async fn root(State(app): State<AppState>, request: Request) -> Response {
         Err(response) => return response,
     };
     let key = PageKey::Root(format);
-    let cached = app.cache.page(&key);
+    let cached = app.cache.page(key);
     app.metrics.page_cache(cached.is_some());
     if let Some(page) = cached {
         return send_page(&page, headers);
@@ -224,8 +224,8 @@ pub async fn project(
             };
         }
     };
-    let key = PageKey::Project(name.as_str().to_owned(), format);
-    let cached = app.cache.page(&key);
+    let key = PageKey::Project(name.as_str(), format);
+    let cached = app.cache.page(key);
     app.metrics.page_cache(cached.is_some());
     if let Some(page) = cached {
         return send_page(&page, headers);
