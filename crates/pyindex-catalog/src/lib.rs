@@ -10,8 +10,8 @@
 mod accounts;
 mod model;
 mod sqlite;
-#[cfg(test)]
-mod suite;
+#[cfg(any(test, feature = "test-suite"))]
+pub mod suite;
 
 pub use accounts::{Accounts, AuditEntry, NewToken, Role, TokenRecord, User};
 pub use model::{
@@ -21,6 +21,7 @@ pub use model::{
 pub use sqlite::SqliteCatalog;
 
 use async_trait::async_trait;
+use pyindex_packaging::DistKey;
 
 /// Errors raised by the catalog.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +54,7 @@ pub trait Catalog: Send + Sync {
     async fn file(&self, filename: &str) -> Result<Option<FileRecord>, CatalogError>;
 
     /// The file of the distribution `dist_key`, whatever its filename's spelling, if any.
-    async fn distribution(&self, dist_key: &str) -> Result<Option<FileRecord>, CatalogError>;
+    async fn distribution(&self, dist_key: &DistKey) -> Result<Option<FileRecord>, CatalogError>;
 
     /// Every project, sorted by normalized name.
     async fn projects(&self) -> Result<Vec<ProjectSummary>, CatalogError>;

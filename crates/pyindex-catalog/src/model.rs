@@ -1,6 +1,6 @@
 //! Plain data exchanged with the catalog.
 
-use pyindex_packaging::DistKind;
+use pyindex_packaging::{DistKey, DistKind};
 use time::OffsetDateTime;
 
 /// Release-level metadata, taken from the first file uploaded for a release.
@@ -33,7 +33,7 @@ pub struct NewFile {
     pub filename: String,
     /// The distribution the filename denotes, whatever its spelling (see
     /// `DistFilename::identity`): at most one file per distribution.
-    pub dist_key: String,
+    pub dist_key: DistKey,
     /// Wheel or source distribution.
     pub kind: DistKind,
     /// Size in bytes.

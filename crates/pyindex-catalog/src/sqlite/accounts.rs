@@ -306,11 +306,6 @@ impl Accounts for SqliteCatalog {
         Ok(true)
     }
 
-    async fn record(&self, entry: &AuditEntry) -> Result<(), CatalogError> {
-        let mut conn = self.pool.acquire().await?;
-        insert_audit(&mut conn, entry).await
-    }
-
     async fn audit(&self, limit: i64) -> Result<Vec<AuditEntry>, CatalogError> {
         let rows = sqlx::query(
             "SELECT * FROM (SELECT * FROM audit_log ORDER BY id DESC LIMIT $1) ORDER BY id",

@@ -242,11 +242,17 @@ fn release_metadata(metadata: &CoreMetadata) -> ReleaseMetadata {
     }
 }
 
-fn conflict(uploaded: &str, existing: &str, existing_sha256: &str) -> RegistryError {
-    let same_name = if uploaded == existing {
+fn conflict(uploaded: &DistFilename, existing: &str, existing_sha256: &str) -> RegistryError {
+    let raw = &uploaded.raw;
+    let same_name = if raw == existing {
         String::new()
+    } else if uploaded.kind() == DistKind::Sdist {
+        format!(
+            " as '{existing}', the source distribution of the release of '{raw}' (a release \
+             has one source distribution, whatever its archive format or version spelling)"
+        )
     } else {
-        format!(" as '{existing}', another spelling of the same distribution as '{uploaded}'")
+        format!(" as '{existing}', another spelling of the same distribution as '{raw}'")
     };
     RegistryError::rejected(
         Rejection::Conflict,
@@ -269,7 +275,7 @@ fn already_published(
             filename: existing.to_owned(),
         })
     } else {
-        Err(conflict(&uploaded.raw, existing, existing_sha256))
+        Err(conflict(uploaded, existing, existing_sha256))
     }
 }
 
