@@ -494,6 +494,7 @@ pub(crate) async fn stored_files_name_every_blob_whatever_the_status(c: &impl Ca
     .unwrap();
     c.set_project_status(
         "shared-pkg",
+        ProjectStatus::Active,
         ProjectStatus::Quarantined,
         None,
         &audit("status", "shared-pkg"),
