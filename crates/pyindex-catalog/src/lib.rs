@@ -77,11 +77,14 @@ pub trait Catalog: Send + Sync {
     ) -> Result<bool, CatalogError>;
 
     /// Sets the PEP 792 status of `project` (normalized name) and its reason (`None` clears
-    /// it), and appends `audit` to the audit log in the same transaction. Returns `false`, and
-    /// changes nothing, if there is no such project.
+    /// it), and appends `audit` to the audit log in the same transaction, provided the
+    /// project's status is still `previous` (what the caller read and checked its rights
+    /// against). Returns `false`, and changes nothing, if there is no such project or its
+    /// status is no longer `previous`.
     async fn set_project_status(
         &self,
         project: &str,
+        previous: ProjectStatus,
         status: ProjectStatus,
         reason: Option<&str>,
         audit: &AuditEntry,

@@ -213,6 +213,11 @@ pub struct FileRecord {
     pub uploaded: OffsetDateTime,
     /// Yank state of the release.
     pub yank: Yank,
+    /// The status of its project, read with the file, so that whether the file is served
+    /// needs no second query.
+    pub project_status: ProjectStatus,
+    /// The reason given for that status, if any.
+    pub project_status_reason: Option<String>,
 }
 
 /// A project with its files.

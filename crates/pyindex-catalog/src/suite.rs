@@ -582,6 +582,7 @@ pub async fn stored_files_name_every_blob_whatever_the_status(c: &impl Catalog) 
     .unwrap();
     c.set_project_status(
         "shared-pkg",
+        ProjectStatus::Active,
         ProjectStatus::Quarantined,
         None,
         &audit("status", "shared-pkg"),

@@ -4,8 +4,8 @@
 //! [`Registry::upload`] validates and publishes a file, [`Registry::yank`] changes a release's
 //! yank state, [`Registry::set_project_status`] changes a project's PEP 792 status, [`auth`]
 //! decides who may do what, and [`accounts`] manages users, tokens, roles and the audit log.
-//! The read side ([`Registry::catalog`], [`Registry::blobs`]) is exposed for the index pages
-//! and downloads.
+//! The read side ([`Registry::project_page`], [`Registry::download`], [`Registry::blobs`])
+//! gives the index pages and downloads what they may show, the quarantine already applied.
 //!
 //! The registry also owns cache invalidation: every change it makes, and every change another
 //! process makes (seen by [`Registry::spawn_change_watcher`]), is handed to the
@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod auth;
 mod changes;
 mod error;
+mod reads;
 mod status;
 #[cfg(test)]
 mod test_support;
@@ -27,6 +28,7 @@ pub use auth::{AccessMode, Credentials, Identity};
 pub use changes::{CHANGE_POLL_INTERVAL, ChangeObserver};
 pub use error::{RegistryError, Rejection};
 pub use pyindex_catalog::Change;
+pub use reads::{FileDownload, FilePart, ProjectPage};
 pub use status::{MAX_STATUS_REASON_CHARS, StatusChange};
 pub use upload::{ImportRequest, Published, UploadRequest, UploadedContent};
 
@@ -90,7 +92,8 @@ impl Registry {
         self.access_mode
     }
 
-    /// The catalog.
+    /// The catalog, for the operator's commands (integrity checks); the server reads through
+    /// the registry's read functions instead.
     pub fn catalog(&self) -> &Arc<dyn Catalog> {
         &self.catalog
     }

@@ -53,9 +53,11 @@ fn address(app: &AppState, headers: &HeaderMap, uri: &Uri) -> String {
 }
 
 /// Whether `text` is a bare `host[:port]`: ASCII letters, digits, `.`, `-`, `:`, `[` and `]`
-/// only. None of these means anything in HTML or in a shell command line, so an accepted
-/// address is written into the page as it is: a whitelist instead of an escaping function or
-/// a template engine (askama, used for real pages) for one tiny page.
+/// only. None of these means anything in HTML, so an accepted address is written into the page
+/// as it is: a whitelist instead of an escaping function or a template engine (askama, used for
+/// real pages) for one tiny page. `[` and `]` are glob characters in a shell (zsh refuses an
+/// unmatched glob), so the commands shown quote the URL in single quotes, which no accepted
+/// address contains.
 fn is_plain_address(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= MAX_ADDRESS
@@ -122,6 +124,11 @@ mod tests {
     #[test]
     fn the_template_has_the_slot() {
         assert!(TEMPLATE.contains(BASE_URL_SLOT));
+        // Every shown URL is quoted for the shell: `[::1]` is a glob pattern unquoted.
+        assert_eq!(
+            TEMPLATE.matches(BASE_URL_SLOT).count(),
+            TEMPLATE.matches("'{base_url}/").count()
+        );
         assert!(
             !TEMPLATE.contains("http://"),
             "the scheme comes from the base URL"

@@ -203,7 +203,8 @@ fn size_from(n: i64) -> Result<u64, CatalogError> {
 }
 
 const FILE_COLUMNS: &str = "p.name AS project, f.filename, r.version, f.kind, f.size, f.sha256, \
-     f.requires_python, f.metadata_sha256, f.uploaded_us, r.yanked, r.yanked_reason \
+     f.requires_python, f.metadata_sha256, f.uploaded_us, r.yanked, r.yanked_reason, \
+     p.status AS status, p.status_reason AS status_reason \
      FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = r.project_id";
 
 fn file_record(row: &SqliteRow) -> Result<FileRecord, CatalogError> {
@@ -227,6 +228,8 @@ fn file_record(row: &SqliteRow) -> Result<FileRecord, CatalogError> {
         } else {
             Yank::NotYanked
         },
+        project_status: project_status(row)?,
+        project_status_reason: row.try_get("status_reason")?,
     })
 }
 
@@ -555,20 +558,23 @@ impl Catalog for SqliteCatalog {
     async fn set_project_status(
         &self,
         project: &str,
+        previous: ProjectStatus,
         status: ProjectStatus,
         reason: Option<&str>,
         audit: &AuditEntry,
     ) -> Result<bool, CatalogError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let changed =
-            sqlx::query("UPDATE projects SET status = $1, status_reason = $2 WHERE name = $3")
-                .bind(status.as_str())
-                .bind(reason)
-                .bind(project)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
+        let changed = sqlx::query(
+            "UPDATE projects SET status = $1, status_reason = $2 WHERE name = $3 AND status = $4",
+        )
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(project)
+        .bind(previous.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
         if !changed {
             return Ok(false);
         }
@@ -730,6 +736,7 @@ mod tests {
             catalog
                 .set_project_status(
                     "shared-pkg",
+                    ProjectStatus::Active,
                     ProjectStatus::Archived,
                     Some("moved to courier"),
                     &audit
@@ -745,6 +752,12 @@ mod tests {
             Some("moved to courier")
         );
         assert_eq!(catalog.projects().await.unwrap()[0], listed.project);
+        assert_eq!(listed.files[0].project_status, ProjectStatus::Archived);
+        let file = catalog.file(&file.filename).await.unwrap().unwrap();
+        assert_eq!(
+            (file.project_status, file.project_status_reason.as_deref()),
+            (ProjectStatus::Archived, Some("moved to courier"))
+        );
         assert_eq!(
             crate::Accounts::audit(&catalog, 10).await.unwrap().last(),
             Some(&audit)
@@ -753,6 +766,7 @@ mod tests {
         catalog
             .set_project_status(
                 "shared-pkg",
+                ProjectStatus::Archived,
                 ProjectStatus::Active,
                 None,
                 &status_audit("active"),
@@ -777,11 +791,21 @@ mod tests {
             .await
             .unwrap();
         let next = new_file("shared_pkg-0.2.0-py3-none-any.whl", "0.2.0", "bb");
+        let mut previous = ProjectStatus::Active;
         for status in [ProjectStatus::Archived, ProjectStatus::Quarantined] {
-            catalog
-                .set_project_status("shared-pkg", status, Some("why"), &status_audit("s"))
-                .await
-                .unwrap();
+            assert!(
+                catalog
+                    .set_project_status(
+                        "shared-pkg",
+                        previous,
+                        status,
+                        Some("why"),
+                        &status_audit("s")
+                    )
+                    .await
+                    .unwrap()
+            );
+            previous = status;
             let g = catalog.generation().await.unwrap();
             assert_eq!(
                 catalog
@@ -798,6 +822,7 @@ mod tests {
         catalog
             .set_project_status(
                 "shared-pkg",
+                ProjectStatus::Quarantined,
                 ProjectStatus::Deprecated,
                 None,
                 &status_audit("d"),
@@ -819,7 +844,13 @@ mod tests {
         let g = catalog.generation().await.unwrap();
         assert!(
             !catalog
-                .set_project_status("nope", ProjectStatus::Quarantined, None, &status_audit("x"))
+                .set_project_status(
+                    "nope",
+                    ProjectStatus::Active,
+                    ProjectStatus::Quarantined,
+                    None,
+                    &status_audit("x")
+                )
                 .await
                 .unwrap()
         );
@@ -829,6 +860,55 @@ mod tests {
                 .await
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn status_change_from_a_stale_status_writes_nothing() {
+        let (_dir, catalog) = catalog().await;
+        catalog
+            .add_file(
+                &new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa"),
+                &crate::suite::audit("publish", "x"),
+            )
+            .await
+            .unwrap();
+        assert!(
+            catalog
+                .set_project_status(
+                    "shared-pkg",
+                    ProjectStatus::Active,
+                    ProjectStatus::Quarantined,
+                    Some("malware"),
+                    &status_audit("q")
+                )
+                .await
+                .unwrap()
+        );
+        let g = catalog.generation().await.unwrap();
+        let audits = crate::Accounts::audit(&catalog, 10).await.unwrap().len();
+        // A caller that read `active` before the quarantine must not lift it.
+        assert!(
+            !catalog
+                .set_project_status(
+                    "shared-pkg",
+                    ProjectStatus::Active,
+                    ProjectStatus::Active,
+                    None,
+                    &status_audit("a")
+                )
+                .await
+                .unwrap()
+        );
+        let project = catalog.project("shared-pkg").await.unwrap().unwrap();
+        assert_eq!(
+            (project.status, project.status_reason.as_deref()),
+            (ProjectStatus::Quarantined, Some("malware"))
+        );
+        assert_eq!(catalog.generation().await.unwrap(), g);
+        assert_eq!(
+            crate::Accounts::audit(&catalog, 10).await.unwrap().len(),
+            audits
         );
     }
 
@@ -855,6 +935,7 @@ mod tests {
             catalog
                 .set_project_status(
                     "shared-pkg",
+                    ProjectStatus::Active,
                     ProjectStatus::Archived,
                     None,
                     &status_audit("a")

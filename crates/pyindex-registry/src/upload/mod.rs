@@ -280,6 +280,20 @@ fn already_published(
 }
 
 impl Registry {
+    /// The checks an upload to `project` passes before its file is read: the caller may
+    /// publish to it, and its status accepts new files. The transport calls this before
+    /// spooling the file, [`Registry::upload`] again with the whole form. Returns the uploader
+    /// to record (none in open mode).
+    pub async fn may_start_upload(
+        &self,
+        identity: Option<&Identity>,
+        project: &ProjectName,
+    ) -> Result<Option<Uploader>, RegistryError> {
+        let uploader = self.authorize_publish(identity, project).await?;
+        self.check_project_accepts_uploads(project).await?;
+        Ok(uploader)
+    }
+
     /// Validates and publishes one uploaded file.
     pub async fn upload(&self, request: UploadRequest) -> Result<Published, RegistryError> {
         let form = Form::new(request.fields);
@@ -289,9 +303,8 @@ impl Registry {
             .ok_or_else(|| RegistryError::bad_request("Upload payload does not have a file."))?;
         let claim = check_claim(&form)?;
         let uploader = self
-            .authorize_publish(request.identity.as_ref(), &claim.name)
+            .may_start_upload(request.identity.as_ref(), &claim.name)
             .await?;
-        self.check_project_accepts_uploads(&claim.name).await?;
         let filename = check_filename(&content.filename, &claim)?;
         check_digests(&form, content.file.digests())?;
         let sha256 = &content.file.digests().sha256;
