@@ -466,10 +466,14 @@ pub async fn uploaders_without_rights_learn_nothing_of_existing_files<C: Catalog
 
 pub async fn closed_projects_refuse_before_naming_existing_files(c: &impl Catalog) {
     publish(c, "shared-1.0-py3-none-any.whl", "aa").await;
+    let mut previous = ProjectStatus::Active;
     for status in [ProjectStatus::Archived, ProjectStatus::Quarantined] {
-        c.set_project_status("shared", status, None, &audit("status", "shared"))
-            .await
-            .unwrap();
+        assert!(
+            c.set_project_status("shared", previous, status, None, &audit("status", "shared"))
+                .await
+                .unwrap()
+        );
+        previous = status;
         for sha256 in ["aa", "bb"] {
             let file = new_file("shared-1.0-py3-none-any.whl", sha256);
             assert_eq!(

@@ -340,7 +340,9 @@ mod tests {
             version: "1.0".into(),
             canonical_version: "1".into(),
             filename: "courier-1.0-py3-none-any.whl".into(),
-            dist_key: "courier-1.0--py3-none-any.whl".into(),
+            dist_key: pyindex_packaging::parse_filename("courier-1.0-py3-none-any.whl")
+                .unwrap()
+                .identity(),
             kind: pyindex_packaging::DistKind::Wheel,
             size: 1,
             sha256: "ab".repeat(32),
