@@ -6,6 +6,7 @@
 //! "database is locked", an immediate one waits for the busy timeout instead.
 
 mod accounts;
+mod browse;
 
 use std::path::Path;
 use std::time::Duration;
@@ -49,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "distributions and changes",
         include_str!("../../migrations/sqlite/0004_distributions_and_changes.sql"),
+    ),
+    (
+        6,
+        "release details and sessions",
+        include_str!("../../migrations/sqlite/0006_release_details_and_sessions.sql"),
     ),
 ];
 
@@ -348,8 +354,8 @@ impl Catalog for SqliteCatalog {
             .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO releases (project_id, version, canonical_version, summary, description, \
-             description_content_type, requires_python, requires_dist, created_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             description_content_type, requires_python, requires_dist, created_us, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (project_id, canonical_version) DO NOTHING",
         )
         .bind(project_id)
@@ -361,6 +367,7 @@ impl Catalog for SqliteCatalog {
         .bind(&release.requires_python)
         .bind(requires_dist)
         .bind(now)
+        .bind(browse::details_json(&release.details)?)
         .execute(&mut *tx)
         .await?;
         let release_id: i64 = sqlx::query_scalar(
