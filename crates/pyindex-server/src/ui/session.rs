@@ -86,20 +86,29 @@ pub async fn viewer(app: &AppState, parts: &Parts) -> Result<Viewer, Response> {
     })
 }
 
-/// The viewer of a page that the access mode may close: in `all`, a visitor without a session
-/// or credentials is sent to the sign-in page (and back here afterwards).
+/// The viewer of a page that the access mode may close: in `all`, a browser without a session
+/// or credentials is sent to the sign-in page (and back here afterwards); a tool (which does
+/// not ask for HTML) gets 401 with the Basic challenge, like every other private read.
 pub async fn reader(app: &AppState, parts: &Parts) -> Result<Viewer, Response> {
     let viewer = viewer(app, parts).await?;
-    if app
-        .registry
-        .authorize_read(viewer.identity.as_ref())
-        .is_err()
-    {
+    if let Err(e) = app.registry.authorize_read(viewer.identity.as_ref()) {
+        if !wants_html(&parts.headers) {
+            return Err(registry_error(&e));
+        }
         return Err(to_sign_in(
             parts.uri.path_and_query().map_or("/", |p| p.as_str()),
         ));
     }
     Ok(viewer)
+}
+
+/// Whether the client asks for HTML by name, as browsers do (tools send `*/*` or nothing).
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"))
 }
 
 /// A redirect to the sign-in page that comes back to `next` (a local path) afterwards.
