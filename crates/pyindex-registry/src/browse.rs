@@ -233,3 +233,119 @@ pub fn release_details(metadata: &CoreMetadata) -> ReleaseDetails {
         classifiers: metadata.classifiers.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pyindex_catalog::{Catalog, NewFile, ReleaseMetadata};
+    use sha2::{Digest, Sha256};
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::test_support::{Harness, audit};
+
+    const METADATA: &str = "Metadata-Version: 2.1\nName: old-lib\nVersion: 1.0\n\
+        License: MIT\nAuthor: Ada\nHome-page: https://example.invalid/\n\
+        Project-URL: Source, https://example.invalid/src\nKeywords: a,b\n\
+        Classifier: Topic :: Utilities\n";
+
+    /// Records `old-lib` `version`; its metadata file is stored when `metadata` is given.
+    async fn old_release(h: &Harness, version: &str, metadata: Option<&[u8]>) {
+        let mut metadata_sha256 = None;
+        if let Some(bytes) = metadata {
+            let sha = hex::encode(Sha256::digest(bytes));
+            let spooled = h.registry.spool().spool_bytes(bytes).await.unwrap();
+            h.registry
+                .blobs()
+                .put_spooled(&BlobKey::parse(&sha).unwrap(), spooled)
+                .await
+                .unwrap();
+            metadata_sha256 = Some(sha);
+        }
+        let filename = format!("old_lib-{version}-py3-none-any.whl");
+        let parsed = pyindex_packaging::parse_filename(&filename).unwrap();
+        let file = NewFile {
+            project: parsed.project(),
+            display_name: "old-lib".into(),
+            version: parsed.version.to_string(),
+            canonical_version: pyindex_packaging::canonical_version(&parsed.version),
+            dist_key: parsed.identity(),
+            kind: parsed.kind(),
+            filename,
+            size: 1,
+            sha256: format!("{:064}", version.len()),
+            md5: "m".into(),
+            blake2_256: "b".into(),
+            requires_python: None,
+            metadata_sha256,
+            release: ReleaseMetadata::default(),
+            uploaded: OffsetDateTime::now_utc(),
+            uploader: None,
+        };
+        h.database
+            .add_file(&file, &audit("publish", &file.filename))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn releases_from_before_details_get_them_from_stored_metadata_once() {
+        let h = Harness::new().await;
+        old_release(&h, "1.0", Some(METADATA.as_bytes())).await;
+        old_release(&h, "2.0", None).await;
+        old_release(&h, "3.0", Some(b"not metadata")).await;
+        // As a database from before schema version 6 has them.
+        let pool = sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}",
+            h.dir().join("catalog.sqlite3").display()
+        ))
+        .await
+        .unwrap();
+        sqlx::query("UPDATE releases SET details = NULL")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(h.registry.fill_release_details().await.unwrap(), 3);
+        assert_eq!(h.registry.fill_release_details().await.unwrap(), 0, "once");
+        let view = h.registry.project_view("Old_Lib").await.unwrap().unwrap();
+        let details = |v: &str| view.release(v).unwrap().release.details.clone().unwrap();
+        let filled = details("1.0");
+        assert_eq!(filled.license.as_deref(), Some("MIT"));
+        assert_eq!(filled.author.as_deref(), Some("Ada"));
+        assert_eq!(
+            filled.project_urls,
+            [(
+                "Source".to_owned(),
+                "https://example.invalid/src".to_owned()
+            )]
+        );
+        assert_eq!(filled.classifiers, ["Topic :: Utilities"]);
+        assert_eq!(details("2.0"), ReleaseDetails::default());
+        assert_eq!(details("3.0"), ReleaseDetails::default());
+    }
+
+    #[tokio::test]
+    async fn project_view_orders_versions_and_picks_the_latest() {
+        let h = Harness::new().await;
+        for v in ["1.0", "10.0rc1", "2.0"] {
+            old_release(&h, v, None).await;
+        }
+        let view = h.registry.project_view("old-lib").await.unwrap().unwrap();
+        let versions: Vec<_> = view
+            .releases
+            .iter()
+            .map(|r| r.release.version.as_str())
+            .collect();
+        assert_eq!(versions, ["10.0rc1", "2.0", "1.0"]);
+        assert_eq!(view.latest().unwrap().release.version, "2.0");
+        assert_eq!(view.releases[1].files.len(), 1);
+        assert!(h.registry.project_view("nope").await.unwrap().is_none());
+        assert!(h.registry.search("x", 0).await.is_err());
+        assert!(
+            h.registry
+                .search(&"x".repeat(MAX_QUERY_CHARS + 1), 1)
+                .await
+                .is_err()
+        );
+        assert_eq!(h.registry.search("old", 1).await.unwrap().total, 1);
+    }
+}
