@@ -53,7 +53,18 @@ fn audit() -> AuditEntry {
 
 /// Records a wheel of `name` `version` with `release` metadata straight into the catalog.
 async fn publish(catalog: &SqliteCatalog, name: &str, version: &str, release: ReleaseMetadata) {
-    let filename = format!("{}-{version}-py3-none-any.whl", name.replace('-', "_"));
+    publish_tagged(catalog, name, version, "py3-none-any", release).await;
+}
+
+/// Records a wheel of `name` `version` with the wheel tags `tags`.
+async fn publish_tagged(
+    catalog: &SqliteCatalog,
+    name: &str,
+    version: &str,
+    tags: &str,
+    release: ReleaseMetadata,
+) {
+    let filename = format!("{}-{version}-{tags}.whl", name.replace('-', "_"));
     let parsed = pyindex_packaging::parse_filename(&filename).unwrap();
     let sha = format!("{:064x}", {
         use std::hash::{BuildHasher, RandomState};
@@ -545,4 +556,55 @@ async fn a_large_project_renders_in_one_request() {
         "{page}"
     );
     assert_eq!(page.matches("/project/big/1.").count(), 60);
+}
+
+/// Figures for the sizes: a project with 500 versions and 2,000 files, and a search
+/// over 10,000 projects. Prints timings of this (debug) build; asserts only on content.
+#[tokio::test]
+#[ignore = "slow set-up; run with --ignored --nocapture to see the figures"]
+async fn figures_for_a_large_project_and_a_large_index() {
+    let f = fixture(AccessMode::Upload).await;
+    let tags = [
+        "py3-none-any",
+        "cp312-cp312-manylinux_2_17_x86_64",
+        "cp312-cp312-win_amd64",
+        "cp312-cp312-macosx_11_0_arm64",
+    ];
+    for version in 0..500 {
+        for tag in tags {
+            let release = ReleaseMetadata {
+                description: Some("# Big\n\nA table:\n\n| a | b |\n|---|---|\n| 1 | 2 |\n".into()),
+                description_content_type: Some("text/markdown".into()),
+                ..ReleaseMetadata::default()
+            };
+            publish_tagged(&f.catalog, "big", &format!("1.{version}"), tag, release).await;
+        }
+    }
+    for i in 0..10_000 {
+        let release = ReleaseMetadata {
+            summary: Some(format!("project number {i}")),
+            ..ReleaseMetadata::default()
+        };
+        publish(&f.catalog, &format!("proj-{i}"), "1.0", release).await;
+    }
+    for (path, check) in [
+        ("/project/big/", "big <span class=\"version\">1.499</span>"),
+        ("/search?q=proj-1234", "/project/proj-1234/"),
+        ("/search?q=number+99", "/project/proj-99/"),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..50 {
+            let start = std::time::Instant::now();
+            let (status, _, page) = get(&f.app, path, None).await;
+            times.push(start.elapsed());
+            assert_eq!(status, StatusCode::OK);
+            assert!(page.contains(check), "{path}");
+        }
+        times.sort();
+        println!(
+            "{path}: median {:?}, p99 {:?} (debug build, one request at a time)",
+            times[times.len() / 2],
+            times[times.len() * 99 / 100]
+        );
+    }
 }
