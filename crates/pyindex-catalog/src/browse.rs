@@ -197,4 +197,7 @@ pub trait Browse: Send + Sync {
 
     /// Deletes a session; returns whether it existed.
     async fn delete_session(&self, id_hash: &str) -> Result<bool, CatalogError>;
+
+    /// Deletes every session of the account `user`; returns how many there were.
+    async fn delete_sessions_of(&self, user: &str) -> Result<u64, CatalogError>;
 }

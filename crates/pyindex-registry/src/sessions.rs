@@ -93,3 +93,72 @@ impl Registry {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Actor;
+    use crate::test_support::Harness;
+
+    #[tokio::test]
+    async fn sessions_open_end_and_end_with_a_new_password() {
+        let h = Harness::new().await;
+        h.registry
+            .add_user(Actor::Cli, "alice", "first-Pw-123", false)
+            .await
+            .unwrap();
+        assert!(h.registry.sign_in("alice", "wrong", "a").await.is_err());
+        assert!(h.registry.sign_in("__token__", "x", "a").await.is_err());
+        let first = h
+            .registry
+            .sign_in("alice", "first-Pw-123", "a")
+            .await
+            .unwrap();
+        let second = h
+            .registry
+            .sign_in("alice", "first-Pw-123", "a")
+            .await
+            .unwrap();
+        assert_ne!(first.id, second.id);
+        let session = h
+            .registry
+            .browser_session(&first.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(session.identity.user.name, "alice");
+        assert_eq!(session.csrf.len(), 64);
+        assert!(
+            h.registry
+                .browser_session("nonsense")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        h.registry.sign_out(&first.id).await.unwrap();
+        assert!(
+            h.registry
+                .browser_session(&first.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            h.registry
+                .browser_session(&second.id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        h.registry
+            .set_password(Actor::Cli, "alice", "second-Pw-456")
+            .await
+            .unwrap();
+        assert!(
+            h.registry
+                .browser_session(&second.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}

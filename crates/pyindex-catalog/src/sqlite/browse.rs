@@ -13,11 +13,28 @@ use crate::{
 
 /// The rank and filter of a search; `$1` exact name, `$2` name prefix pattern, `$3` name
 /// substring pattern, `$4` summary substring pattern (patterns escaped with `\`). The summary
-/// searched is the newest release's.
+/// searched is the newest release's, kept on the project in lower case (see
+/// [`set_project_summary`]) so that a search reads one table and `LIKE` means the same on
+/// engines whose `LIKE` is case-sensitive.
 const SEARCH_FROM: &str = "FROM projects p \
-     LEFT JOIN releases r ON r.id = (SELECT MAX(r2.id) FROM releases r2 WHERE r2.project_id = p.id) \
      WHERE p.name = $1 OR p.name LIKE $2 ESCAPE '\\' OR p.name LIKE $3 ESCAPE '\\' \
-     OR LOWER(r.summary) LIKE $4 ESCAPE '\\'";
+     OR p.summary_folded LIKE $4 ESCAPE '\\'";
+
+/// Keeps the summary of the project's newest release on the project, inside the caller's
+/// write transaction.
+pub(crate) async fn set_project_summary(
+    tx: &mut sqlx::SqliteConnection,
+    project_id: i64,
+    summary: Option<&str>,
+) -> Result<(), CatalogError> {
+    sqlx::query("UPDATE projects SET summary = $1, summary_folded = $2 WHERE id = $3")
+        .bind(summary)
+        .bind(summary.map(str::to_lowercase))
+        .bind(project_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
 
 /// `text` with the `LIKE` wildcards (and the escape character) escaped by `\`.
 pub(crate) fn like_escaped(text: &str) -> String {
@@ -130,7 +147,7 @@ impl Browse for SqliteCatalog {
         .fetch_one(&mut *conn)
         .await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT p.name, p.display_name, p.status, r.summary, \
+            "SELECT p.name, p.display_name, p.status, p.summary, \
              CASE WHEN p.name = $1 THEN 0 WHEN p.name LIKE $2 ESCAPE '\\' THEN 1 ELSE 2 END AS rank \
              {SEARCH_FROM} ORDER BY rank, p.name LIMIT $5 OFFSET $6"
         )))
@@ -257,6 +274,16 @@ impl Browse for SqliteCatalog {
             .rows_affected()
             > 0)
     }
+
+    async fn delete_sessions_of(&self, user: &str) -> Result<u64, CatalogError> {
+        Ok(sqlx::query(
+            "DELETE FROM ui_sessions WHERE user_id = (SELECT id FROM users WHERE name = $1)",
+        )
+        .bind(user)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
 }
 
 #[cfg(test)]
@@ -305,6 +332,12 @@ mod tests {
         let second = catalog.search(&query("ranker"), 2, 2).await.unwrap();
         assert_eq!(second.hits.len(), 1);
         assert_eq!(second.total, 3);
+        // Summaries match too, whatever their case.
+        let by_summary = SearchQuery {
+            name: "zzz".into(),
+            text: "s".into(),
+        };
+        assert_eq!(catalog.search(&by_summary, 10, 0).await.unwrap().total, 4);
         // `_` and `%` are literal characters, not wildcards.
         assert_eq!(
             catalog.search(&query("r_nker"), 10, 0).await.unwrap().total,

@@ -352,7 +352,7 @@ impl Catalog for SqliteCatalog {
         let release = &file.release;
         let requires_dist = serde_json::to_string(&release.requires_dist)
             .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
-        sqlx::query(
+        let new_release = sqlx::query(
             "INSERT INTO releases (project_id, version, canonical_version, summary, description, \
              description_content_type, requires_python, requires_dist, created_us, details) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -369,7 +369,12 @@ impl Catalog for SqliteCatalog {
         .bind(now)
         .bind(browse::details_json(&release.details)?)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+            > 0;
+        if new_release {
+            browse::set_project_summary(&mut tx, project_id, release.summary.as_deref()).await?;
+        }
         let release_id: i64 = sqlx::query_scalar(
             "SELECT id FROM releases WHERE project_id = $1 AND canonical_version = $2",
         )
