@@ -8,12 +8,17 @@
 //! registry uses; [`SqliteCatalog`] implements both and is the embedded default.
 
 mod accounts;
+mod browse;
 mod model;
 mod sqlite;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
 
 pub use accounts::{Accounts, AuditEntry, NewToken, Role, TokenRecord, User};
+pub use browse::{
+    Browse, Counts, MissingDetails, NewSession, ReleaseDetails, ReleaseRecord, ReleaseSummary,
+    SearchHit, SearchPage, SearchQuery, SessionRecord,
+};
 pub use model::{
     AddOutcome, Change, Changes, FileRecord, NewFile, ProjectFiles, ProjectStatus, ProjectSummary,
     ReleaseMetadata, StoredFile, Uploader, Yank,

@@ -16,6 +16,8 @@ pub struct ReleaseMetadata {
     pub requires_python: Option<String>,
     /// PEP 508 requirement strings.
     pub requires_dist: Vec<String>,
+    /// What the web pages show besides (URLs, license, author...).
+    pub details: crate::ReleaseDetails,
 }
 
 /// A file about to be recorded.

@@ -14,9 +14,11 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod browse;
 mod changes;
 mod error;
 mod reads;
+pub mod sessions;
 mod status;
 #[cfg(test)]
 mod test_support;
@@ -25,16 +27,18 @@ mod yank;
 
 pub use accounts::{Actor, CreatedToken, TokenRequest};
 pub use auth::{AccessMode, Credentials, Identity};
+pub use browse::{Overview, ProjectView, ReleaseFiles};
 pub use changes::{CHANGE_POLL_INTERVAL, ChangeObserver};
 pub use error::{RegistryError, Rejection};
 pub use pyindex_catalog::Change;
 pub use reads::{FileDownload, FilePart, ProjectPage};
+pub use sessions::{BrowserSession, NewBrowserSession};
 pub use status::{MAX_STATUS_REASON_CHARS, StatusChange};
 pub use upload::{ImportRequest, Published, UploadRequest, UploadedContent};
 
 use std::sync::Arc;
 
-use pyindex_catalog::{Accounts, Catalog};
+use pyindex_catalog::{Accounts, Browse, Catalog};
 use pyindex_packaging::archive::ArchiveLimits;
 use pyindex_storage::{BlobStore, Spool};
 
@@ -43,6 +47,7 @@ use pyindex_storage::{BlobStore, Spool};
 pub struct Registry {
     catalog: Arc<dyn Catalog>,
     accounts: Arc<dyn Accounts>,
+    browse: Arc<dyn Browse>,
     blobs: Arc<dyn BlobStore>,
     spool: Spool,
     archive_limits: ArchiveLimits,
@@ -61,11 +66,12 @@ impl Registry {
         archive_limits: ArchiveLimits,
     ) -> Registry
     where
-        D: Catalog + Accounts + 'static,
+        D: Catalog + Accounts + Browse + 'static,
     {
         Registry {
             catalog: database.clone(),
-            accounts: database,
+            accounts: database.clone(),
+            browse: database,
             blobs,
             spool,
             archive_limits,

@@ -50,6 +50,11 @@ impl Harness {
         }
     }
 
+    /// The directory holding the database and the blobs.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Creates an account (password hash irrelevant) and returns it as a password login.
     pub async fn user(&self, name: &str, is_admin: bool) -> Identity {
         assert!(

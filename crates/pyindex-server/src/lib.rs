@@ -24,6 +24,7 @@ mod request_id;
 mod response;
 mod simple;
 pub mod tls;
+mod ui;
 mod upload;
 
 use std::net::SocketAddr;
@@ -166,7 +167,6 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(cross_site::refuse_cross_site));
     let mut reads = Router::new()
-        .route("/", get(landing::page))
         .route(
             "/simple/",
             get(simple::root).fallback(simple::not_an_upload_url),
@@ -207,6 +207,7 @@ pub fn router(state: AppState) -> Router {
     let public_url = state.public_url.clone();
     let app = Router::new()
         .merge(reads)
+        .merge(ui::routes())
         .merge(api)
         .route("/", upload.clone())
         .route("/legacy/", upload.clone())

@@ -45,7 +45,7 @@ pub(crate) async fn role_of(
     .transpose()
 }
 
-fn user(row: &SqliteRow) -> Result<User, CatalogError> {
+pub(crate) fn user(row: &SqliteRow) -> Result<User, CatalogError> {
     Ok(User {
         id: row.try_get("id")?,
         name: row.try_get("name")?,

@@ -6,6 +6,7 @@
 //! "database is locked", an immediate one waits for the busy timeout instead.
 
 mod accounts;
+mod browse;
 
 use std::path::Path;
 use std::time::Duration;
@@ -54,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "distribution keys v2",
         include_str!("../../migrations/sqlite/0005_distribution_keys_v2.sql"),
+    ),
+    (
+        6,
+        "release details and sessions",
+        include_str!("../../migrations/sqlite/0006_release_details_and_sessions.sql"),
     ),
 ];
 
@@ -369,10 +375,10 @@ async fn insert_release(
     let release = &file.release;
     let requires_dist = serde_json::to_string(&release.requires_dist)
         .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
-    sqlx::query(
+    let new_release = sqlx::query(
         "INSERT INTO releases (project_id, version, canonical_version, summary, description, \
-         description_content_type, requires_python, requires_dist, created_us) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         description_content_type, requires_python, requires_dist, created_us, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (project_id, canonical_version) DO NOTHING",
     )
     .bind(project_id)
@@ -384,8 +390,14 @@ async fn insert_release(
     .bind(&release.requires_python)
     .bind(requires_dist)
     .bind(micros(file.uploaded))
+    .bind(browse::details_json(&release.details)?)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected()
+        > 0;
+    if new_release {
+        browse::set_project_summary(tx, project_id, release.summary.as_deref()).await?;
+    }
     Ok(sqlx::query_scalar(
         "SELECT id FROM releases WHERE project_id = $1 AND canonical_version = $2",
     )

@@ -239,6 +239,7 @@ fn release_metadata(metadata: &CoreMetadata) -> ReleaseMetadata {
         description_content_type: metadata.description_content_type.clone(),
         requires_python: metadata.requires_python.clone(),
         requires_dist: metadata.requires_dist.clone(),
+        details: crate::browse::release_details(metadata),
     }
 }
 

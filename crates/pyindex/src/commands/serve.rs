@@ -292,6 +292,17 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
         None if deployment.transport.tls.is_some() => format!("https://{listen}"),
         None => format!("http://{listen}"),
     };
+    let filled = state
+        .registry
+        .fill_release_details()
+        .await
+        .context("could not fill in the details of releases published before they were kept")?;
+    if filled > 0 {
+        tracing::info!(
+            releases = filled,
+            "release details read from stored metadata"
+        );
+    }
     let _watcher = state.registry.spawn_change_watcher();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
