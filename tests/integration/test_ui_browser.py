@@ -6,6 +6,7 @@ skipped when it is missing."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import struct
 import tempfile
@@ -134,9 +135,9 @@ def test_find_read_install_and_get_a_token(server_factory, module_dists, browser
     assert b.find_element(By.CSS_SELECTOR, ".readme table").is_displayed()
     # the command as a user copies it (the element is select-all on click) installs the package
     command = b.find_element(By.CSS_SELECTOR, 'pre[data-command="pip"]').text
-    assert command == f"pip install --index-url {srv.url}/simple/ ranker", command
+    assert command == f"pip install --index-url '{srv.url}/simple/' ranker", command
     venv = make_venv()
-    args = command.split()[2:]
+    args = shlex.split(command)[2:]  # as a shell would split it
     proc = venv.pip("install", *args)
     assert proc.returncode == 0, support.describe(proc)
     assert venv.installed().get("ranker") == "1.1"

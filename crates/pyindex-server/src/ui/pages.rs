@@ -407,15 +407,15 @@ pub fn project_page(
         commands: vec![
             Command {
                 label: "pip",
-                text: format!("pip install --index-url {index} {spec}"),
+                text: format!("pip install --index-url '{index}' {spec}"),
             },
             Command {
                 label: "uv pip",
-                text: format!("uv pip install --index-url {index} {spec}"),
+                text: format!("uv pip install --index-url '{index}' {spec}"),
             },
             Command {
                 label: "uv add",
-                text: format!("uv add --index {index} {spec}"),
+                text: format!("uv add --index '{index}' {spec}"),
             },
         ],
         links: links_of(&details),

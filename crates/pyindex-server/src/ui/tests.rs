@@ -270,17 +270,19 @@ async fn project_page_shows_readme_versions_files_and_commands() {
         .unwrap();
     let (status, _, page) = get(&f.app, "/project/ranker/", None).await;
     assert_eq!(status, StatusCode::OK);
+    // Quotes are escaped in HTML text; a browser shows (and copies) them as quotes.
+    let page = page.replace("&#39;", "'").replace("&#x27;", "'");
     // The latest release is the newest neither yanked nor a pre-release.
     assert!(
         page.contains("ranker <span class=\"version\">1.0</span>"),
         "{page}"
     );
     assert!(
-        page.contains("pip install --index-url http://127.0.0.1:9001/simple/ ranker"),
+        page.contains("pip install --index-url 'http://127.0.0.1:9001/simple/' ranker"),
         "{page}"
     );
     assert!(
-        page.contains("uv add --index http://127.0.0.1:9001/simple/ ranker"),
+        page.contains("uv add --index 'http://127.0.0.1:9001/simple/' ranker"),
         "{page}"
     );
     assert!(
@@ -342,6 +344,7 @@ async fn home_search_and_using_pages() {
         .await;
     }
     let (_, _, home) = get(&f.app, "/", None).await;
+    let home = home.replace("&#39;", "'").replace("&#x27;", "'");
     assert!(
         home.contains("<form") && home.contains("type=\"search\""),
         "{home}"
@@ -349,7 +352,7 @@ async fn home_search_and_using_pages() {
     assert!(home.contains("<strong>3</strong> projects"), "{home}");
     assert!(home.contains("/project/zebra/1.0/"), "{home}");
     assert!(
-        home.contains("twine upload --repository-url http://127.0.0.1:9001/legacy/"),
+        home.contains("twine upload --repository-url 'http://127.0.0.1:9001/legacy/'"),
         "{home}"
     );
     let (_, _, results) = get(&f.app, "/search?q=ranker", None).await;
