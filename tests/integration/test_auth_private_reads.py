@@ -62,6 +62,16 @@ def test_raw_reads_need_credentials(srv, published):
     assert r.status == 200, r
 
 
+def test_project_path_without_simple_needs_credentials_to_be_redirected(srv, published):
+    """Whether `/<name>/` redirects tells whether the project exists: only readers learn it."""
+    tokens, _ = published
+    for path in ("/priv-lib/", "/no-such-lib/"):
+        A.assert_unauthorized(srv.get(path))
+    r = srv.get("/priv-lib/", A.token_basic(tokens["read"]))
+    assert r.status == 301 and r.header("Location") == "/simple/priv-lib/", r
+    assert srv.get("/no-such-lib/", A.token_basic(tokens["read"])).status == 404
+
+
 def test_file_download_with_read_only_token(srv, published):
     tokens, dists = published
     page = srv.get("/simple/priv-lib/", {"Accept": support.JSON_V1, **A.token_basic(tokens["read"])}).json()

@@ -12,6 +12,7 @@ generated shell completions and man pages.
 from __future__ import annotations
 
 import datetime
+import html
 import http.client
 import ipaddress
 import shutil
@@ -240,7 +241,7 @@ def test_public_url_is_used_for_redirects_and_the_landing_page(server_factory):
     # the proxy passes the public host name on: the Host check allows it, and only it
     page = get_with_host(srv, "/", "pypi.example.internal")
     assert page.status == 200, page
-    assert "pip install --index-url https://pypi.example.internal/simple/ NAME" in page.text, page.text
+    assert "pip install --index-url 'https://pypi.example.internal/simple/' NAME" in html.unescape(page.text), page.text
     assert get_with_host(srv, "/", "evil.example").status == 421
     page = srv.get("/")
     assert "https://pypi.example.internal/simple/" in page.text and f"127.0.0.1:{srv.port}" not in page.text

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import socket
 import subprocess
@@ -157,11 +158,30 @@ def test_uv_installs_with_an_index_url_without_simple(module_server, hour_lib, m
     assert venv.installed().get("hour-lib") == "1.0", support.describe(proc)
 
 
-@pytest.mark.parametrize("method,path", [("GET", "/a/b/"), ("GET", "/-x/"), ("GET", "/x/y"), ("GET", "/a%20b/"), ("POST", "/hour-lib/"), ("DELETE", "/hour-lib")])
-def test_other_paths_stay_not_found(module_server, method, path):
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/a/b/"), ("GET", "/-x/"), ("GET", "/x/y"), ("GET", "/a%20b/"), ("POST", "/hour-lib/"),
+        ("DELETE", "/hour-lib"),
+        # name-shaped, but no project: no permanent redirect to a page that does not exist
+        ("GET", "/favicon.ico"), ("GET", "/robots.txt"), ("HEAD", "/no-such-lib/"),
+    ],
+)
+def test_other_paths_stay_not_found(module_server, hour_lib, method, path):
     r = module_server.request(method, path)
     assert r.status == 404, r
-    assert NO_ROUTE in r.text, r
+    assert r.header("Location") is None, r
+    if method != "HEAD":
+        assert NO_ROUTE in r.text, r
+
+
+def test_a_new_project_is_redirected_once_it_exists(module_server, upload, module_dists):
+    assert module_server.get("/late-lib/").status == 404
+    dist = support.make_wheel(module_dists / "late-lib", "late-lib", "1.0")
+    assert upload(module_server, dist).status_code == 200
+    r = module_server.get("/late-lib/")
+    assert r.status == 301, r
+    assert r.header("Location") == "/simple/late-lib/", r
 
 
 @pytest.mark.parametrize(
@@ -184,7 +204,7 @@ def test_post_to_the_index_is_405_naming_the_upload_url(module_server, upload, m
     r = upload(module_server, dist, path=path)
     assert r.status_code == 405, (r.status_code, r.text)
     assert r.headers["Allow"] == "GET, HEAD"
-    assert f"--repository-url {module_server.url}/legacy/" in r.text, r.text
+    assert f"--repository-url '{module_server.url}/legacy/'" in r.text, r.text
     assert module_server.project_json("misdirected") is None
 
 
@@ -208,7 +228,8 @@ def raw_get_with_host(server, host: bytes) -> tuple[int, str]:
         while chunk := s.recv(65536):
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body.decode("utf-8", "replace")
+    # HTML escapes the quotes around shown URLs; a browser shows them as quotes
+    return int(head.split()[1]), html.unescape(body.decode("utf-8", "replace"))
 
 
 def test_landing_page_shows_the_address_used(module_server):
@@ -216,17 +237,25 @@ def test_landing_page_shows_the_address_used(module_server):
     assert r.status == 200, r
     base = module_server.url
     for command in (
-        f"pip install --index-url {base}/simple/ NAME",
-        f"uv pip install --index-url {base}/simple/ NAME",
-        f"twine upload --repository-url {base}/legacy/",
-        f"uv publish --publish-url {base}/legacy/",
+        f"pip install --index-url '{base}/simple/' NAME",
+        f"uv pip install --index-url '{base}/simple/' NAME",
+        f"twine upload --repository-url '{base}/legacy/'",
+        f"uv publish --publish-url '{base}/legacy/'",
     ):
-        assert command in r.text, r.text
+        assert command in html.unescape(r.text), r.text
     assert "HOST" not in r.text and "{address}" not in r.text
 
     status, body = raw_get_with_host(module_server, f"localhost:{module_server.port}".encode())
     assert status == 200
-    assert f"pip install --index-url http://localhost:{module_server.port}/simple/ NAME" in body, body
+    assert f"pip install --index-url 'http://localhost:{module_server.port}/simple/' NAME" in body, body
+
+
+def test_landing_page_quotes_urls_for_the_shell(module_server):
+    """`[` and `]` are glob characters in zsh: a pasted IPv6 URL must be quoted."""
+    status, body = raw_get_with_host(module_server, f"[::1]:{module_server.port}".encode())
+    assert status == 200, body
+    assert f"pip install --index-url 'http://[::1]:{module_server.port}/simple/' NAME" in body, body
+    assert f"uv publish --publish-url 'http://[::1]:{module_server.port}/legacy/'" in body, body
 
 
 @pytest.mark.parametrize(
@@ -237,7 +266,7 @@ def test_landing_page_never_reflects_a_hostile_host(module_server, host):
     status, body = raw_get_with_host(module_server, host)
     assert "<script" not in body and "<img" not in body and "<b>" not in body and "a&b" not in body, body
     if status == 200:  # else refused outright (a Host check in front of the routes)
-        assert f"--index-url {module_server.url}/simple/" in body, body
+        assert f"--index-url '{module_server.url}/simple/'" in body, body
     else:
         assert 400 <= status < 500, (status, body)
 

@@ -232,6 +232,9 @@ def test_owners_and_admins_set_the_status_over_the_api(srv, tokens, module_dists
     assert r.status == 403 and "only an admin" in r.text, r
     r = api_status(srv, "st-perm", A.token_basic(tokens["ada"]), {"status": "quarantined"})
     assert r.status == 200 and r.json()["previous"] == "archived", r
+    # Nor rewrite or clear the admin's reason by sending the same status.
+    r = api_status(srv, "st-perm", A.token_basic(tokens["olga"]), {"status": "quarantined", "reason": "fine"})
+    assert r.status == 403 and "only an admin" in r.text, r
     r = api_status(srv, "st-perm", A.token_basic(tokens["olga"]), {"status": "active"})
     assert r.status == 403 and "only an admin" in r.text, r
     r = api_status(srv, "st-perm", A.basic("ada", PW["ada"]), {"status": "deprecated"})
@@ -257,6 +260,8 @@ def test_bad_status_requests_are_refused_with_a_reason(srv, tokens, module_dists
         ({"status": "archived", "why": "x"}, 400, "unknown field"),
         ({"reason": "x"}, 400, "missing field"),
         ({"status": "archived", "reason": "two\nlines"}, 400, "one line"),
+        ({"status": "archived", "reason": "two\u2028lines"}, 400, "one line"),
+        ({"status": "archived", "reason": "abc\u202edcba"}, 400, "text-direction"),
         ({"status": "archived", "reason": "x" * 501}, 400, "too long"),
     ]
     for body, code, text in cases:

@@ -150,3 +150,24 @@ def test_same_release_different_spelling_is_one_version(module_server, upload, d
     page = module_server.project_json("spelled")
     assert len(page["versions"]) == 1, page["versions"]
     assert len(page["files"]) == 2
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        (("1.0", "py3-none-any"), ("1.0.0", "py3-none-any")),
+        (("1.0", "py2.py3-none-any"), ("1.0", "py3.py2-none-any")),
+    ],
+    ids=["equal-versions", "tag-set-order"],
+)
+def test_equal_distribution_spelled_otherwise_is_409(module_server, upload, dists, first, second):
+    """`1.0` is `1.0.0`, and `py2.py3` is `py3.py2`: one distribution, so one file."""
+    name = f"respelled-{first[1].split('-')[0].replace('.', '')}-{second[0].replace('.', '')}"
+    a = support.make_wheel(dists / "a", name, first[0], tag=first[1])
+    b = support.make_wheel(dists / "b", name, second[0], tag=second[1], salt="other")
+    assert a.filename != b.filename
+    assert upload(module_server, a).status_code == 200
+    r = upload(module_server, b)
+    assert_file_already_exists(r)
+    assert a.filename in r.text, r.text
+    assert [f["filename"] for f in module_server.files(name)] == [a.filename]

@@ -168,8 +168,6 @@ pub trait Accounts: Send + Sync {
         role: Option<Role>,
         audit: &AuditEntry,
     ) -> Result<bool, CatalogError>;
-    /// Appends to the audit log.
-    async fn record(&self, entry: &AuditEntry) -> Result<(), CatalogError>;
     /// The newest `limit` audit entries, oldest first.
     async fn audit(&self, limit: i64) -> Result<Vec<AuditEntry>, CatalogError>;
 }

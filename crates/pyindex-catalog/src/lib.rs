@@ -8,12 +8,17 @@
 //! registry uses; [`SqliteCatalog`] implements both and is the embedded default.
 
 mod accounts;
+mod browse;
 mod model;
 mod sqlite;
-#[cfg(test)]
-mod suite;
+#[cfg(any(test, feature = "test-suite"))]
+pub mod suite;
 
 pub use accounts::{Accounts, AuditEntry, NewToken, Role, TokenRecord, User};
+pub use browse::{
+    Browse, Counts, MissingDetails, NewSession, ReleaseDetails, ReleaseRecord, ReleaseSummary,
+    SearchHit, SearchPage, SearchQuery, SessionRecord,
+};
 pub use model::{
     AddOutcome, Change, Changes, FileRecord, NewFile, ProjectFiles, ProjectStatus, ProjectSummary,
     ReleaseMetadata, StoredFile, Uploader, Yank,
@@ -21,6 +26,7 @@ pub use model::{
 pub use sqlite::SqliteCatalog;
 
 use async_trait::async_trait;
+use pyindex_packaging::DistKey;
 
 /// Errors raised by the catalog.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +59,7 @@ pub trait Catalog: Send + Sync {
     async fn file(&self, filename: &str) -> Result<Option<FileRecord>, CatalogError>;
 
     /// The file of the distribution `dist_key`, whatever its filename's spelling, if any.
-    async fn distribution(&self, dist_key: &str) -> Result<Option<FileRecord>, CatalogError>;
+    async fn distribution(&self, dist_key: &DistKey) -> Result<Option<FileRecord>, CatalogError>;
 
     /// Every project, sorted by normalized name.
     async fn projects(&self) -> Result<Vec<ProjectSummary>, CatalogError>;
@@ -76,11 +82,14 @@ pub trait Catalog: Send + Sync {
     ) -> Result<bool, CatalogError>;
 
     /// Sets the PEP 792 status of `project` (normalized name) and its reason (`None` clears
-    /// it), and appends `audit` to the audit log in the same transaction. Returns `false`, and
-    /// changes nothing, if there is no such project.
+    /// it), and appends `audit` to the audit log in the same transaction, provided the
+    /// project's status is still `previous` (what the caller read and checked its rights
+    /// against). Returns `false`, and changes nothing, if there is no such project or its
+    /// status is no longer `previous`.
     async fn set_project_status(
         &self,
         project: &str,
+        previous: ProjectStatus,
         status: ProjectStatus,
         reason: Option<&str>,
         audit: &AuditEntry,

@@ -1,6 +1,6 @@
 //! Plain data exchanged with the catalog.
 
-use pyindex_packaging::DistKind;
+use pyindex_packaging::{DistKey, DistKind};
 use time::OffsetDateTime;
 
 /// Release-level metadata, taken from the first file uploaded for a release.
@@ -16,6 +16,8 @@ pub struct ReleaseMetadata {
     pub requires_python: Option<String>,
     /// PEP 508 requirement strings.
     pub requires_dist: Vec<String>,
+    /// What the web pages show besides (URLs, license, author...).
+    pub details: crate::ReleaseDetails,
 }
 
 /// A file about to be recorded.
@@ -33,7 +35,7 @@ pub struct NewFile {
     pub filename: String,
     /// The distribution the filename denotes, whatever its spelling (see
     /// `DistFilename::identity`): at most one file per distribution.
-    pub dist_key: String,
+    pub dist_key: DistKey,
     /// Wheel or source distribution.
     pub kind: DistKind,
     /// Size in bytes.
@@ -213,6 +215,11 @@ pub struct FileRecord {
     pub uploaded: OffsetDateTime,
     /// Yank state of the release.
     pub yank: Yank,
+    /// The status of its project, read with the file, so that whether the file is served
+    /// needs no second query.
+    pub project_status: ProjectStatus,
+    /// The reason given for that status, if any.
+    pub project_status_reason: Option<String>,
 }
 
 /// A project with its files.

@@ -1,6 +1,10 @@
 //! The catalog's behaviour, written once against the [`Catalog`] and [`Accounts`] traits and run
 //! on every engine: an engine's test module opens a fresh database and calls
-//! [`catalog_suite!`] with the expression that opens it.
+//! [`catalog_suite!`](crate::catalog_suite) with the expression that opens it.
+//!
+//! Compiled for this crate's tests, and for other crates with the `test-suite` feature (as a
+//! dev-dependency feature), so an engine living elsewhere runs the same tests unchanged. The
+//! calling crate needs `tokio` (with its test macro) among its dev-dependencies.
 
 use time::OffsetDateTime;
 
@@ -10,13 +14,17 @@ use crate::{
 };
 
 /// Generates one `#[tokio::test]` per suite function, each on a database opened by `$open`
-/// (an expression giving a future of `(guard, catalog)`).
+/// (an expression giving a future of `(guard, catalog)`; the catalog implements [`Catalog`],
+/// [`Accounts`] and `Clone`).
+#[macro_export]
 macro_rules! catalog_suite {
     ($open:expr) => {
-        $crate::suite::catalog_suite!(@tests $open;
+        $crate::catalog_suite!(@tests $open;
             add_list_and_read_back,
             one_distribution_is_one_file_whatever_its_spelling,
             refused_writes_change_nothing,
+            uploaders_without_rights_learn_nothing_of_existing_files,
+            closed_projects_refuse_before_naming_existing_files,
             files_of_equal_versions_share_a_release_and_its_yank,
             concurrent_conflicting_adds_have_one_winner,
             changes_name_what_they_touched,
@@ -38,10 +46,10 @@ macro_rules! catalog_suite {
         )*
     };
 }
-pub(crate) use catalog_suite;
+pub use crate::catalog_suite;
 
 /// An audit record for tests.
-pub(crate) fn audit(action: &str, subject: &str) -> AuditEntry {
+pub fn audit(action: &str, subject: &str) -> AuditEntry {
     AuditEntry {
         at: OffsetDateTime::now_utc(),
         actor: "cli".into(),
@@ -52,8 +60,8 @@ pub(crate) fn audit(action: &str, subject: &str) -> AuditEntry {
     }
 }
 
-/// A file of project `shared-pkg`, with the distribution key of its (well-formed) filename.
-pub(crate) fn new_file(filename: &str, sha256: &str) -> NewFile {
+/// A file of the project its (well-formed) filename names, with that filename's distribution key.
+pub fn new_file(filename: &str, sha256: &str) -> NewFile {
     let parsed = pyindex_packaging::parse_filename(filename).unwrap();
     NewFile {
         project: parsed.project(),
@@ -80,7 +88,7 @@ pub(crate) fn new_file(filename: &str, sha256: &str) -> NewFile {
 }
 
 /// Publishes `filename` with content `sha256` and asserts it was added.
-pub(crate) async fn publish(catalog: &impl Catalog, filename: &str, sha256: &str) {
+pub async fn publish(catalog: &impl Catalog, filename: &str, sha256: &str) {
     let outcome = catalog
         .add_file(&new_file(filename, sha256), &audit("publish", filename))
         .await
@@ -101,7 +109,7 @@ async fn user_id(accounts: &impl Accounts, name: &str) -> i64 {
     accounts.user(name).await.unwrap().unwrap().id
 }
 
-pub(crate) async fn add_list_and_read_back(catalog: &impl Catalog) {
+pub async fn add_list_and_read_back(catalog: &impl Catalog) {
     let file = new_file("Shared_Pkg-0.1.0-py3-none-any.whl", "aa");
     let outcome = catalog
         .add_file(&file, &audit("publish", &file.filename))
@@ -141,7 +149,7 @@ pub(crate) async fn add_list_and_read_back(catalog: &impl Catalog) {
     assert_eq!(outcome, AddOutcome::Added { new_project: false });
 }
 
-pub(crate) async fn one_distribution_is_one_file_whatever_its_spelling(catalog: &impl Catalog) {
+pub async fn one_distribution_is_one_file_whatever_its_spelling(catalog: &impl Catalog) {
     publish(
         catalog,
         "MarkupSafe-2.1.5-cp311-cp311-linux_x86_64.whl",
@@ -180,11 +188,31 @@ pub(crate) async fn one_distribution_is_one_file_whatever_its_spelling(catalog: 
     )
     .await;
     publish(catalog, "MarkupSafe-2.1.5.tar.gz", "dd").await;
-    publish(catalog, "MarkupSafe-2.1.5.zip", "ee").await;
-    assert_eq!(files_of(catalog, "markupsafe").await.len(), 4);
+    // One release, one source distribution: a `.zip` beside the `.tar.gz` is the same one.
+    let zip = new_file("MarkupSafe-2.1.5.zip", "ee");
+    assert_eq!(
+        catalog
+            .add_file(&zip, &audit("publish", &zip.filename))
+            .await
+            .unwrap(),
+        AddOutcome::Conflict {
+            filename: "MarkupSafe-2.1.5.tar.gz".into(),
+            existing_sha256: "dd".into()
+        }
+    );
+    // Equal versions are one release: 2.1.5.0 is 2.1.5.
+    let longer = new_file("markupsafe-2.1.5.0-cp311-cp311-linux_x86_64.whl", "ff");
+    assert!(matches!(
+        catalog
+            .add_file(&longer, &audit("publish", &longer.filename))
+            .await
+            .unwrap(),
+        AddOutcome::Conflict { .. }
+    ));
+    assert_eq!(files_of(catalog, "markupsafe").await.len(), 3);
 }
 
-pub(crate) async fn refused_writes_change_nothing<C: Catalog + Accounts>(catalog: &C) {
+pub async fn refused_writes_change_nothing<C: Catalog + Accounts>(catalog: &C) {
     publish(catalog, "shared_pkg-0.1.0-py3-none-any.whl", "aa").await;
     let seq = catalog.generation().await.unwrap();
     let audited = catalog.audit(100).await.unwrap().len();
@@ -214,7 +242,7 @@ pub(crate) async fn refused_writes_change_nothing<C: Catalog + Accounts>(catalog
     assert_eq!(catalog.audit(100).await.unwrap().len(), audited);
 }
 
-pub(crate) async fn files_of_equal_versions_share_a_release_and_its_yank(catalog: &impl Catalog) {
+pub async fn files_of_equal_versions_share_a_release_and_its_yank(catalog: &impl Catalog) {
     publish(catalog, "shared_pkg-1.0.0-py3-none-any.whl", "aa").await;
     publish(catalog, "shared_pkg-1.0.tar.gz", "bb").await;
     let yank = |state| async move {
@@ -236,7 +264,7 @@ pub(crate) async fn files_of_equal_versions_share_a_release_and_its_yank(catalog
     assert!(files.files.iter().all(|f| f.yank == Yank::NotYanked));
 }
 
-pub(crate) async fn concurrent_conflicting_adds_have_one_winner<C: Catalog + Clone + 'static>(
+pub async fn concurrent_conflicting_adds_have_one_winner<C: Catalog + Clone + 'static>(
     catalog: &C,
 ) {
     let tasks: Vec<_> = (0..8)
@@ -264,7 +292,7 @@ pub(crate) async fn concurrent_conflicting_adds_have_one_winner<C: Catalog + Clo
     assert_eq!(files_of(catalog, "shared-pkg").await.len(), 1);
 }
 
-pub(crate) async fn changes_name_what_they_touched<C: Catalog + Accounts>(catalog: &C) {
+pub async fn changes_name_what_they_touched<C: Catalog + Accounts>(catalog: &C) {
     let start = catalog.generation().await.unwrap();
     publish(catalog, "a-1.0-py3-none-any.whl", "aa").await;
     publish(catalog, "a-1.1-py3-none-any.whl", "bb").await;
@@ -293,7 +321,7 @@ pub(crate) async fn changes_name_what_they_touched<C: Catalog + Accounts>(catalo
     assert_eq!(again.seq, read.seq);
 }
 
-pub(crate) async fn users_are_unique_and_removable(c: &impl Accounts) {
+pub async fn users_are_unique_and_removable(c: &impl Accounts) {
     let a = || audit("user", "alice");
     assert!(c.add_user("alice", "h1", true, &a()).await.unwrap());
     assert!(!c.add_user("alice", "h2", false, &a()).await.unwrap());
@@ -308,7 +336,7 @@ pub(crate) async fn users_are_unique_and_removable(c: &impl Accounts) {
     assert!(c.user("alice").await.unwrap().is_none());
 }
 
-pub(crate) async fn tokens_round_trip_and_revoke_only_for_their_owner(c: &impl Accounts) {
+pub async fn tokens_round_trip_and_revoke_only_for_their_owner(c: &impl Accounts) {
     let a = || audit("token", "t");
     c.add_user("alice", "h", false, &a()).await.unwrap();
     c.add_user("bob", "h", false, &a()).await.unwrap();
@@ -343,11 +371,7 @@ pub(crate) async fn tokens_round_trip_and_revoke_only_for_their_owner(c: &impl A
     assert_eq!(c.tokens(None).await.unwrap().len(), 1);
 }
 
-pub(crate) async fn first_uploader_owns_the_project_and_others_are_refused<
-    C: Catalog + Accounts,
->(
-    c: &C,
-) {
+pub async fn first_uploader_owns_the_project_and_others_are_refused<C: Catalog + Accounts>(c: &C) {
     let a = || audit("user.add", "x");
     c.add_user("alice", "h", false, &a()).await.unwrap();
     c.add_user("bob", "h", false, &a()).await.unwrap();
@@ -398,7 +422,72 @@ pub(crate) async fn first_uploader_owns_the_project_and_others_are_refused<
     );
 }
 
-pub(crate) async fn every_write_is_audited_with_its_change<C: Catalog + Accounts>(c: &C) {
+/// Publishes as `user_id` the file `filename` with content `sha256`.
+async fn add_as(c: &impl Catalog, filename: &str, sha256: &str, user_id: i64) -> AddOutcome {
+    let mut file = new_file(filename, sha256);
+    file.uploader = Some(Uploader { user_id });
+    c.add_file(&file, &audit("publish", filename))
+        .await
+        .unwrap()
+}
+
+pub async fn uploaders_without_rights_learn_nothing_of_existing_files<C: Catalog + Accounts>(
+    c: &C,
+) {
+    let a = || audit("user.add", "x");
+    c.add_user("alice", "h", false, &a()).await.unwrap();
+    c.add_user("mallory", "h", false, &a()).await.unwrap();
+    let (alice, mallory) = (user_id(c, "alice").await, user_id(c, "mallory").await);
+    let wheel = "shared-1.0-py3-none-any.whl";
+    assert!(matches!(
+        add_as(c, wheel, "aa", alice).await,
+        AddOutcome::Added { .. }
+    ));
+    // Neither whether the file exists nor its content is told to someone who may not publish.
+    for sha256 in ["aa", "bb"] {
+        assert_eq!(
+            add_as(c, wheel, sha256, mallory).await,
+            AddOutcome::Forbidden
+        );
+        assert_eq!(
+            add_as(c, "Shared-1.0.0-py3-none-any.whl", sha256, mallory).await,
+            AddOutcome::Forbidden
+        );
+    }
+    c.remove_user("alice", &audit("user.remove", "alice"))
+        .await
+        .unwrap();
+    assert_eq!(
+        add_as(c, wheel, "aa", alice).await,
+        AddOutcome::Forbidden,
+        "a removed account is refused"
+    );
+}
+
+pub async fn closed_projects_refuse_before_naming_existing_files(c: &impl Catalog) {
+    publish(c, "shared-1.0-py3-none-any.whl", "aa").await;
+    let mut previous = ProjectStatus::Active;
+    for status in [ProjectStatus::Archived, ProjectStatus::Quarantined] {
+        assert!(
+            c.set_project_status("shared", previous, status, None, &audit("status", "shared"))
+                .await
+                .unwrap()
+        );
+        previous = status;
+        for sha256 in ["aa", "bb"] {
+            let file = new_file("shared-1.0-py3-none-any.whl", sha256);
+            assert_eq!(
+                c.add_file(&file, &audit("publish", "x")).await.unwrap(),
+                AddOutcome::StatusRefuses {
+                    status,
+                    reason: None
+                }
+            );
+        }
+    }
+}
+
+pub async fn every_write_is_audited_with_its_change<C: Catalog + Accounts>(c: &C) {
     c.add_user("alice", "h", false, &audit("user.add", "alice"))
         .await
         .unwrap();
@@ -461,9 +550,12 @@ pub(crate) async fn every_write_is_audited_with_its_change<C: Catalog + Accounts
     );
 }
 
-pub(crate) async fn audit_log_keeps_the_newest_entries_in_order(c: &impl Accounts) {
+pub async fn audit_log_keeps_the_newest_entries_in_order(c: &impl Accounts) {
     for i in 0..5 {
-        c.record(&audit("yank", &format!("s{i}"))).await.unwrap();
+        let name = format!("s{i}");
+        c.add_user(&name, "h", false, &audit("user.add", &name))
+            .await
+            .unwrap();
     }
     let last: Vec<String> = c
         .audit(2)
@@ -475,7 +567,7 @@ pub(crate) async fn audit_log_keeps_the_newest_entries_in_order(c: &impl Account
     assert_eq!(last, vec!["s3", "s4"]);
 }
 
-pub(crate) async fn stored_files_name_every_blob_whatever_the_status(c: &impl Catalog) {
+pub async fn stored_files_name_every_blob_whatever_the_status(c: &impl Catalog) {
     assert!(c.stored_files().await.unwrap().is_empty());
     publish(c, "shared_pkg-0.2.0.tar.gz", "bb").await;
     let mut no_metadata = new_file("Shared_Pkg-0.1.0-py3-none-any.whl", "aa");
@@ -494,6 +586,7 @@ pub(crate) async fn stored_files_name_every_blob_whatever_the_status(c: &impl Ca
     .unwrap();
     c.set_project_status(
         "shared-pkg",
+        ProjectStatus::Active,
         ProjectStatus::Quarantined,
         None,
         &audit("status", "shared-pkg"),

@@ -11,7 +11,7 @@ use std::fmt;
 
 use crate::name::{ProjectName, is_valid_name, normalize};
 use crate::text::quote;
-use crate::version::{Version, parse_version};
+use crate::version::{Version, canonical_version, parse_version};
 
 /// The two kinds of distribution the index accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -125,24 +125,71 @@ impl DistFilename {
         }
     }
 
-    /// The distribution this filename denotes, independent of spelling: normalized name,
-    /// normalized version, build tag and tags for a wheel (`MarkupSafe-2.1.5-...whl` and
-    /// `markupsafe-2.1.5-...whl` are one distribution), normalized name, version and archive
-    /// format for a source distribution. Two files with one identity cannot both be published.
-    pub fn identity(&self) -> String {
+    /// The distribution this filename denotes, independent of spelling: two files with one
+    /// identity cannot both be published.
+    ///
+    /// For a wheel it is the normalized name, the canonical version (the release key: `1.0` and
+    /// `1.0.0` are one version), the build tag normalized as the wheel specification compares it
+    /// (`01` and `1` are one build) and each compressed tag set lower-cased, sorted and deduplicated
+    /// (`py2.py3` and `py3.py2` are one set). For a source distribution it is the normalized name
+    /// and the canonical version only: a release has at most one sdist, whatever its archive
+    /// format (`.tar.gz` or `.zip`).
+    pub fn identity(&self) -> DistKey {
         let project = self.project();
-        let version = &self.version;
-        match &self.form {
+        let version = canonical_version(&self.version);
+        DistKey(match &self.form {
             DistForm::Wheel(tags) => format!(
                 "{project}-{version}-{}-{}-{}-{}{WHEEL_SUFFIX}",
-                tags.build.as_deref().unwrap_or(""),
-                tags.python.to_ascii_lowercase(),
-                tags.abi.to_ascii_lowercase(),
-                tags.platform.to_ascii_lowercase(),
+                tags.build
+                    .as_deref()
+                    .map(normal_build_tag)
+                    .unwrap_or_default(),
+                normal_tag_set(&tags.python),
+                normal_tag_set(&tags.abi),
+                normal_tag_set(&tags.platform),
             ),
-            DistForm::Sdist(format) => format!("{project}-{version}{}", format.suffix()),
-        }
+            DistForm::Sdist(_) => format!("{project}-{version}.sdist"),
+        })
     }
+}
+
+/// The distribution a filename denotes, whatever its spelling (see [`DistFilename::identity`]).
+/// Only a parsed filename makes one, so a key always names a real distribution.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DistKey(String);
+
+impl DistKey {
+    /// The key as text, as the catalog stores it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DistKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A build tag as the wheel specification compares it: its leading digits as a number (`01` is
+/// `1`), then the rest of the tag as it is. The digits are trimmed, not parsed, so no length
+/// can overflow.
+fn normal_build_tag(build: &str) -> String {
+    let digits_end = build
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(build.len());
+    let (digits, rest) = build.split_at(digits_end);
+    let number = digits.trim_start_matches('0');
+    let number = if number.is_empty() { "0" } else { number };
+    format!("{number}{rest}")
+}
+
+/// A compressed tag set (`py2.py3`) as a set: lower-cased, sorted, without duplicates.
+fn normal_tag_set(tags: &str) -> String {
+    let mut set: Vec<String> = tags.split('.').map(str::to_ascii_lowercase).collect();
+    set.sort_unstable();
+    set.dedup();
+    set.join(".")
 }
 
 /// A filename that cannot be accepted as a distribution.
@@ -753,25 +800,25 @@ mod tests {
         assert!(other.contains("'flask-{version}.tar.gz'"), "{other}");
     }
 
+    fn identity(name: &str) -> DistKey {
+        parse_filename(name).unwrap().identity()
+    }
+
     #[test]
     fn spellings_of_one_distribution_share_an_identity() {
-        let identity = |name: &str| parse_filename(name).unwrap().identity();
-        assert_eq!(
-            identity("MarkupSafe-2.1.5-cp311-cp311-manylinux_2_17_x86_64.whl"),
-            identity("markupsafe-2.1.5-cp311-cp311-manylinux_2_17_x86_64.whl")
-        );
-        assert_eq!(
-            identity("zope.interface-6.4-py3-none-any.whl"),
-            identity("zope_interface-6.4-py3-none-any.whl")
-        );
-        assert_eq!(
-            identity("PyYAML-6.0.1.tar.gz"),
-            identity("pyyaml-6.0.1.tar.gz")
-        );
-        assert_ne!(
-            identity("pyyaml-6.0.1.tar.gz"),
-            identity("pyyaml-6.0.1.zip")
-        );
+        for (one, other) in [
+            (
+                "MarkupSafe-2.1.5-cp311-cp311-manylinux_2_17_x86_64.whl",
+                "markupsafe-2.1.5-cp311-cp311-manylinux_2_17_x86_64.whl",
+            ),
+            (
+                "zope.interface-6.4-py3-none-any.whl",
+                "zope_interface-6.4-py3-none-any.whl",
+            ),
+            ("PyYAML-6.0.1.tar.gz", "pyyaml-6.0.1.tar.gz"),
+        ] {
+            assert_eq!(identity(one), identity(other), "{one} and {other}");
+        }
         assert_ne!(
             identity("demo-1.0-py3-none-any.whl"),
             identity("demo-1.0-1-py3-none-any.whl"),
@@ -781,6 +828,106 @@ mod tests {
             identity("demo-1.0-py3-none-any.whl"),
             identity("demo-1.0-py2-none-any.whl")
         );
+        assert_ne!(
+            identity("demo-1.0-py3-none-any.whl"),
+            identity("demo-1.0.tar.gz")
+        );
+    }
+
+    #[test]
+    fn equal_versions_are_one_distribution() {
+        for (one, other) in [
+            ("demo-1.0-py3-none-any.whl", "demo-1.0.0-py3-none-any.whl"),
+            ("demo-1-py3-none-any.whl", "demo-01.0.0-py3-none-any.whl"),
+            (
+                "demo-1.0a1-py3-none-any.whl",
+                "demo-1.0.0alpha1-py3-none-any.whl",
+            ),
+            ("demo-1.0.tar.gz", "demo-1.0.0.tar.gz"),
+            ("demo-2.0.post1.tar.gz", "demo-2.post1.zip"),
+        ] {
+            assert_eq!(identity(one), identity(other), "{one} and {other}");
+        }
+        assert_eq!(
+            identity("demo-1.0.0-py3-none-any.whl").as_str(),
+            "demo-1--py3-none-any.whl"
+        );
+        assert_ne!(
+            identity("demo-1.0-py3-none-any.whl"),
+            identity("demo-1.0.1-py3-none-any.whl")
+        );
+    }
+
+    #[test]
+    fn compressed_tag_sets_are_sets() {
+        for (one, other) in [
+            (
+                "demo-1.0-py2.py3-none-any.whl",
+                "demo-1.0-py3.py2-none-any.whl",
+            ),
+            (
+                "demo-1.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+                "demo-1.0-py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+            ),
+            ("demo-1.0-py3.py3-none-any.whl", "demo-1.0-PY3-none-any.whl"),
+            (
+                "demo-1.0-cp311-abi3.cp311-any.whl",
+                "demo-1.0-cp311-cp311.abi3-any.whl",
+            ),
+        ] {
+            assert_eq!(identity(one), identity(other), "{one} and {other}");
+        }
+        assert_eq!(
+            identity("demo-1.0-py3.py2-none-any.whl").as_str(),
+            "demo-1--py2.py3-none-any.whl"
+        );
+        assert_ne!(
+            identity("demo-1.0-py2.py3-none-any.whl"),
+            identity("demo-1.0-py3-none-any.whl")
+        );
+    }
+
+    #[test]
+    fn build_tags_compare_by_their_number_then_the_rest() {
+        for (one, other) in [
+            (
+                "demo-1.0-1-py3-none-any.whl",
+                "demo-1.0-01-py3-none-any.whl",
+            ),
+            (
+                "demo-1.0-2abc-py3-none-any.whl",
+                "demo-1.0-002abc-py3-none-any.whl",
+            ),
+            (
+                "demo-1.0-0-py3-none-any.whl",
+                "demo-1.0-000-py3-none-any.whl",
+            ),
+        ] {
+            assert_eq!(identity(one), identity(other), "{one} and {other}");
+        }
+        assert_ne!(
+            identity("demo-1.0-1-py3-none-any.whl"),
+            identity("demo-1.0-10-py3-none-any.whl")
+        );
+        assert_ne!(
+            identity("demo-1.0-1a-py3-none-any.whl"),
+            identity("demo-1.0-1b-py3-none-any.whl")
+        );
+        assert_eq!(
+            normal_build_tag("0000000000000000000000000000000000000012x"),
+            "12x",
+            "any length, no overflow"
+        );
+    }
+
+    #[test]
+    fn a_release_has_one_source_distribution_whatever_its_format() {
+        assert_eq!(
+            identity("pyyaml-6.0.1.tar.gz"),
+            identity("PyYAML-6.0.1.zip")
+        );
+        assert_eq!(identity("pyyaml-6.0.1.zip").as_str(), "pyyaml-6.0.1.sdist");
+        assert_ne!(identity("pyyaml-6.0.1.zip"), identity("pyyaml-6.0.2.zip"));
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub use archive::{
     inspect_zip_sdist,
 };
 pub use filename::{
-    DistFilename, DistForm, DistKind, FilenameError, SdistFormat, WheelTags,
+    DistFilename, DistForm, DistKey, DistKind, FilenameError, SdistFormat, WheelTags,
     expected_sdist_filename, parse_filename, parse_filename_for,
 };
 pub use metadata::{CoreMetadata, MetadataError};

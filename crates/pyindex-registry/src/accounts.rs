@@ -254,6 +254,8 @@ impl Registry {
         if !self.accounts.set_password(name, &hash, &audit).await? {
             return Err(not_found(format!("No user named '{name}'.")));
         }
+        // A new password signs the account out of every browser.
+        self.browse.delete_sessions_of(name).await?;
         Self::log_audited(&audit);
         self.apply_change(&Change::Account(name.to_owned()));
         Ok(())

@@ -4,8 +4,8 @@
 //! [`Registry::upload`] validates and publishes a file, [`Registry::yank`] changes a release's
 //! yank state, [`Registry::set_project_status`] changes a project's PEP 792 status, [`auth`]
 //! decides who may do what, and [`accounts`] manages users, tokens, roles and the audit log.
-//! The read side ([`Registry::catalog`], [`Registry::blobs`]) is exposed for the index pages
-//! and downloads.
+//! The read side ([`Registry::project_page`], [`Registry::download`], [`Registry::blobs`])
+//! gives the index pages and downloads what they may show, the quarantine already applied.
 //!
 //! The registry also owns cache invalidation: every change it makes, and every change another
 //! process makes (seen by [`Registry::spawn_change_watcher`]), is handed to the
@@ -14,8 +14,11 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod browse;
 mod changes;
 mod error;
+mod reads;
+pub mod sessions;
 mod status;
 #[cfg(test)]
 mod test_support;
@@ -24,15 +27,18 @@ mod yank;
 
 pub use accounts::{Actor, CreatedToken, TokenRequest};
 pub use auth::{AccessMode, Credentials, Identity};
+pub use browse::{Overview, ProjectView, ReleaseFiles};
 pub use changes::{CHANGE_POLL_INTERVAL, ChangeObserver};
 pub use error::{RegistryError, Rejection};
 pub use pyindex_catalog::Change;
+pub use reads::{FileDownload, FilePart, ProjectPage};
+pub use sessions::{BrowserSession, NewBrowserSession};
 pub use status::{MAX_STATUS_REASON_CHARS, StatusChange};
 pub use upload::{ImportRequest, Published, UploadRequest, UploadedContent};
 
 use std::sync::Arc;
 
-use pyindex_catalog::{Accounts, Catalog};
+use pyindex_catalog::{Accounts, Browse, Catalog};
 use pyindex_packaging::archive::ArchiveLimits;
 use pyindex_storage::{BlobStore, Spool};
 
@@ -41,6 +47,7 @@ use pyindex_storage::{BlobStore, Spool};
 pub struct Registry {
     catalog: Arc<dyn Catalog>,
     accounts: Arc<dyn Accounts>,
+    browse: Arc<dyn Browse>,
     blobs: Arc<dyn BlobStore>,
     spool: Spool,
     archive_limits: ArchiveLimits,
@@ -59,11 +66,12 @@ impl Registry {
         archive_limits: ArchiveLimits,
     ) -> Registry
     where
-        D: Catalog + Accounts + 'static,
+        D: Catalog + Accounts + Browse + 'static,
     {
         Registry {
             catalog: database.clone(),
-            accounts: database,
+            accounts: database.clone(),
+            browse: database,
             blobs,
             spool,
             archive_limits,
@@ -90,7 +98,8 @@ impl Registry {
         self.access_mode
     }
 
-    /// The catalog.
+    /// The catalog, for the operator's commands (integrity checks); the server reads through
+    /// the registry's read functions instead.
     pub fn catalog(&self) -> &Arc<dyn Catalog> {
         &self.catalog
     }

@@ -10,7 +10,7 @@
 //! Owners and admins set a status over HTTP; quarantine (imposing or lifting it) is for admins
 //! only. The CLI, run by the operator on the data directory, may do everything.
 
-use pyindex_catalog::{AuditEntry, FileRecord, ProjectStatus, ProjectSummary};
+use pyindex_catalog::{AuditEntry, ProjectStatus};
 use pyindex_packaging::ProjectName;
 use time::OffsetDateTime;
 
@@ -32,15 +32,25 @@ pub struct StatusChange {
     pub reason: Option<String>,
 }
 
-/// Trims a reason; an empty one is no reason. Refuses control characters (a reason is one
-/// line in a page and in the audit log) and overlong text.
+/// Whether `c` may not appear in a reason: control characters, the Unicode line and
+/// paragraph separators (a reason is one line in a page and in the audit log), and the
+/// bidirectional embeddings, overrides and isolates, which could make the reason, or the
+/// text around it in a terminal or the log, read other than it is.
+fn is_refused_in_reason(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Trims a reason; an empty one is no reason. Refuses what [`is_refused_in_reason`] names and
+/// overlong text.
 fn clean_reason(reason: Option<&str>) -> Result<Option<String>, RegistryError> {
     let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(None);
     };
-    if reason.chars().any(char::is_control) {
+    if reason.chars().any(is_refused_in_reason) {
         return Err(RegistryError::bad_request(
-            "The status reason must be one line of text, without control characters.",
+            "The status reason must be one line of text, without control characters, line \
+             separators or text-direction controls.",
         ));
     }
     if reason.chars().count() > MAX_STATUS_REASON_CHARS {
@@ -59,8 +69,9 @@ fn check_quarantine_right(
     previous: ProjectStatus,
     status: ProjectStatus,
 ) -> Result<(), RegistryError> {
-    let touches_quarantine = previous != status
-        && (previous == ProjectStatus::Quarantined || status == ProjectStatus::Quarantined);
+    // Quarantined to quarantined counts too: it would rewrite or clear the admin's reason.
+    let touches_quarantine =
+        previous == ProjectStatus::Quarantined || status == ProjectStatus::Quarantined;
     match actor {
         Actor::User { identity, .. } if touches_quarantine && !identity.user.is_admin => {
             Err(crate::auth::forbidden(format!(
@@ -71,6 +82,24 @@ fn check_quarantine_right(
         }
         _ => Ok(()),
     }
+}
+
+fn no_project(name: &ProjectName) -> RegistryError {
+    RegistryError::rejected(
+        Rejection::NotFound,
+        format!("No project named '{name}' in this index."),
+    )
+}
+
+/// The refusal of a status change whose project changed status since it was read.
+fn changed_meanwhile(project: &ProjectName) -> RegistryError {
+    RegistryError::rejected(
+        Rejection::Conflict,
+        format!(
+            "The status of the project '{project}' changed meanwhile: read it again \
+             (GET /simple/{project}/) and retry if the change still applies."
+        ),
+    )
 }
 
 fn reactivate_hint(project: &str, status: ProjectStatus) -> String {
@@ -110,19 +139,29 @@ impl Registry {
             Actor::Cli => {}
         }
         let reason = clean_reason(reason)?;
-        let no_project = || {
-            RegistryError::rejected(
-                Rejection::NotFound,
-                format!("No project named '{name}' in this index."),
-            )
-        };
         let previous = self
             .catalog
             .project(name.as_str())
             .await?
-            .ok_or_else(no_project)?
+            .ok_or_else(|| no_project(&name))?
             .status;
         check_quarantine_right(actor, &name, previous, status)?;
+        self.write_status(actor, &name, previous, status, reason)
+            .await
+    }
+
+    /// Changes the status of `name` from `previous` (which the caller's rights were checked
+    /// against) to `status`, with its audit record. The catalog changes it only if it is
+    /// still `previous`: an owner's change racing an admin's quarantine cannot lift it, and
+    /// the audited `previous` is true.
+    async fn write_status(
+        &self,
+        actor: Actor<'_>,
+        name: &ProjectName,
+        previous: ProjectStatus,
+        status: ProjectStatus,
+        reason: Option<String>,
+    ) -> Result<StatusChange, RegistryError> {
         let detail = match &reason {
             Some(reason) => format!("{status}: {reason}"),
             None => status.to_string(),
@@ -137,10 +176,13 @@ impl Registry {
         };
         if !self
             .catalog
-            .set_project_status(name.as_str(), status, reason.as_deref(), &audit)
+            .set_project_status(name.as_str(), previous, status, reason.as_deref(), &audit)
             .await?
         {
-            return Err(no_project());
+            return Err(match self.catalog.project(name.as_str()).await? {
+                Some(_) => changed_meanwhile(name),
+                None => no_project(name),
+            });
         }
         Self::log_audited(&audit);
         self.apply_change(&pyindex_catalog::Change::Project(name.as_str().to_owned()));
@@ -170,15 +212,6 @@ impl Registry {
             summary.status_reason.as_deref(),
         ))
     }
-
-    /// Whether the file `record` may be downloaded (with its metadata file): not when its
-    /// project is quarantined.
-    pub async fn check_download(&self, record: &FileRecord) -> Result<(), RegistryError> {
-        let Some(summary) = self.catalog.project(&record.project).await? else {
-            return Ok(());
-        };
-        check_served(&summary)
-    }
 }
 
 /// The refusal of an upload to a project whose status accepts no new files.
@@ -194,17 +227,17 @@ pub(crate) fn upload_refused(
     ))
 }
 
-fn check_served(summary: &ProjectSummary) -> Result<(), RegistryError> {
-    if summary.status.serves_files() {
-        return Ok(());
-    }
-    Err(crate::auth::forbidden(format!(
-        "Project '{}' is {}{}: its files are not served. {}",
-        summary.name,
-        summary.status,
-        with_reason(summary.status_reason.as_deref()),
-        reactivate_hint(&summary.name, summary.status)
-    )))
+/// The refusal to serve a file of `project`, whose status serves no files.
+pub(crate) fn files_withheld(
+    project: &str,
+    status: ProjectStatus,
+    reason: Option<&str>,
+) -> RegistryError {
+    crate::auth::forbidden(format!(
+        "Project '{project}' is {status}{}: its files are not served. {}",
+        with_reason(reason),
+        reactivate_hint(project, status)
+    ))
 }
 
 #[cfg(test)]

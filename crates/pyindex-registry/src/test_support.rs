@@ -50,6 +50,11 @@ impl Harness {
         }
     }
 
+    /// The directory holding the database and the blobs.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Creates an account (password hash irrelevant) and returns it as a password login.
     pub async fn user(&self, name: &str, is_admin: bool) -> Identity {
         assert!(
@@ -67,15 +72,16 @@ impl Harness {
     /// Records a wheel of `project` 1.0 uploaded by `owner`, who becomes its owner. Only the
     /// catalog row is written: no blob.
     pub async fn project_owned_by(&self, project: &str, owner: &Identity) {
-        let dist = project.replace('-', "_");
+        let filename = format!("{}-1.0-py3-none-any.whl", project.replace('-', "_"));
+        let parsed = pyindex_packaging::parse_filename(&filename).unwrap();
         let file = NewFile {
-            project: project.into(),
+            project: parsed.project(),
             display_name: project.into(),
-            version: "1.0".into(),
-            canonical_version: "1".into(),
-            filename: format!("{dist}-1.0-py3-none-any.whl"),
-            dist_key: format!("{project}-1.0--py3-none-any.whl"),
-            kind: pyindex_packaging::DistKind::Wheel,
+            version: parsed.version.to_string(),
+            canonical_version: pyindex_packaging::canonical_version(&parsed.version),
+            dist_key: parsed.identity(),
+            kind: parsed.kind(),
+            filename,
             size: 1,
             sha256: "ab".repeat(32),
             md5: "cd".repeat(16),

@@ -401,3 +401,68 @@ async fn the_same_filename_with_other_bytes_is_a_conflict() {
     );
     assert!(!message.contains("another spelling"), "{message}");
 }
+
+#[tokio::test]
+async fn equal_versions_are_one_distribution() {
+    let index = Index::new(AccessMode::Open).await;
+    let first = "demo-1.0-py3-none-any.whl";
+    index
+        .publish(Upload::wheel(
+            "demo",
+            "1.0",
+            first,
+            Dist::new("demo", "1.0").wheel(),
+        ))
+        .await;
+    let longer = Dist::new("demo", "1.0.0").payload("other").wheel();
+    support::assert_refused(
+        index
+            .upload(Upload::wheel(
+                "demo",
+                "1.0.0",
+                "demo-1.0.0-py3-none-any.whl",
+                longer,
+            ))
+            .await,
+        Rejection::Conflict,
+        &[
+            "File already exists ('demo-1.0-py3-none-any.whl'",
+            "another spelling of the same distribution as 'demo-1.0.0-py3-none-any.whl'",
+        ],
+    );
+    assert_eq!(index.filenames("demo").await, [first]);
+}
+
+#[tokio::test]
+async fn a_release_has_one_source_distribution() {
+    let index = Index::new(AccessMode::Open).await;
+    index
+        .publish(Upload::sdist(
+            "foo-bar",
+            "1.0",
+            "foo_bar-1.0.tar.gz",
+            Dist::new("foo-bar", "1.0").sdist(),
+        ))
+        .await;
+    for (version, filename) in [
+        ("1.0", "foo_bar-1.0.zip"),
+        ("1.0.0", "foo_bar-1.0.0.tar.gz"),
+    ] {
+        let bytes = if filename.ends_with(".zip") {
+            Dist::new("foo-bar", version).zip_sdist()
+        } else {
+            Dist::new("foo-bar", version).sdist()
+        };
+        support::assert_refused(
+            index
+                .upload(Upload::sdist("foo-bar", version, filename, bytes))
+                .await,
+            Rejection::Conflict,
+            &[
+                "File already exists ('foo_bar-1.0.tar.gz'",
+                "a release has one source distribution",
+            ],
+        );
+    }
+    assert_eq!(index.filenames("foo-bar").await, ["foo_bar-1.0.tar.gz"]);
+}

@@ -95,15 +95,27 @@ pub async fn identify(
 
 /// Middleware for read routes in the `all` mode: refuses requests without valid credentials.
 pub async fn require_read(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let address = address_of(request.extensions());
-    let identity = match identify(&app, request.headers(), &address).await {
-        Ok(identity) => identity,
-        Err(response) => return response,
-    };
-    match app.registry.authorize_read(identity.as_ref()) {
+    match check_read(&app, request.headers(), request.extensions()).await {
         Ok(()) => next.run(request).await,
-        Err(e) => registry_error(&e),
+        Err(refused) => refused,
     }
+}
+
+/// Whether the caller of a request with these headers and extensions may read the index
+/// (always, but in the `all` mode); the refusal to send when not.
+pub async fn check_read(
+    app: &AppState,
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+) -> Result<(), Response> {
+    if app.registry.access_mode() != AccessMode::All {
+        return Ok(());
+    }
+    let address = address_of(extensions);
+    let identity = identify(app, headers, &address).await?;
+    app.registry
+        .authorize_read(identity.as_ref())
+        .map_err(|e| registry_error(&e))
 }
 
 #[cfg(test)]

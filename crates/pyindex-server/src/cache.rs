@@ -11,7 +11,7 @@
 //! happened since. (That occasionally leaves an unrelated page uncached until its next request;
 //! tracking epochs per page would cost more than it saves.)
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -127,12 +127,15 @@ impl Pages {
     }
 }
 
-/// In-memory cache of rendered index pages and download answers.
+/// In-memory cache of rendered index pages, download answers and the set of project names.
 #[derive(Default)]
 pub struct ResponseCache {
     epoch: AtomicU64,
     pages: RwLock<Pages>,
     files: RwLock<FastMap<String, Arc<Download>>>,
+    /// Every project's normalized name, for the redirect of `/<project>/`: one set, not one
+    /// entry per name asked for, so that clients asking for random paths cannot grow it.
+    project_names: RwLock<Option<Arc<HashSet<String>>>>,
 }
 
 impl ResponseCache {
@@ -169,18 +172,44 @@ impl ResponseCache {
         }
     }
 
-    /// Forgets the pages `pages` picks and the downloads for which `file` holds.
-    fn forget(&self, pages: impl FnOnce(&mut Pages), file: impl Fn(&Download) -> bool) {
-        // Hold both write locks while bumping the epoch, so that no insert of an older epoch
+    /// The cached set of project names.
+    pub fn project_names(&self) -> Option<Arc<HashSet<String>>> {
+        self.project_names.read().ok()?.clone()
+    }
+
+    /// Caches the set of project names read during `epoch`.
+    pub fn insert_project_names(&self, names: Arc<HashSet<String>>, epoch: u64) {
+        if let Ok(mut cached) = self.project_names.write()
+            && self.epoch() == epoch
+        {
+            *cached = Some(names);
+        }
+    }
+
+    /// Forgets the pages `pages` picks, the downloads for which `file` holds, and the project
+    /// names if `names`.
+    fn forget(
+        &self,
+        pages: impl FnOnce(&mut Pages),
+        file: impl Fn(&Download) -> bool,
+        names: bool,
+    ) {
+        // Hold every write lock while bumping the epoch, so that no insert of an older epoch
         // can slip in between the bump and the removal.
         let cached_pages = self.pages.write();
         let files = self.files.write();
+        let project_names = self.project_names.write();
         self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut cached_pages) = cached_pages {
             pages(&mut cached_pages);
         }
         if let Ok(mut files) = files {
             files.retain(|_, download| !file(download));
+        }
+        if let Ok(mut project_names) = project_names
+            && names
+        {
+            *project_names = None;
         }
     }
 }
@@ -193,11 +222,14 @@ impl ChangeObserver for ResponseCache {
                     pages.projects.remove(name);
                 },
                 |download| download.project() == name,
+                false,
             ),
-            Change::ProjectList => self.forget(|pages| pages.root = Formats::default(), |_| false),
+            Change::ProjectList => {
+                self.forget(|pages| pages.root = Formats::default(), |_| false, true);
+            }
             // Pages and downloads do not depend on accounts: access is checked before the cache.
             Change::Account(_) => {}
-            Change::Everything => self.forget(|pages| *pages = Pages::default(), |_| true),
+            Change::Everything => self.forget(|pages| *pages = Pages::default(), |_| true, true),
         }
     }
 }
@@ -267,5 +299,24 @@ mod tests {
         assert!(cache.page(key).is_some());
         cache.changed(&Change::Everything);
         assert!(cache.page(key).is_none());
+    }
+
+    #[test]
+    fn project_names_are_dropped_when_the_project_list_changes() {
+        let cache = ResponseCache::default();
+        let names = Arc::new(HashSet::from(["a".to_owned()]));
+        let epoch = cache.epoch();
+        cache.changed(&Change::ProjectList);
+        cache.insert_project_names(names.clone(), epoch);
+        assert!(cache.project_names().is_none(), "stale epoch");
+        cache.insert_project_names(names.clone(), cache.epoch());
+        cache.changed(&Change::Project("a".into()));
+        assert!(cache.project_names().is_some());
+        cache.insert_project_names(names.clone(), cache.epoch());
+        cache.changed(&Change::ProjectList);
+        assert!(cache.project_names().is_none());
+        cache.insert_project_names(names, cache.epoch());
+        cache.changed(&Change::Everything);
+        assert!(cache.project_names().is_none());
     }
 }

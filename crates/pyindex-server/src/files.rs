@@ -11,15 +11,13 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use http::{HeaderValue, Method, StatusCode, header};
-use pyindex_catalog::FileRecord;
-use pyindex_registry::{RegistryError, Rejection};
+use pyindex_registry::{FileDownload, FilePart, RegistryError};
 use pyindex_storage::{BlobContent, BlobKey, ByteRange};
 
 use crate::AppState;
 use crate::response::{if_none_match, internal_error, not_found, registry_error};
 
 const FILE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
-const METADATA_SUFFIX: &str = ".metadata";
 
 /// A requested byte range, as parsed from a `Range` header.
 #[derive(Debug, PartialEq, Eq)]
@@ -95,9 +93,9 @@ pub struct Download {
     etag: HeaderValue,
     /// The upload time, as an HTTP date.
     last_modified: HeaderValue,
-    /// Why the file is not served (its project is quarantined), if it is not. Kept here so
-    /// that the refusal is cached, and forgotten, with the rest of the answer.
-    withheld: Option<(Rejection, String)>,
+    /// The registry's refusal when the file is not served (its project is quarantined).
+    /// Kept here so that the refusal is cached, and forgotten, with the rest of the answer.
+    withheld: Option<RegistryError>,
 }
 
 impl Download {
@@ -106,27 +104,17 @@ impl Download {
         &self.project
     }
 
-    /// The answer for the distribution `record` (`metadata`: for its PEP 658 metadata file);
-    /// `None` when there is no such metadata file. The registry decides whether it is served.
-    async fn new(
-        app: &AppState,
-        record: &FileRecord,
-        metadata: bool,
-    ) -> Result<Option<Download>, Response> {
-        let blob = match (metadata, &record.metadata_sha256) {
-            (false, _) => &record.sha256,
-            (true, Some(sha)) => sha,
-            (true, None) => return Ok(None),
-        };
-        let withheld = match app.registry.check_download(record).await {
-            Ok(()) => None,
-            Err(RegistryError::Rejected { rejection, message }) => Some((rejection, message)),
-            Err(e) => return Err(registry_error(&e)),
+    /// The answer for what the registry found for a file URL; `None` when it names no blob.
+    async fn new(app: &AppState, found: FileDownload) -> Result<Option<Download>, Response> {
+        let Some(blob) = found.blob_sha256() else {
+            return Ok(None);
         };
         let key = BlobKey::parse(blob)
             .map_err(|_| internal_error(&format!("catalog holds an invalid blob key '{blob}'")))?;
-        let len = if metadata {
-            match app.registry.blobs().size(&key).await {
+        let record = &found.file;
+        let len = match found.part {
+            FilePart::Distribution => record.size,
+            FilePart::Metadata => match app.registry.blobs().size(&key).await {
                 Ok(Some(len)) => len,
                 Ok(None) => {
                     return Err(internal_error(&format!(
@@ -134,20 +122,18 @@ impl Download {
                     )));
                 }
                 Err(e) => return Err(internal_error(&e.to_string())),
-            }
-        } else {
-            record.size
+            },
         };
         let header =
             |text: String| HeaderValue::from_str(&text).map_err(|e| internal_error(&e.to_string()));
         Ok(Some(Download {
-            project: record.project.clone(),
-            dist_sha256: record.sha256.clone(),
             etag: header(format!("\"{key}\""))?,
             last_modified: header(httpdate::fmt_http_date(record.uploaded.into()))?,
             key,
             len,
-            withheld,
+            project: found.file.project,
+            dist_sha256: found.file.sha256,
+            withheld: found.withheld,
         }))
     }
 }
@@ -160,23 +146,12 @@ async fn lookup(app: &AppState, filename: &str) -> Result<Option<Arc<Download>>,
         return Ok(Some(download));
     }
     let epoch = app.cache.epoch();
-    let catalog = app.registry.catalog();
-    let found = match catalog.file(filename).await {
-        Ok(Some(record)) => Some((record, false)),
-        Ok(None) => match filename.strip_suffix(METADATA_SUFFIX) {
-            Some(dist) => catalog
-                .file(dist)
-                .await
-                .map_err(|e| internal_error(&e.to_string()))?
-                .map(|r| (r, true)),
-            None => None,
-        },
-        Err(e) => return Err(internal_error(&e.to_string())),
+    let found = match app.registry.download(filename).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(registry_error(&e)),
     };
-    let Some((record, metadata)) = found else {
-        return Ok(None);
-    };
-    let Some(download) = Download::new(app, &record, metadata).await? else {
+    let Some(download) = Download::new(app, found).await? else {
         return Ok(None);
     };
     let download = Arc::new(download);
@@ -202,8 +177,8 @@ pub async fn download(
         Ok(_) => return missing(),
         Err(response) => return response,
     };
-    if let Some((rejection, message)) = &d.withheld {
-        return registry_error(&RegistryError::rejected(*rejection, message.as_str()));
+    if let Some(refusal) = &d.withheld {
+        return registry_error(refusal);
     }
     let headers = request.headers();
     let mut response = Response::new(Body::empty());

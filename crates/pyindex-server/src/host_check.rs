@@ -68,7 +68,16 @@ impl HostPolicy {
         let Some(name) = host_name(authority) else {
             return false;
         };
-        is_loopback(&name) || self.allowed.contains(&name)
+        is_loopback(&name) || self.allowed.iter().any(|allowed| same_host(allowed, &name))
+    }
+}
+
+/// Whether two normalized host names are the same host: as addresses when both are IP
+/// addresses (`fd00:0::1` is `fd00::1`), else as text.
+fn same_host(a: &str, b: &str) -> bool {
+    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+        (Ok(a), Ok(b)) => a.to_canonical() == b.to_canonical(),
+        _ => a == b,
     }
 }
 
@@ -256,6 +265,17 @@ mod tests {
         assert!(p.allows("10.0.0.5"));
         assert!(p.allows("localhost:9001"));
         assert!(!p.allows("other.internal"));
+    }
+
+    #[test]
+    fn allowed_addresses_match_in_any_spelling() {
+        let p = policy("127.0.0.1:9001", &["[fd00:0::1]", "10.0.0.5"]);
+        assert!(p.allows("[fd00::1]:9001"));
+        assert!(p.allows("[FD00:0000::0001]"));
+        assert!(p.allows("[::ffff:10.0.0.5]:9001"));
+        assert!(!p.allows("[fd00::2]:9001"));
+        let p = policy("127.0.0.1:9001", &["fd00::1"]);
+        assert!(p.allows("[fd00:0:0::1]"));
     }
 
     #[test]

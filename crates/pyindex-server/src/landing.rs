@@ -1,42 +1,39 @@
-//! The landing page at `/`: what this server is, and the commands that use it, written with the
-//! public URL, or else the scheme and address the client used to reach it.
+//! The address of this server as clients should write it in commands (shown on the web pages
+//! and in error messages): the public URL, or else the scheme and address the client used.
 
 use std::net::SocketAddr;
 
-use axum::extract::{Request, State};
-use axum::response::Html;
+use axum::extract::Request;
 use http::{HeaderMap, Uri, header};
 
 use crate::AppState;
 use crate::forwarded::RequestOrigin;
 
-const TEMPLATE: &str = include_str!("landing.html");
-/// Where the base URL (`scheme://host[:port]`) goes in [`TEMPLATE`].
-const BASE_URL_SLOT: &str = "{base_url}";
 /// Longest address accepted from a request: a full DNS name and a port.
 const MAX_ADDRESS: usize = 253 + 6;
-
-/// `GET /`: the landing page.
-pub async fn page(State(app): State<AppState>, request: Request) -> Html<String> {
-    Html(TEMPLATE.replace(BASE_URL_SLOT, &base_url(&app, &request)))
-}
 
 /// The URL clients use to reach the index (`scheme://host[:port]`), for pages and messages
 /// that show commands: the public URL when one is set, else the request's scheme (see
 /// [`RequestOrigin`]) and [`address`].
 pub fn base_url(app: &AppState, request: &Request) -> String {
+    base_url_from(app, request.extensions(), request.headers(), request.uri())
+}
+
+/// [`base_url`] from the parts of a request.
+pub fn base_url_from(
+    app: &AppState,
+    extensions: &http::Extensions,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> String {
     if let Some(public) = &app.public_url {
         return public.base().to_owned();
     }
-    let https = request
-        .extensions()
+    let https = extensions
         .get::<RequestOrigin>()
         .is_some_and(|origin| origin.https);
     let scheme = if https { "https" } else { "http" };
-    format!(
-        "{scheme}://{}",
-        address(app, request.headers(), request.uri())
-    )
+    format!("{scheme}://{}", address(app, headers, uri))
 }
 
 /// The address clients use to reach the index (`host` or `host:port`): the request's `Host`
@@ -53,9 +50,11 @@ fn address(app: &AppState, headers: &HeaderMap, uri: &Uri) -> String {
 }
 
 /// Whether `text` is a bare `host[:port]`: ASCII letters, digits, `.`, `-`, `:`, `[` and `]`
-/// only. None of these means anything in HTML or in a shell command line, so an accepted
-/// address is written into the page as it is: a whitelist instead of an escaping function or
-/// a template engine (askama, used for real pages) for one tiny page.
+/// only. None of these means anything in HTML, so an accepted address is written into the page
+/// as it is: a whitelist instead of an escaping function or a template engine (askama, used for
+/// real pages) for one tiny page. `[` and `]` are glob characters in a shell (zsh refuses an
+/// unmatched glob), so the commands shown quote the URL in single quotes, which no accepted
+/// address contains.
 fn is_plain_address(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= MAX_ADDRESS
@@ -117,14 +116,5 @@ mod tests {
             "HOST:9001"
         );
         assert_eq!(listen_address(None), "HOST");
-    }
-
-    #[test]
-    fn the_template_has_the_slot() {
-        assert!(TEMPLATE.contains(BASE_URL_SLOT));
-        assert!(
-            !TEMPLATE.contains("http://"),
-            "the scheme comes from the base URL"
-        );
     }
 }

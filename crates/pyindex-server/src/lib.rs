@@ -24,6 +24,7 @@ mod request_id;
 mod response;
 mod simple;
 pub mod tls;
+mod ui;
 mod upload;
 
 use std::net::SocketAddr;
@@ -31,10 +32,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use http::{Method, StatusCode, Uri, header};
+use http::{StatusCode, header};
 use pyindex_registry::{AccessMode, Registry};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -132,7 +133,7 @@ impl AppState {
 }
 
 async fn health(State(app): State<AppState>) -> Response {
-    match app.registry.catalog().generation().await {
+    match app.registry.catalog_generation().await {
         Ok(_) => (
             StatusCode::OK,
             [(header::CACHE_CONTROL, "no-store")],
@@ -146,13 +147,14 @@ async fn health(State(app): State<AppState>) -> Response {
     }
 }
 
-/// Anything that is no route: `/<project>/` redirects to `/simple/<project>/` (an index URL
-/// given without `/simple/`); everything else is 404. The redirect is a 301, like the index's
-/// other redirects: only GET and HEAD are redirected, so 308's keeping of the method adds
-/// nothing, and every installer and proxy follows 301.
-async fn unknown_route(method: Method, uri: Uri) -> Response {
-    if let Some(location) = simple::missing_simple_prefix(&method, &uri) {
-        return response::moved_permanently(&location);
+/// Anything that is no route: `/<project>/` of an existing project redirects to
+/// `/simple/<project>/` (an index URL given without `/simple/`); everything else is 404. The
+/// redirect is a 301, like the index's other redirects: only GET and HEAD are redirected, so
+/// 308's keeping of the method adds nothing, and every installer and proxy follows 301.
+async fn unknown_route(State(app): State<AppState>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    if let Some(response) = simple::redirect_to_simple(&app, &parts).await {
+        return response;
     }
     response::not_found(
         "Not found. This server is a Python package index: the index is at /simple/, uploads go to /legacy/.",
@@ -165,7 +167,6 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(cross_site::refuse_cross_site));
     let mut reads = Router::new()
-        .route("/", get(landing::page))
         .route(
             "/simple/",
             get(simple::root).fallback(simple::not_an_upload_url),
@@ -206,6 +207,7 @@ pub fn router(state: AppState) -> Router {
     let public_url = state.public_url.clone();
     let app = Router::new()
         .merge(reads)
+        .merge(ui::routes())
         .merge(api)
         .route("/", upload.clone())
         .route("/legacy/", upload.clone())

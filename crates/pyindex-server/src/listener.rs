@@ -10,9 +10,15 @@
 //!   then stays silent for the body timeout (a client that stopped reading its response);
 //! - a request body that delivers no bytes for the body timeout fails (tower-http's
 //!   `TimeoutBody`), so handlers waiting on it answer instead of waiting forever;
-//! - at most `max_connections` connections are open: at the cap the loop stops accepting until
-//!   one closes (the kernel's backlog queues the rest, bounded by the kernel);
-//! - on shutdown, idle connections close at once, busy ones get the shutdown timeout to finish;
+//! - at most `max_connections` connections are open: at the cap the loop still accepts, and
+//!   makes room by closing the connection that has waited longest for a request head (one that
+//!   never sent a whole head, or sits idle between requests); a connection with a request in
+//!   progress (head received, response not yet sent whole) is never closed for room. When every
+//!   connection has a request in progress, the accepted one waits for a place and the loop stops
+//!   accepting (the kernel's backlog queues the rest, bounded by the kernel);
+//! - on shutdown, idle connections close at once, busy ones get the shutdown timeout to finish,
+//!   and the connection tasks still running then are aborted (dropping an unfinished upload
+//!   removes its spool file) before `serve` returns;
 //! - with TLS, the handshake must finish within the header timeout too, so a client that
 //!   connects and never sends its hello does not hold a place under the cap.
 //!
@@ -22,11 +28,12 @@
 //! HTTP/2 is not offered (neither over TLS nor with prior knowledge): pip, uv and twine speak
 //! HTTP/1.1, and HTTP/1.1 alone gets a header deadline from the first byte.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -37,7 +44,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
@@ -142,7 +150,7 @@ pub struct Transport {
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then gives open
-/// connections up to the shutdown timeout to finish and returns.
+/// connections up to the shutdown timeout to finish, aborts those still open and returns.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -152,16 +160,13 @@ pub async fn serve(
 ) {
     let max = limits.max_connections.clamp(1, MAX_CONNECTIONS);
     let slots = Arc::new(Semaphore::new(max));
+    let open = Arc::new(OpenConnections::default());
+    let mut tasks = JoinSet::new();
     let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
+        // Finished tasks are reaped here, so the set holds at most the open connections.
+        while tasks.try_join_next().is_some() {}
         let (stream, remote) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -172,33 +177,126 @@ pub async fn serve(
                 }
             },
         };
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = take_slot(&slots, &open) => slot,
+        };
+        let activity = Arc::new(Activity::new());
         let connection = Connection {
             router: router.clone(),
             limits,
             transport: transport.clone(),
             remote,
             stopping: stopping.clone(),
-            _slot: permit,
+            activity: activity.clone(),
+            _registered: open.register(activity),
+            _slot: slot,
         };
-        tokio::spawn(connection.serve(stream));
+        tasks.spawn(connection.serve(stream));
     }
     drop(listener);
     stop.send_replace(true);
-    let open = max - slots.available_permits();
-    if open > 0 {
-        tracing::info!(open, "waiting for open connections to finish");
+    finish_connections(tasks, &open, limits.shutdown_timeout).await;
+}
+
+/// Waits up to `timeout` for the connection tasks to end, then aborts the rest and waits for
+/// them to be dropped (closing their sockets, removing their spool files).
+async fn finish_connections(mut tasks: JoinSet<()>, open: &OpenConnections, timeout: Duration) {
+    if open.len() > 0 {
+        tracing::info!(open = open.len(), "waiting for open connections to finish");
     }
-    let all = u32::try_from(max).unwrap_or(u32::MAX);
-    if tokio::time::timeout(limits.shutdown_timeout, slots.acquire_many(all))
-        .await
-        .is_err()
-    {
-        let open = max - slots.available_permits();
-        tracing::warn!(
-            open,
-            timeout = ?limits.shutdown_timeout,
-            "shutdown timeout reached; closing the connections still open"
-        );
+    let all_done = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(timeout, all_done).await.is_ok() {
+        return;
+    }
+    tracing::warn!(
+        open = open.len(),
+        ?timeout,
+        "shutdown timeout reached; closing the connections still open"
+    );
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+}
+
+/// How often a full server looks again for a connection it may close to make room, while every
+/// connection has a request in progress.
+const RECHECK_FOR_ROOM: Duration = Duration::from_millis(500);
+
+/// A place under the connection cap for a connection just accepted: a free one, or one made by
+/// closing the connection that has waited longest for a request head.
+async fn take_slot(slots: &Arc<Semaphore>, open: &OpenConnections) -> OwnedSemaphorePermit {
+    loop {
+        if let Ok(slot) = slots.clone().try_acquire_owned() {
+            return slot;
+        }
+        open.evict_longest_waiting();
+        // The closed connection frees its place once its task runs; look again after a while
+        // in case it started a request meanwhile (then it stays) or none could be closed.
+        if let Ok(Ok(slot)) =
+            tokio::time::timeout(RECHECK_FOR_ROOM, slots.clone().acquire_owned()).await
+        {
+            return slot;
+        }
+    }
+}
+
+/// The open connections' activity, so that a full server can close the one that has waited
+/// longest for a request head. Finding it scans them all, which happens only at the cap (a
+/// per-request ordered index would cost every request a shared lock instead).
+#[derive(Default)]
+struct OpenConnections {
+    next_id: AtomicU64,
+    by_id: Mutex<HashMap<u64, Arc<Activity>>>,
+}
+
+impl OpenConnections {
+    fn register(self: &Arc<Self>, activity: Arc<Activity>) -> Registered {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut by_id) = self.by_id.lock() {
+            by_id.insert(id, activity);
+        }
+        Registered {
+            open: self.clone(),
+            id,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.by_id.lock().map_or(0, |by_id| by_id.len())
+    }
+
+    /// Tells the connection that has waited longest for a request head to close; `false` if
+    /// every connection has a request in progress (or was already told).
+    fn evict_longest_waiting(&self) -> bool {
+        let Ok(by_id) = self.by_id.lock() else {
+            return false;
+        };
+        let victim = by_id
+            .values()
+            .filter(|a| a.awaiting_head() && !a.evicted.load(Ordering::Relaxed))
+            .min_by_key(|a| a.waiting_since());
+        match victim {
+            Some(activity) => {
+                activity.evicted.store(true, Ordering::Relaxed);
+                activity.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Removes a connection from [`OpenConnections`] when dropped (also when its task is aborted).
+struct Registered {
+    open: Arc<OpenConnections>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut by_id) = self.open.by_id.lock() {
+            by_id.remove(&self.id);
+        }
     }
 }
 
@@ -223,13 +321,16 @@ struct Connection {
     transport: Transport,
     remote: SocketAddr,
     stopping: watch::Receiver<bool>,
+    activity: Arc<Activity>,
+    /// Leaves [`OpenConnections`] when dropped.
+    _registered: Registered,
     /// Frees a place under the connection cap when dropped.
     _slot: OwnedSemaphorePermit,
 }
 
 impl Connection {
     async fn serve(self, stream: TcpStream) {
-        let activity = Arc::new(Activity::new());
+        let activity = self.activity.clone();
         let tracked = Tracked {
             inner: stream,
             activity: activity.clone(),
@@ -238,7 +339,14 @@ impl Connection {
             return self.serve_http(tracked, activity, false).await;
         };
         let handshake = tls.acceptor().accept(tracked);
-        match tokio::time::timeout(self.limits.header_timeout, handshake).await {
+        let handshake = tokio::select! {
+            finished = tokio::time::timeout(self.limits.header_timeout, handshake) => finished,
+            () = activity.evict.notified() => {
+                tracing::debug!(remote = %self.remote, "closing a connection still in its TLS handshake to make room");
+                return;
+            }
+        };
+        match handshake {
             Ok(Ok(stream)) => self.serve_http(stream, activity, true).await,
             Ok(Err(error)) => {
                 tracing::debug!(remote = %self.remote, %error, "TLS handshake failed");
@@ -265,6 +373,7 @@ impl Connection {
             );
             let trusted = self.transport.trusted_proxies.clone();
             hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                let in_progress = RequestGuard::new(activity.clone());
                 let handling = HandlingGuard::new(activity.clone());
                 let origin = RequestOrigin::resolve(remote, tls, request.headers(), &trusted);
                 let mut request =
@@ -275,7 +384,13 @@ impl Connection {
                 async move {
                     let response = call.await;
                     drop(handling);
-                    response
+                    // The request stays in progress until its response body is sent whole.
+                    response.map(|response| {
+                        response.map(|body| UntilSent {
+                            body,
+                            _in_progress: in_progress,
+                        })
+                    })
                 }
             })
         };
@@ -305,6 +420,14 @@ impl Connection {
                     activity.touch();
                     closing = true;
                 }
+                () = activity.evict.notified() => {
+                    if activity.awaiting_head() {
+                        tracing::debug!(remote = %self.remote, "closing a connection waiting for a request head to make room");
+                        return;
+                    }
+                    // A request arrived after it was picked: it stays.
+                    activity.evicted.store(false, Ordering::Relaxed);
+                }
                 () = tokio::time::sleep_until(deadline) => {
                     if activity.last_progress() + quiet_limit > Instant::now() {
                         continue;
@@ -327,11 +450,19 @@ impl Connection {
     }
 }
 
-/// When a connection last moved bytes, and how many of its requests are being handled.
+/// When a connection last moved bytes, how many of its requests are being handled or in
+/// progress, and since when it waits for a request head.
 struct Activity {
     origin: Instant,
     last_progress_ms: AtomicU64,
     handling: AtomicUsize,
+    /// Requests whose head arrived and whose response is not yet sent whole.
+    in_progress: AtomicUsize,
+    /// When the last request ended (0: when the connection opened).
+    waiting_since_ms: AtomicU64,
+    /// Set when the connection is told to close to make room.
+    evicted: AtomicBool,
+    evict: Notify,
 }
 
 impl Activity {
@@ -340,16 +471,33 @@ impl Activity {
             origin: Instant::now(),
             last_progress_ms: AtomicU64::new(0),
             handling: AtomicUsize::new(0),
+            in_progress: AtomicUsize::new(0),
+            waiting_since_ms: AtomicU64::new(0),
+            evicted: AtomicBool::new(false),
+            evict: Notify::new(),
         }
     }
 
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn touch(&self) {
-        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_progress_ms.store(ms, Ordering::Relaxed);
+        self.last_progress_ms
+            .store(self.elapsed_ms(), Ordering::Relaxed);
     }
 
     fn last_progress(&self) -> Instant {
         self.origin + Duration::from_millis(self.last_progress_ms.load(Ordering::Relaxed))
+    }
+
+    /// No request in progress: the connection waits for (the rest of) a request head.
+    fn awaiting_head(&self) -> bool {
+        self.in_progress.load(Ordering::Relaxed) == 0
+    }
+
+    fn waiting_since(&self) -> Instant {
+        self.origin + Duration::from_millis(self.waiting_since_ms.load(Ordering::Relaxed))
     }
 
     fn handling(&self) -> bool {
@@ -371,6 +519,53 @@ impl Drop for HandlingGuard {
     fn drop(&mut self) {
         self.0.handling.fetch_sub(1, Ordering::Relaxed);
         self.0.touch();
+    }
+}
+
+/// Counts a request as in progress while alive: from its head to the end of its response body.
+struct RequestGuard(Arc<Activity>);
+
+impl RequestGuard {
+    fn new(activity: Arc<Activity>) -> RequestGuard {
+        activity.in_progress.fetch_add(1, Ordering::Relaxed);
+        RequestGuard(activity)
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        activity
+            .waiting_since_ms
+            .store(activity.elapsed_ms(), Ordering::Relaxed);
+        activity.in_progress.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request in progress until hyper has sent it whole (or
+/// given up on it) and drops it.
+struct UntilSent {
+    body: Body,
+    _in_progress: RequestGuard,
+}
+
+impl hyper::body::Body for UntilSent {
+    type Data = <Body as hyper::body::Body>::Data;
+    type Error = <Body as hyper::body::Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -440,6 +635,179 @@ impl AsyncWrite for Tracked {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const HALF_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slo";
+    const FULL_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    const SLOW_HEAD: &[u8] = b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    /// Long enough that nothing in these tests closes by timeout.
+    const LONG: Duration = Duration::from_secs(600);
+
+    fn limits(max_connections: usize, shutdown_timeout: Duration) -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: LONG,
+            keep_alive_timeout: LONG,
+            body_timeout: LONG,
+            shutdown_timeout,
+            max_connections,
+        }
+    }
+
+    /// Sets its flag when dropped: shows that a handler's future was dropped.
+    struct DropFlag(Arc<AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A server with `/` answering at once and `/slow` never answering (setting `dropped`
+    /// when its future is dropped); returns its address, the shutdown trigger and its task.
+    async fn start(
+        limits: ConnectionLimits,
+        dropped: Arc<AtomicBool>,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let router = Router::new().route("/", get(|| async { "ok" })).route(
+            "/slow",
+            get(move || {
+                let flag = DropFlag(dropped.clone());
+                async move {
+                    let _flag = flag;
+                    std::future::pending::<()>().await;
+                }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let server = tokio::spawn(serve(
+            listener,
+            router,
+            limits,
+            Transport::default(),
+            shutdown,
+        ));
+        (addr, stop, server)
+    }
+
+    async fn connect(addr: SocketAddr, send: &[u8]) -> TcpStream {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(send).await.unwrap();
+        stream
+    }
+
+    /// Reads until the server closes; `None` if it keeps the connection open for `wait`.
+    async fn read_to_close(stream: &mut TcpStream, wait: Duration) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        match tokio::time::timeout(wait, stream.read_to_end(&mut out)).await {
+            Ok(_) => Some(out),
+            Err(_) => None,
+        }
+    }
+
+    /// Gives the server time to accept and start serving what was sent.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_the_longest_waiting_head_makes_room() {
+        let (addr, _stop, _server) = start(limits(2, LONG), Arc::default()).await;
+        let mut oldest = connect(addr, HALF_HEAD).await;
+        settle().await;
+        let mut newer = connect(addr, HALF_HEAD).await;
+        settle().await;
+        let mut client = connect(addr, FULL_HEAD).await;
+        let answer = read_to_close(&mut client, Duration::from_secs(10)).await;
+        let answer = String::from_utf8(answer.expect("the new client was not served")).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            read_to_close(&mut oldest, Duration::from_secs(10))
+                .await
+                .is_some(),
+            "the connection waiting longest was not closed"
+        );
+        assert!(
+            read_to_close(&mut newer, Duration::from_millis(500))
+                .await
+                .is_none(),
+            "a newer waiting connection was closed too"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_in_progress_is_not_closed_for_room() {
+        let (addr, _stop, _server) = start(limits(1, LONG), Arc::default()).await;
+        let mut busy = connect(addr, SLOW_HEAD).await;
+        settle().await;
+        let mut client = connect(addr, FULL_HEAD).await;
+        assert!(
+            read_to_close(&mut client, Duration::from_secs(2))
+                .await
+                .is_none(),
+            "served although the only place holds a request in progress"
+        );
+        assert!(
+            read_to_close(&mut busy, Duration::from_millis(100))
+                .await
+                .is_none(),
+            "the request in progress was closed"
+        );
+        drop(busy);
+        let answer = read_to_close(&mut client, Duration::from_secs(10)).await;
+        let answer = String::from_utf8(answer.expect("not served after a place freed")).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn an_idle_kept_alive_connection_makes_room() {
+        let (addr, _stop, _server) = start(limits(1, LONG), Arc::default()).await;
+        let mut idle = connect(addr, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
+        let mut buf = [0u8; 1024];
+        let n = idle.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        let mut client = connect(addr, FULL_HEAD).await;
+        let answer = read_to_close(&mut client, Duration::from_secs(10)).await;
+        assert!(answer.expect("not served").starts_with(b"HTTP/1.1 200"));
+        assert!(
+            read_to_close(&mut idle, Duration::from_secs(10))
+                .await
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_aborts_the_connections_still_open_at_the_deadline() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let (addr, stop, server) =
+            start(limits(8, Duration::from_millis(300)), dropped.clone()).await;
+        let mut busy = connect(addr, SLOW_HEAD).await;
+        settle().await;
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), server)
+            .await
+            .expect("serve did not return after the shutdown timeout")
+            .unwrap();
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the handler still ran after serve returned"
+        );
+        assert!(
+            read_to_close(&mut busy, Duration::from_secs(10))
+                .await
+                .is_some(),
+            "the connection was not closed"
+        );
+    }
 
     #[test]
     fn default_cap_leaves_room_for_files() {

@@ -438,7 +438,7 @@ pub async fn page(
     {
         return refused;
     }
-    let generation = match app.registry.catalog().generation().await {
+    let generation = match app.registry.catalog_generation().await {
         Ok(generation) => generation,
         Err(e) => return internal_error(&format!("could not read the catalog generation: {e}")),
     };

@@ -5,7 +5,8 @@
 use std::fmt::Write;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use pyindex_catalog::{FileRecord, ProjectFiles, ProjectSummary, Yank};
+use pyindex_catalog::{FileRecord, ProjectSummary, Yank};
+use pyindex_registry::ProjectPage;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -94,15 +95,6 @@ fn status_json(project: &ProjectSummary) -> Value {
     Value::Object(status)
 }
 
-/// The files a project page lists: none while the project is quarantined (PEP 792).
-fn listed_files(project: &ProjectFiles) -> &[FileRecord] {
-    if project.project.status.serves_files() {
-        &project.files
-    } else {
-        &[]
-    }
-}
-
 const HTML_TAIL: &str = "  </body>\n</html>\n";
 
 /// The root page listing every project.
@@ -128,8 +120,9 @@ pub fn root(projects: &[ProjectSummary], format: Format) -> Vec<u8> {
     }
 }
 
-/// A project's page listing its files.
-pub fn project(project: &ProjectFiles, format: Format) -> Vec<u8> {
+/// A project's page listing its files (as the registry gives them: none while the project is
+/// quarantined).
+pub fn project(project: &ProjectPage, format: Format) -> Vec<u8> {
     if format.is_html() {
         project_html(project)
     } else {
@@ -137,12 +130,12 @@ pub fn project(project: &ProjectFiles, format: Format) -> Vec<u8> {
     }
 }
 
-fn project_html(project: &ProjectFiles) -> Vec<u8> {
+fn project_html(project: &ProjectPage) -> Vec<u8> {
     let mut html = html_head(
         &format!("Links for {}", project.project.name),
         &status_meta(&project.project),
     );
-    for file in listed_files(project) {
+    for file in &project.files {
         let _ = write!(
             html,
             "    <a href=\"{}#sha256={}\"",
@@ -171,30 +164,13 @@ fn project_html(project: &ProjectFiles) -> Vec<u8> {
     html.into_bytes()
 }
 
-fn project_json(project: &ProjectFiles) -> Vec<u8> {
-    let mut versions: Vec<(Option<pyindex_packaging::Version>, &str)> = Vec::new();
-    for file in &project.files {
-        if !versions.iter().any(|(_, v)| *v == file.version) {
-            versions.push((
-                pyindex_packaging::parse_version(&file.version).ok(),
-                &file.version,
-            ));
-        }
-    }
-    // PEP 440 order; anything unparsable (imported legacy files) sorts last, by text.
-    versions.sort_by(|a, b| match (&a.0, &b.0) {
-        (Some(x), Some(y)) => x.cmp(y),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => a.1.cmp(b.1),
-    });
-    // `versions` names every release even while no file is listed, as in PEP 792's example.
-    let files: Vec<Value> = listed_files(project).iter().map(file_json).collect();
+fn project_json(project: &ProjectPage) -> Vec<u8> {
+    let files: Vec<Value> = project.files.iter().map(file_json).collect();
     json_bytes(&json!({
         "meta": { "api-version": API_VERSION },
         "project-status": status_json(&project.project),
         "name": project.project.name,
-        "versions": versions.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+        "versions": project.versions,
         "files": files,
     }))
 }
@@ -240,17 +216,20 @@ mod tests {
             metadata_sha256: Some("cd".repeat(32)),
             uploaded: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
             yank,
+            project_status: ProjectStatus::Active,
+            project_status_reason: None,
         }
     }
 
-    fn sample() -> ProjectFiles {
-        ProjectFiles {
+    fn sample() -> ProjectPage {
+        ProjectPage {
             project: ProjectSummary {
                 name: "shared-pkg".into(),
                 display_name: "Shared_Pkg".into(),
                 status: ProjectStatus::Active,
                 status_reason: None,
             },
+            versions: vec!["0.9.0+cu1".into(), "0.9.1".into(), "0.10.0".into()],
             files: vec![
                 file(
                     "shared_pkg-0.10.0-py3-none-any.whl",
@@ -291,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn json_has_pep700_fields_and_sorted_versions() {
+    fn json_has_pep700_fields_and_the_versions() {
         let value: Value = serde_json::from_slice(&project(&sample(), Format::Json)).unwrap();
         assert_eq!(value["meta"]["api-version"], "1.4");
         assert_eq!(value["name"], "shared-pkg");
@@ -308,7 +287,7 @@ mod tests {
         assert!(!files[0]["url"].as_str().unwrap().contains('#'));
     }
 
-    fn with_status(status: ProjectStatus, reason: Option<&str>) -> ProjectFiles {
+    fn with_status(status: ProjectStatus, reason: Option<&str>) -> ProjectPage {
         let mut project = sample();
         project.project.status = status;
         project.project.status_reason = reason.map(str::to_owned);
@@ -346,8 +325,9 @@ mod tests {
     }
 
     #[test]
-    fn quarantined_project_lists_no_files_but_keeps_its_versions() {
-        let quarantined = with_status(ProjectStatus::Quarantined, Some("malware"));
+    fn a_page_without_files_keeps_its_versions() {
+        let mut quarantined = with_status(ProjectStatus::Quarantined, Some("malware"));
+        quarantined.files.clear();
         let html = String::from_utf8(project(&quarantined, Format::TextHtml)).unwrap();
         assert!(!html.contains("<a "));
         assert!(html.contains("content=\"quarantined\""));

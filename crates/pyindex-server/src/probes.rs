@@ -11,8 +11,7 @@ use crate::AppState;
 /// otherwise 503 naming what failed (the details go to the log).
 pub async fn ready(State(app): State<AppState>) -> Response {
     let registry = &app.registry;
-    let (catalog, storage) =
-        tokio::join!(registry.catalog().generation(), registry.blobs().check());
+    let (catalog, storage) = tokio::join!(registry.catalog_generation(), registry.blobs().check());
     let mut failed = Vec::new();
     if let Err(e) = catalog {
         tracing::error!(error = %e, "readiness check: the catalog does not answer");

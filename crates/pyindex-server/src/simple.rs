@@ -1,18 +1,21 @@
 //! The simple repository API: `/simple/` and `/simple/<project>/` (standards A, B, E7, E8).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use percent_encoding::percent_decode_str;
 use pyindex_packaging::ProjectName;
+use pyindex_registry::{FilePart, RegistryError};
 
 use crate::AppState;
 use crate::cache::{Page, PageKey};
 use crate::negotiate::{self, Format};
 use crate::pages;
-use crate::response::{if_none_match, internal_error, moved_permanently, not_found, plain_error};
+use crate::response::{if_none_match, moved_permanently, not_found, plain_error, registry_error};
 
 /// Index pages may be cached but must be revalidated, so a new release is visible at once.
 const PAGE_CACHE_CONTROL: &str = "max-age=0, must-revalidate";
@@ -103,8 +106,8 @@ pub async fn not_an_upload_url(State(app): State<AppState>, request: Request) ->
         StatusCode::METHOD_NOT_ALLOWED,
         &format!(
             "/simple/ is the index installers read; uploads go to /legacy/: \
-             twine upload --repository-url {base_url}/legacy/ ..., \
-             uv publish --publish-url {base_url}/legacy/ ..."
+             twine upload --repository-url '{base_url}/legacy/' ..., \
+             uv publish --publish-url '{base_url}/legacy/' ..."
         ),
     );
     response
@@ -114,16 +117,53 @@ pub async fn not_an_upload_url(State(app): State<AppState>, request: Request) ->
 }
 
 /// Where a request for `/<project>/` or `/<project>` (an index URL given without `/simple/`, as
-/// in `pip install --index-url http://host:9001 shared`) belongs: `/simple/<normalized>/`.
-/// `None` for other methods than GET and HEAD, and for paths that are no project name.
-pub fn missing_simple_prefix(method: &Method, uri: &Uri) -> Option<String> {
+/// in `pip install --index-url http://host:9001 shared`) would belong: the project's name and
+/// `/simple/<normalized>/`. `None` for other methods than GET and HEAD, and for paths that are
+/// no project name.
+pub fn missing_simple_prefix(method: &Method, uri: &Uri) -> Option<(ProjectName, String)> {
     if method != Method::GET && method != Method::HEAD {
         return None;
     }
     let path = uri.path().strip_prefix('/')?;
     let raw = path.strip_suffix('/').unwrap_or(path);
     let name = ProjectName::new(raw).ok()?;
-    Some(with_query(format!("/simple/{name}/"), uri))
+    let location = with_query(format!("/simple/{name}/"), uri);
+    Some((name, location))
+}
+
+/// The redirect of `/<project>/` to `/simple/<project>/` when the project exists (in the `all`
+/// mode, for a caller who may read); `None` when the path names no project, as `/favicon.ico`
+/// does: a permanent redirect to a page that does not exist would be cached for nothing.
+pub async fn redirect_to_simple(app: &AppState, request: &Parts) -> Option<Response> {
+    let (name, location) = missing_simple_prefix(&request.method, &request.uri)?;
+    if let Err(refused) = crate::auth::check_read(app, &request.headers, &request.extensions).await
+    {
+        return Some(refused);
+    }
+    match project_exists(app, &name).await {
+        Ok(true) => Some(moved_permanently(&location)),
+        Ok(false) => None,
+        Err(e) => Some(registry_error(&e)),
+    }
+}
+
+/// Whether the project exists, from the cached set of project names (read again after a
+/// project is created).
+async fn project_exists(app: &AppState, name: &ProjectName) -> Result<bool, RegistryError> {
+    if let Some(names) = app.cache.project_names() {
+        return Ok(names.contains(name.as_str()));
+    }
+    let epoch = app.cache.epoch();
+    let names: HashSet<String> = app
+        .registry
+        .projects()
+        .await?
+        .into_iter()
+        .map(|project| project.name)
+        .collect();
+    let exists = names.contains(name.as_str());
+    app.cache.insert_project_names(Arc::new(names), epoch);
+    Ok(exists)
 }
 
 /// `GET /simple/`: every project.
@@ -140,13 +180,13 @@ pub async fn root(State(app): State<AppState>, request: Request) -> Response {
         return send_page(&page, headers);
     }
     let epoch = app.cache.epoch();
-    match app.registry.catalog().projects().await {
+    match app.registry.projects().await {
         Ok(projects) => {
             let page = Arc::new(Page::new(format, pages::root(&projects, format)));
             app.cache.insert_page(key, page.clone(), epoch);
             send_page(&page, headers)
         }
-        Err(e) => internal_error(&e.to_string()),
+        Err(e) => registry_error(&e),
     }
 }
 
@@ -185,15 +225,17 @@ pub async fn old_file_url(
     if filename == OLD_PAGE_FILE {
         return moved_permanently(&with_query(format!("/simple/{name}/"), &uri));
     }
-    match app.registry.catalog().file(&filename).await {
-        Ok(Some(file)) if file.project == name.as_str() => {
-            moved_permanently(&pages::file_url(&file))
+    match app.registry.download(&filename).await {
+        Ok(Some(found))
+            if found.part == FilePart::Distribution && found.file.project == name.as_str() =>
+        {
+            moved_permanently(&pages::file_url(&found.file))
         }
         Ok(_) => not_found(&format!(
             "No file '{}' in the project '{name}' of this index: see /simple/{name}/ for its files.",
             filename.escape_default()
         )),
-        Err(e) => internal_error(&e.to_string()),
+        Err(e) => registry_error(&e),
     }
 }
 
@@ -217,10 +259,10 @@ pub async fn project(
         Ok(format) => format,
         // An unknown project is 404 whatever the client accepts.
         Err(not_acceptable) => {
-            return match app.registry.catalog().project(name.as_str()).await {
+            return match app.registry.project(name.as_str()).await {
                 Ok(Some(_)) => not_acceptable,
                 Ok(None) => not_found(&format!("No project named '{name}' in this index.")),
-                Err(e) => internal_error(&e.to_string()),
+                Err(e) => registry_error(&e),
             };
         }
     };
@@ -231,14 +273,14 @@ pub async fn project(
         return send_page(&page, headers);
     }
     let epoch = app.cache.epoch();
-    match app.registry.catalog().project_files(name.as_str()).await {
-        Ok(Some(files)) => {
-            let page = Arc::new(Page::new(format, pages::project(&files, format)));
+    match app.registry.project_page(name.as_str()).await {
+        Ok(Some(project)) => {
+            let page = Arc::new(Page::new(format, pages::project(&project, format)));
             app.cache.insert_page(key, page.clone(), epoch);
             send_page(&page, headers)
         }
         Ok(None) => not_found(&format!("No project named '{name}' in this index.")),
-        Err(e) => internal_error(&e.to_string()),
+        Err(e) => registry_error(&e),
     }
 }
 
@@ -247,7 +289,7 @@ mod tests {
     use super::*;
 
     fn redirect(method: Method, target: &str) -> Option<String> {
-        missing_simple_prefix(&method, &target.parse().unwrap())
+        missing_simple_prefix(&method, &target.parse().unwrap()).map(|(_, location)| location)
     }
 
     #[test]
@@ -278,7 +320,10 @@ mod tests {
             "/a b/",
         ] {
             if let Ok(uri) = target.parse::<Uri>() {
-                assert_eq!(missing_simple_prefix(&Method::GET, &uri), None, "{target}");
+                assert!(
+                    missing_simple_prefix(&Method::GET, &uri).is_none(),
+                    "{target}"
+                );
             }
         }
         assert_eq!(redirect(Method::POST, "/shared/"), None);

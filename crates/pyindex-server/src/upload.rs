@@ -175,12 +175,13 @@ async fn read_form(
                 ));
             }
             // Every client sends `name` before the file: refuse a caller without rights on
-            // the project before spooling what may be a gigabyte.
+            // the project, or a project closed to uploads, before spooling what may be a
+            // gigabyte.
             if let Some((_, claimed)) = fields.iter().find(|(k, _)| k == "name")
                 && let Ok(project) = ProjectName::new(claimed)
             {
                 app.registry
-                    .authorize_publish(identity, &project)
+                    .may_start_upload(identity, &project)
                     .await
                     .map_err(|e| registry_error(&e))?;
             }
@@ -294,5 +295,103 @@ async fn receive(app: &AppState, request: Request) -> Response {
             registry_error(&e)
         }
         Err(e) => registry_error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use futures::StreamExt;
+    use pyindex_catalog::{
+        AuditEntry, Catalog, NewFile, ProjectStatus, ReleaseMetadata, SqliteCatalog,
+    };
+    use pyindex_packaging::archive::ArchiveLimits;
+    use pyindex_registry::{AccessMode, Actor, Registry};
+    use pyindex_storage::{LocalBlobStore, Spool};
+    use time::OffsetDateTime;
+    use tower::ServiceExt;
+
+    use crate::{AppState, router};
+
+    fn audit() -> AuditEntry {
+        AuditEntry {
+            at: OffsetDateTime::now_utc(),
+            actor: "test".into(),
+            action: "publish".into(),
+            subject: "courier".into(),
+            address: None,
+            detail: None,
+        }
+    }
+
+    /// An open index holding `courier` 1.0 (a catalog row only), archived.
+    async fn archived_courier(dir: &std::path::Path) -> Registry {
+        let catalog = Arc::new(
+            SqliteCatalog::open(&dir.join("catalog.sqlite3"))
+                .await
+                .unwrap(),
+        );
+        let file = NewFile {
+            project: "courier".into(),
+            display_name: "courier".into(),
+            version: "1.0".into(),
+            canonical_version: "1".into(),
+            filename: "courier-1.0-py3-none-any.whl".into(),
+            dist_key: pyindex_packaging::parse_filename("courier-1.0-py3-none-any.whl")
+                .unwrap()
+                .identity(),
+            kind: pyindex_packaging::DistKind::Wheel,
+            size: 1,
+            sha256: "ab".repeat(32),
+            md5: "cd".repeat(16),
+            blake2_256: "ef".repeat(32),
+            requires_python: None,
+            metadata_sha256: None,
+            release: ReleaseMetadata::default(),
+            uploaded: OffsetDateTime::now_utc(),
+            uploader: None,
+        };
+        catalog.add_file(&file, &audit()).await.unwrap();
+        let blobs = Arc::new(LocalBlobStore::open(dir.join("files")).unwrap());
+        let spool = Spool::open(dir.join("tmp")).unwrap();
+        let registry = Registry::new(catalog, blobs, spool, ArchiveLimits::default())
+            .with_access_mode(AccessMode::Open);
+        registry
+            .set_project_status(Actor::Cli, "courier", ProjectStatus::Archived, None)
+            .await
+            .unwrap();
+        registry
+    }
+
+    #[tokio::test]
+    async fn a_closed_project_is_refused_before_the_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = AppState::new(archived_courier(dir.path()).await, 1 << 20);
+        let head = "--X\r\nContent-Disposition: form-data; name=\":action\"\r\n\r\nfile_upload\r\n\
+             --X\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\ncourier\r\n\
+             --X\r\nContent-Disposition: form-data; name=\"content\"; filename=\"courier-2.0-py3-none-any.whl\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\nPK";
+        // The rest of the file never arrives: only an answer given before reading the file
+        // comes at all (else the timeout below fails the test).
+        let rest = futures::stream::pending::<Result<bytes::Bytes, std::io::Error>>();
+        let body = futures::stream::iter([Ok(bytes::Bytes::from(head))]).chain(rest);
+        let request = http::Request::post("/legacy/")
+            .header("content-type", "multipart/form-data; boundary=X")
+            .body(Body::from_stream(body))
+            .unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(60), router(app).oneshot(request))
+            .await
+            .expect("no answer while the file was still arriving: the server waited for it")
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, http::StatusCode::FORBIDDEN, "{body}");
+        assert!(body.contains("Project 'courier' is archived"), "{body}");
     }
 }

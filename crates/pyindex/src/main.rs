@@ -28,8 +28,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(commands::run(cli));
-    // Tasks still running (connections past the shutdown timeout) are dropped here, which
-    // discards their unfinished uploads; blocking work gets a moment, not an unbounded wait.
+    // Connections past the shutdown timeout were aborted by the server already; other tasks
+    // still running are dropped here; blocking work gets a moment, not an unbounded wait.
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -45,7 +45,7 @@ pub(crate) async fn role_of(
     .transpose()
 }
 
-fn user(row: &SqliteRow) -> Result<User, CatalogError> {
+pub(crate) fn user(row: &SqliteRow) -> Result<User, CatalogError> {
     Ok(User {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -304,11 +304,6 @@ impl Accounts for SqliteCatalog {
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    async fn record(&self, entry: &AuditEntry) -> Result<(), CatalogError> {
-        let mut conn = self.pool.acquire().await?;
-        insert_audit(&mut conn, entry).await
     }
 
     async fn audit(&self, limit: i64) -> Result<Vec<AuditEntry>, CatalogError> {

@@ -6,6 +6,7 @@
 //! "database is locked", an immediate one waits for the busy timeout instead.
 
 mod accounts;
+mod browse;
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use sqlx::{Row, SqlSafeStr};
 use time::OffsetDateTime;
 
 use accounts::insert_audit;
-use pyindex_packaging::{DistKind, parse_filename};
+use pyindex_packaging::{DistKey, DistKind, parse_filename};
 use sqlx::SqliteConnection;
 
 use crate::{
@@ -49,6 +50,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "distributions and changes",
         include_str!("../../migrations/sqlite/0004_distributions_and_changes.sql"),
+    ),
+    (
+        5,
+        "distribution keys v2",
+        include_str!("../../migrations/sqlite/0005_distribution_keys_v2.sql"),
+    ),
+    (
+        6,
+        "release details and sessions",
+        include_str!("../../migrations/sqlite/0006_release_details_and_sessions.sql"),
     ),
 ];
 
@@ -100,11 +111,23 @@ impl SqliteCatalog {
         Ok(catalog)
     }
 
-    /// Gives files recorded before schema version 4 their distribution key. Those files were
-    /// published under the normalized-name rule, so two of them share a key only if they spell
-    /// one version two ways (`1.0` and `01.0`); the later one then keys on its filename, which
-    /// keeps both listed, as they were.
+    /// Gives their distribution key to files that have none: files recorded before schema
+    /// version 4, and every file after migration 5 forgot the keys of the older form. Files are
+    /// keyed in upload order; a file whose key is taken already (a second spelling of one
+    /// distribution, published while the older rule let it in: `1.0` and `1.0.0`, or a `.zip`
+    /// beside a `.tar.gz`) keys on its filename instead (`file:` and the name), so every
+    /// published file stays listed and no new spelling of it can be added.
+    ///
+    /// It takes the write lock only when some file has no key, so that opening the catalog
+    /// (for a read-only command beside the server) does not queue behind or block writers.
     async fn fill_dist_keys(&self) -> Result<(), CatalogError> {
+        let missing: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM files WHERE dist_key IS NULL)")
+                .fetch_one(&self.pool)
+                .await?;
+        if !missing {
+            return Ok(());
+        }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let rows: Vec<(i64, String)> =
             sqlx::query_as("SELECT id, filename FROM files WHERE dist_key IS NULL ORDER BY id")
@@ -112,7 +135,7 @@ impl SqliteCatalog {
                 .await?;
         for (id, filename) in rows {
             let key = parse_filename(&filename)
-                .map(|parsed| parsed.identity())
+                .map(|parsed| parsed.identity().to_string())
                 .unwrap_or_else(|_| format!("file:{filename}"));
             let taken: bool =
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM files WHERE dist_key = $1)")
@@ -186,7 +209,8 @@ fn size_from(n: i64) -> Result<u64, CatalogError> {
 }
 
 const FILE_COLUMNS: &str = "p.name AS project, f.filename, r.version, f.kind, f.size, f.sha256, \
-     f.requires_python, f.metadata_sha256, f.uploaded_us, r.yanked, r.yanked_reason \
+     f.requires_python, f.metadata_sha256, f.uploaded_us, r.yanked, r.yanked_reason, \
+     p.status AS status, p.status_reason AS status_reason \
      FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = r.project_id";
 
 fn file_record(row: &SqliteRow) -> Result<FileRecord, CatalogError> {
@@ -210,6 +234,8 @@ fn file_record(row: &SqliteRow) -> Result<FileRecord, CatalogError> {
         } else {
             Yank::NotYanked
         },
+        project_status: project_status(row)?,
+        project_status_reason: row.try_get("status_reason")?,
     })
 }
 
@@ -248,7 +274,7 @@ async fn existing_outcome(
     let existing: Option<(String, String)> = sqlx::query_as(
         "SELECT filename, sha256 FROM files WHERE dist_key = $1 OR filename = $2 LIMIT 1",
     )
-    .bind(&file.dist_key)
+    .bind(file.dist_key.as_str())
     .bind(&file.filename)
     .fetch_optional(tx)
     .await?;
@@ -262,6 +288,152 @@ async fn existing_outcome(
             }
         }
     }))
+}
+
+/// The id of `file`'s project, creating the project if it does not exist (then `true`).
+async fn ensure_project(
+    tx: &mut SqliteConnection,
+    file: &NewFile,
+) -> Result<(i64, bool), CatalogError> {
+    let created = sqlx::query(
+        "INSERT INTO projects (name, display_name, created_us) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(&file.project)
+    .bind(&file.display_name)
+    .bind(micros(file.uploaded))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        > 0;
+    let project_id = sqlx::query_scalar("SELECT id FROM projects WHERE name = $1")
+        .bind(&file.project)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok((project_id, created))
+}
+
+/// `Forbidden` unless the uploader (if accounts are in use) may publish to the project: the
+/// uploader of a new project becomes its owner; an existing one takes its owners, maintainers
+/// and admins. The account is re-read here: it may have been removed or demoted since the
+/// request was authenticated.
+async fn check_uploader(
+    tx: &mut SqliteConnection,
+    file: &NewFile,
+    project_id: i64,
+    created: bool,
+) -> Result<Option<AddOutcome>, CatalogError> {
+    let Some(uploader) = &file.uploader else {
+        return Ok(None);
+    };
+    let is_admin: Option<bool> = sqlx::query_scalar("SELECT is_admin FROM users WHERE id = $1")
+        .bind(uploader.user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(is_admin) = is_admin else {
+        return Ok(Some(AddOutcome::Forbidden));
+    };
+    if created {
+        accounts::grant(tx, project_id, uploader.user_id, Role::Owner).await?;
+    } else if !is_admin
+        && accounts::role_of(tx, project_id, uploader.user_id)
+            .await?
+            .is_none()
+    {
+        return Ok(Some(AddOutcome::Forbidden));
+    }
+    Ok(None)
+}
+
+/// `StatusRefuses` if the project's status takes no new files. Read inside the write
+/// transaction, so a status change cannot slip in between.
+async fn check_status(
+    tx: &mut SqliteConnection,
+    project_id: i64,
+) -> Result<Option<AddOutcome>, CatalogError> {
+    let row = sqlx::query("SELECT status, status_reason FROM projects WHERE id = $1")
+        .bind(project_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let status = project_status(&row)?;
+    if status.accepts_uploads() {
+        return Ok(None);
+    }
+    Ok(Some(AddOutcome::StatusRefuses {
+        status,
+        reason: row.try_get("status_reason")?,
+    }))
+}
+
+/// The id of `file`'s release, creating it with the file's release metadata if it is the
+/// release's first file.
+async fn insert_release(
+    tx: &mut SqliteConnection,
+    file: &NewFile,
+    project_id: i64,
+) -> Result<i64, CatalogError> {
+    let release = &file.release;
+    let requires_dist = serde_json::to_string(&release.requires_dist)
+        .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+    let new_release = sqlx::query(
+        "INSERT INTO releases (project_id, version, canonical_version, summary, description, \
+         description_content_type, requires_python, requires_dist, created_us, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (project_id, canonical_version) DO NOTHING",
+    )
+    .bind(project_id)
+    .bind(&file.version)
+    .bind(&file.canonical_version)
+    .bind(&release.summary)
+    .bind(&release.description)
+    .bind(&release.description_content_type)
+    .bind(&release.requires_python)
+    .bind(requires_dist)
+    .bind(micros(file.uploaded))
+    .bind(browse::details_json(&release.details)?)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        > 0;
+    if new_release {
+        browse::set_project_summary(tx, project_id, release.summary.as_deref()).await?;
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM releases WHERE project_id = $1 AND canonical_version = $2",
+    )
+    .bind(project_id)
+    .bind(&file.canonical_version)
+    .fetch_one(&mut *tx)
+    .await?)
+}
+
+/// Inserts the file row itself.
+async fn insert_file(
+    tx: &mut SqliteConnection,
+    file: &NewFile,
+    release_id: i64,
+) -> Result<(), CatalogError> {
+    let size = i64::try_from(file.size)
+        .map_err(|_| CatalogError::Corrupt(format!("file size {} too large", file.size)))?;
+    sqlx::query(
+        "INSERT INTO files (release_id, filename, dist_key, kind, size, sha256, md5, \
+         blake2_256, requires_python, metadata_sha256, uploaded_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(release_id)
+    .bind(&file.filename)
+    .bind(file.dist_key.as_str())
+    .bind(file.kind.as_str())
+    .bind(size)
+    .bind(&file.sha256)
+    .bind(&file.md5)
+    .bind(&file.blake2_256)
+    .bind(&file.requires_python)
+    .bind(&file.metadata_sha256)
+    .bind(micros(file.uploaded))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 impl SqliteCatalog {
@@ -289,107 +461,20 @@ impl Catalog for SqliteCatalog {
         audit: &AuditEntry,
     ) -> Result<AddOutcome, CatalogError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Rights and status first: a caller who may not publish here learns nothing about the
+        // files that exist. Returning without commit rolls back the project row, if created.
+        let (project_id, created) = ensure_project(&mut tx, file).await?;
+        if let Some(refusal) = check_uploader(&mut tx, file, project_id, created).await? {
+            return Ok(refusal);
+        }
+        if !created && let Some(refusal) = check_status(&mut tx, project_id).await? {
+            return Ok(refusal);
+        }
         if let Some(outcome) = existing_outcome(&mut tx, file).await? {
             return Ok(outcome);
         }
-        let now = micros(file.uploaded);
-        let created = sqlx::query(
-            "INSERT INTO projects (name, display_name, created_us) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(&file.project)
-        .bind(&file.display_name)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        let project_id: i64 = sqlx::query_scalar("SELECT id FROM projects WHERE name = $1")
-            .bind(&file.project)
-            .fetch_one(&mut *tx)
-            .await?;
-        if let Some(uploader) = &file.uploader {
-            // Re-read the account inside the transaction: it may have been removed or demoted
-            // since the request was authenticated.
-            let is_admin: Option<bool> =
-                sqlx::query_scalar("SELECT is_admin FROM users WHERE id = $1")
-                    .bind(uploader.user_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some(is_admin) = is_admin else {
-                return Ok(AddOutcome::Forbidden);
-            };
-            if created {
-                accounts::grant(&mut tx, project_id, uploader.user_id, Role::Owner).await?;
-            } else if !is_admin
-                && accounts::role_of(&mut tx, project_id, uploader.user_id)
-                    .await?
-                    .is_none()
-            {
-                return Ok(AddOutcome::Forbidden);
-            }
-        }
-        if !created {
-            // Read inside the write transaction: a status change cannot slip in between.
-            let row = sqlx::query("SELECT status, status_reason FROM projects WHERE id = $1")
-                .bind(project_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let status = project_status(&row)?;
-            if !status.accepts_uploads() {
-                return Ok(AddOutcome::StatusRefuses {
-                    status,
-                    reason: row.try_get("status_reason")?,
-                });
-            }
-        }
-        let release = &file.release;
-        let requires_dist = serde_json::to_string(&release.requires_dist)
-            .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO releases (project_id, version, canonical_version, summary, description, \
-             description_content_type, requires_python, requires_dist, created_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (project_id, canonical_version) DO NOTHING",
-        )
-        .bind(project_id)
-        .bind(&file.version)
-        .bind(&file.canonical_version)
-        .bind(&release.summary)
-        .bind(&release.description)
-        .bind(&release.description_content_type)
-        .bind(&release.requires_python)
-        .bind(requires_dist)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let release_id: i64 = sqlx::query_scalar(
-            "SELECT id FROM releases WHERE project_id = $1 AND canonical_version = $2",
-        )
-        .bind(project_id)
-        .bind(&file.canonical_version)
-        .fetch_one(&mut *tx)
-        .await?;
-        let size = i64::try_from(file.size)
-            .map_err(|_| CatalogError::Corrupt(format!("file size {} too large", file.size)))?;
-        sqlx::query(
-            "INSERT INTO files (release_id, filename, dist_key, kind, size, sha256, md5, \
-             blake2_256, requires_python, metadata_sha256, uploaded_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(release_id)
-        .bind(&file.filename)
-        .bind(&file.dist_key)
-        .bind(file.kind.as_str())
-        .bind(size)
-        .bind(&file.sha256)
-        .bind(&file.md5)
-        .bind(&file.blake2_256)
-        .bind(&file.requires_python)
-        .bind(&file.metadata_sha256)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let release_id = insert_release(&mut tx, file, project_id).await?;
+        insert_file(&mut tx, file, release_id).await?;
         let mut changes = vec![Change::Project(file.project.clone())];
         if created {
             changes.push(Change::ProjectList);
@@ -406,8 +491,8 @@ impl Catalog for SqliteCatalog {
         self.one_file("f.filename = $1", filename).await
     }
 
-    async fn distribution(&self, dist_key: &str) -> Result<Option<FileRecord>, CatalogError> {
-        self.one_file("f.dist_key = $1", dist_key).await
+    async fn distribution(&self, dist_key: &DistKey) -> Result<Option<FileRecord>, CatalogError> {
+        self.one_file("f.dist_key = $1", dist_key.as_str()).await
     }
 
     async fn projects(&self) -> Result<Vec<ProjectSummary>, CatalogError> {
@@ -485,20 +570,23 @@ impl Catalog for SqliteCatalog {
     async fn set_project_status(
         &self,
         project: &str,
+        previous: ProjectStatus,
         status: ProjectStatus,
         reason: Option<&str>,
         audit: &AuditEntry,
     ) -> Result<bool, CatalogError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let changed =
-            sqlx::query("UPDATE projects SET status = $1, status_reason = $2 WHERE name = $3")
-                .bind(status.as_str())
-                .bind(reason)
-                .bind(project)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
+        let changed = sqlx::query(
+            "UPDATE projects SET status = $1, status_reason = $2 WHERE name = $3 AND status = $4",
+        )
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(project)
+        .bind(previous.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
         if !changed {
             return Ok(false);
         }
@@ -535,24 +623,30 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn changes_since(&self, seq: i64) -> Result<Changes, CatalogError> {
-        let mut conn = self.pool.acquire().await?;
+        // One read transaction, so one snapshot: a prune committed between reading the oldest
+        // row and reading the rows cannot hide lost changes.
+        let mut tx = self.pool.begin().await?;
         let oldest: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM changes")
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut *tx)
             .await?;
         let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
             "SELECT seq, scope, subject FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(seq)
         .bind(CHANGES_PER_READ + 1)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *tx)
         .await?;
         let pruned_past_reader = oldest.is_some_and(|oldest| oldest > seq + 1);
         if pruned_past_reader || rows.len() as i64 > CHANGES_PER_READ {
+            let newest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM changes")
+                .fetch_one(&mut *tx)
+                .await?;
             return Ok(Changes {
-                seq: self.generation().await?,
+                seq: newest,
                 changes: vec![Change::Everything],
             });
         }
+        tx.commit().await?;
         let newest = rows.last().map_or(seq, |(newest, _, _)| *newest);
         let changes = rows
             .into_iter()
@@ -654,6 +748,7 @@ mod tests {
             catalog
                 .set_project_status(
                     "shared-pkg",
+                    ProjectStatus::Active,
                     ProjectStatus::Archived,
                     Some("moved to courier"),
                     &audit
@@ -669,6 +764,12 @@ mod tests {
             Some("moved to courier")
         );
         assert_eq!(catalog.projects().await.unwrap()[0], listed.project);
+        assert_eq!(listed.files[0].project_status, ProjectStatus::Archived);
+        let file = catalog.file(&file.filename).await.unwrap().unwrap();
+        assert_eq!(
+            (file.project_status, file.project_status_reason.as_deref()),
+            (ProjectStatus::Archived, Some("moved to courier"))
+        );
         assert_eq!(
             crate::Accounts::audit(&catalog, 10).await.unwrap().last(),
             Some(&audit)
@@ -677,6 +778,7 @@ mod tests {
         catalog
             .set_project_status(
                 "shared-pkg",
+                ProjectStatus::Archived,
                 ProjectStatus::Active,
                 None,
                 &status_audit("active"),
@@ -701,11 +803,21 @@ mod tests {
             .await
             .unwrap();
         let next = new_file("shared_pkg-0.2.0-py3-none-any.whl", "0.2.0", "bb");
+        let mut previous = ProjectStatus::Active;
         for status in [ProjectStatus::Archived, ProjectStatus::Quarantined] {
-            catalog
-                .set_project_status("shared-pkg", status, Some("why"), &status_audit("s"))
-                .await
-                .unwrap();
+            assert!(
+                catalog
+                    .set_project_status(
+                        "shared-pkg",
+                        previous,
+                        status,
+                        Some("why"),
+                        &status_audit("s")
+                    )
+                    .await
+                    .unwrap()
+            );
+            previous = status;
             let g = catalog.generation().await.unwrap();
             assert_eq!(
                 catalog
@@ -722,6 +834,7 @@ mod tests {
         catalog
             .set_project_status(
                 "shared-pkg",
+                ProjectStatus::Quarantined,
                 ProjectStatus::Deprecated,
                 None,
                 &status_audit("d"),
@@ -743,7 +856,13 @@ mod tests {
         let g = catalog.generation().await.unwrap();
         assert!(
             !catalog
-                .set_project_status("nope", ProjectStatus::Quarantined, None, &status_audit("x"))
+                .set_project_status(
+                    "nope",
+                    ProjectStatus::Active,
+                    ProjectStatus::Quarantined,
+                    None,
+                    &status_audit("x")
+                )
                 .await
                 .unwrap()
         );
@@ -753,6 +872,55 @@ mod tests {
                 .await
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn status_change_from_a_stale_status_writes_nothing() {
+        let (_dir, catalog) = catalog().await;
+        catalog
+            .add_file(
+                &new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa"),
+                &crate::suite::audit("publish", "x"),
+            )
+            .await
+            .unwrap();
+        assert!(
+            catalog
+                .set_project_status(
+                    "shared-pkg",
+                    ProjectStatus::Active,
+                    ProjectStatus::Quarantined,
+                    Some("malware"),
+                    &status_audit("q")
+                )
+                .await
+                .unwrap()
+        );
+        let g = catalog.generation().await.unwrap();
+        let audits = crate::Accounts::audit(&catalog, 10).await.unwrap().len();
+        // A caller that read `active` before the quarantine must not lift it.
+        assert!(
+            !catalog
+                .set_project_status(
+                    "shared-pkg",
+                    ProjectStatus::Active,
+                    ProjectStatus::Active,
+                    None,
+                    &status_audit("a")
+                )
+                .await
+                .unwrap()
+        );
+        let project = catalog.project("shared-pkg").await.unwrap().unwrap();
+        assert_eq!(
+            (project.status, project.status_reason.as_deref()),
+            (ProjectStatus::Quarantined, Some("malware"))
+        );
+        assert_eq!(catalog.generation().await.unwrap(), g);
+        assert_eq!(
+            crate::Accounts::audit(&catalog, 10).await.unwrap().len(),
+            audits
         );
     }
 
@@ -779,6 +947,7 @@ mod tests {
             catalog
                 .set_project_status(
                     "shared-pkg",
+                    ProjectStatus::Active,
                     ProjectStatus::Archived,
                     None,
                     &status_audit("a")
@@ -864,9 +1033,89 @@ mod tests {
         assert_eq!(
             keys,
             [
-                "shared-pkg-0.1.0--py3-none-any.whl",
+                "shared-pkg-0.1--py3-none-any.whl",
                 "shared-pkg-0.1.1--py3-none-any.whl"
             ]
         );
+    }
+
+    /// Writes a file row under a key of the form before migration 5, as an older pyindex did.
+    async fn insert_with_old_key(catalog: &SqliteCatalog, filename: &str, old_key: &str) {
+        crate::suite::publish(catalog, filename, filename).await;
+        sqlx::query("UPDATE files SET dist_key = $1 WHERE filename = $2")
+            .bind(old_key)
+            .bind(filename)
+            .execute(&catalog.pool)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn migration_5_rekeys_and_keeps_old_duplicates_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite3");
+        let catalog = SqliteCatalog::open(&path).await.unwrap();
+        // Two spellings of one distribution each, let in by the keys of schema version 4.
+        let old = [
+            ("demo-1.0-py3-none-any.whl", "demo-1.0--py3-none-any.whl"),
+            (
+                "demo-1.0.0-py3-none-any.whl",
+                "demo-1.0.0--py3-none-any.whl",
+            ),
+            ("demo-2.0.tar.gz", "demo-2.0.tar.gz"),
+            ("demo-2.0.zip", "demo-2.0.zip"),
+        ];
+        for (filename, old_key) in old {
+            insert_with_old_key(&catalog, filename, old_key).await;
+        }
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 5")
+            .execute(&catalog.pool)
+            .await
+            .unwrap();
+        catalog.close().await;
+
+        let catalog = SqliteCatalog::open(&path).await.unwrap();
+        let keys: Vec<String> = sqlx::query_scalar("SELECT dist_key FROM files ORDER BY id")
+            .fetch_all(&catalog.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            keys,
+            [
+                "demo-1--py3-none-any.whl",
+                "file:demo-1.0.0-py3-none-any.whl",
+                "demo-2.sdist",
+                "file:demo-2.0.zip",
+            ]
+        );
+        let files = catalog.project_files("demo").await.unwrap().unwrap().files;
+        assert_eq!(files.len(), 4, "every published file stays listed");
+        let third = crate::suite::new_file("demo-1.0.0.0-py3-none-any.whl", "new");
+        assert_eq!(
+            catalog
+                .add_file(&third, &crate::suite::audit("publish", "x"))
+                .await
+                .unwrap(),
+            AddOutcome::Conflict {
+                filename: "demo-1.0-py3-none-any.whl".into(),
+                existing_sha256: "demo-1.0-py3-none-any.whl".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn opening_a_keyed_catalog_takes_no_write_lock() {
+        let (_dir, catalog) = open().await;
+        crate::suite::publish(&catalog, "shared_pkg-0.1.0-py3-none-any.whl", "aa").await;
+        // Another writer holds the lock: when every file has its key, filling keys must not
+        // ask for it (which would fail with "database is locked" after the busy timeout).
+        let mut writer = catalog.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::query("INSERT INTO changes (scope) VALUES ('everything')")
+            .execute(&mut *writer)
+            .await
+            .unwrap();
+        let filled = catalog.fill_dist_keys().await;
+        assert!(filled.is_ok(), "{filled:?}");
+        writer.rollback().await.unwrap();
     }
 }

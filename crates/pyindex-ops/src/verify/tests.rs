@@ -41,14 +41,15 @@ impl Index {
         let key = self.store(data).await;
         let metadata = self.store(format!("Name: pkg\n{version}").as_bytes()).await;
         let filename = format!("pkg-{version}.tar.gz");
+        let parsed = pyindex_packaging::parse_filename(&filename).unwrap();
         let file = NewFile {
-            project: "pkg".into(),
+            project: parsed.project(),
             display_name: "pkg".into(),
-            version: version.into(),
-            canonical_version: version.into(),
+            version: parsed.version.to_string(),
+            canonical_version: pyindex_packaging::canonical_version(&parsed.version),
             filename: filename.clone(),
-            dist_key: filename.clone(),
-            kind: pyindex_packaging::DistKind::Sdist,
+            dist_key: parsed.identity(),
+            kind: parsed.kind(),
             size: data.len() as u64,
             sha256: key.to_string(),
             md5: "m".into(),

@@ -182,6 +182,91 @@ async fn only_admins_and_the_cli_impose_or_lift_a_quarantine() {
 }
 
 #[tokio::test]
+async fn owners_cannot_rewrite_or_clear_a_quarantine_reason() {
+    let h = Harness::new().await;
+    let owner = h.user("olga", false).await;
+    h.project_owned_by("courier", &owner).await;
+    h.registry
+        .set_project_status(
+            Actor::Cli,
+            "courier",
+            ProjectStatus::Quarantined,
+            Some("malware"),
+        )
+        .await
+        .unwrap();
+    for reason in [None, Some("false alarm")] {
+        let result = h
+            .registry
+            .set_project_status(user(&owner), "courier", ProjectStatus::Quarantined, reason)
+            .await;
+        assert_eq!(rejection(result), Rejection::Forbidden);
+    }
+    assert_eq!(
+        status_of(&h, "courier").await,
+        (ProjectStatus::Quarantined, Some("malware".into()))
+    );
+    assert_eq!(status_audits(&h).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_change_checked_against_a_stale_status_is_refused_as_a_conflict() {
+    let h = Harness::new().await;
+    let owner = h.user("olga", false).await;
+    h.project_owned_by("courier", &owner).await;
+    let name = ProjectName::new("courier").unwrap();
+    // The owner's request read `active` and passed the rights check; an admin's quarantine
+    // lands before its write.
+    h.registry
+        .set_project_status(
+            Actor::Cli,
+            "courier",
+            ProjectStatus::Quarantined,
+            Some("malware"),
+        )
+        .await
+        .unwrap();
+    let result = h
+        .registry
+        .write_status(
+            user(&owner),
+            &name,
+            ProjectStatus::Active,
+            ProjectStatus::Active,
+            None,
+        )
+        .await;
+    let Err(RegistryError::Rejected {
+        rejection: kind,
+        message,
+    }) = result
+    else {
+        panic!("expected a refusal, got {result:?}");
+    };
+    assert_eq!(kind, Rejection::Conflict);
+    assert!(message.contains("changed meanwhile"), "{message}");
+    assert_eq!(
+        status_of(&h, "courier").await,
+        (ProjectStatus::Quarantined, Some("malware".into()))
+    );
+    let audits = status_audits(&h).await;
+    assert_eq!(audits.len(), 1);
+    assert_eq!(audits[0].actor, "cli");
+    // An unknown project is still not found.
+    let result = h
+        .registry
+        .write_status(
+            Actor::Cli,
+            &ProjectName::new("nope").unwrap(),
+            ProjectStatus::Active,
+            ProjectStatus::Archived,
+            None,
+        )
+        .await;
+    assert_eq!(rejection(result), Rejection::NotFound);
+}
+
+#[tokio::test]
 async fn unknown_projects_and_bad_reasons_are_refused_without_a_trace() {
     let h = Harness::new().await;
     let result = h
@@ -233,32 +318,44 @@ async fn archived_and_quarantined_projects_refuse_uploads_before_inspection() {
 }
 
 #[tokio::test]
-async fn quarantined_files_are_not_downloadable() {
+async fn an_upload_may_start_only_where_the_status_accepts_files() {
     let h = Harness::new().await;
     let owner = h.user("olga", false).await;
     h.project_owned_by("courier", &owner).await;
-    let record = h
-        .database
-        .file("courier-1.0-py3-none-any.whl")
+    let courier = ProjectName::new("courier").unwrap();
+    let uploader = h
+        .registry
+        .may_start_upload(Some(&owner), &courier)
         .await
-        .unwrap()
         .unwrap();
-    for (status, served) in [
-        (ProjectStatus::Archived, true),
-        (ProjectStatus::Deprecated, true),
-        (ProjectStatus::Quarantined, false),
-        (ProjectStatus::Active, true),
-    ] {
+    assert_eq!(uploader.map(|u| u.user_id), Some(owner.user.id));
+    h.registry
+        .set_project_status(Actor::Cli, "courier", ProjectStatus::Archived, None)
+        .await
+        .unwrap();
+    let Err(RegistryError::Rejected { rejection, message }) =
+        h.registry.may_start_upload(Some(&owner), &courier).await
+    else {
+        panic!("expected a refusal");
+    };
+    assert_eq!(rejection, Rejection::Forbidden);
+    assert!(message.contains("accepts no new files"), "{message}");
+    // Rights come first: a stranger is told about rights, not the status.
+    let stranger = h.user("sam", false).await;
+    let Err(RegistryError::Rejected { message, .. }) =
+        h.registry.may_start_upload(Some(&stranger), &courier).await
+    else {
+        panic!("expected a refusal");
+    };
+    assert!(!message.contains("archived"), "{message}");
+    // A new project has no status yet.
+    let new = ProjectName::new("fresh").unwrap();
+    assert!(
         h.registry
-            .set_project_status(Actor::Cli, "courier", status, None)
+            .may_start_upload(Some(&owner), &new)
             .await
-            .unwrap();
-        assert_eq!(
-            h.registry.check_download(&record).await.is_ok(),
-            served,
-            "{status}"
-        );
-    }
+            .is_ok()
+    );
 }
 
 #[test]
@@ -270,24 +367,30 @@ fn reasons_are_trimmed_bounded_and_single_line() {
         Some("moved to courier")
     );
     assert!(clean_reason(Some("a\nb")).is_err());
+    for refused in [
+        '\u{2028}', // line separator
+        '\u{2029}', // paragraph separator
+        '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', // embeddings, overrides
+        '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', // isolates
+    ] {
+        let reason = format!("moved{refused}elsewhere");
+        assert!(clean_reason(Some(&reason)).is_err(), "{:?}", refused);
+    }
+    assert_eq!(
+        clean_reason(Some("déplacé — נעבר")).unwrap().as_deref(),
+        Some("déplacé — נעבר")
+    );
     let long = "x".repeat(MAX_STATUS_REASON_CHARS + 1);
     assert!(clean_reason(Some(&long)).is_err());
     assert!(clean_reason(Some(&long[1..])).is_ok());
 }
 
 #[test]
-fn only_quarantine_withholds_files() {
-    let mut summary = ProjectSummary {
-        name: "courier".into(),
-        display_name: "Courier".into(),
-        status: ProjectStatus::Archived,
-        status_reason: None,
-    };
-    assert!(check_served(&summary).is_ok());
-    summary.status = ProjectStatus::Quarantined;
-    summary.status_reason = Some("malware".into());
-    let message = check_served(&summary).unwrap_err().to_string();
+fn the_withholding_message_names_the_status_reason_and_remedy() {
+    let message =
+        files_withheld("courier", ProjectStatus::Quarantined, Some("malware")).to_string();
     assert!(message.contains("'courier' is quarantined (reason: malware)"));
+    assert!(message.contains("An admin can reactivate it"));
     assert!(message.contains("pyindex project status courier active"));
 }
 

@@ -239,14 +239,21 @@ fn release_metadata(metadata: &CoreMetadata) -> ReleaseMetadata {
         description_content_type: metadata.description_content_type.clone(),
         requires_python: metadata.requires_python.clone(),
         requires_dist: metadata.requires_dist.clone(),
+        details: crate::browse::release_details(metadata),
     }
 }
 
-fn conflict(uploaded: &str, existing: &str, existing_sha256: &str) -> RegistryError {
-    let same_name = if uploaded == existing {
+fn conflict(uploaded: &DistFilename, existing: &str, existing_sha256: &str) -> RegistryError {
+    let raw = &uploaded.raw;
+    let same_name = if raw == existing {
         String::new()
+    } else if uploaded.kind() == DistKind::Sdist {
+        format!(
+            " as '{existing}', the source distribution of the release of '{raw}' (a release \
+             has one source distribution, whatever its archive format or version spelling)"
+        )
     } else {
-        format!(" as '{existing}', another spelling of the same distribution as '{uploaded}'")
+        format!(" as '{existing}', another spelling of the same distribution as '{raw}'")
     };
     RegistryError::rejected(
         Rejection::Conflict,
@@ -269,11 +276,25 @@ fn already_published(
             filename: existing.to_owned(),
         })
     } else {
-        Err(conflict(&uploaded.raw, existing, existing_sha256))
+        Err(conflict(uploaded, existing, existing_sha256))
     }
 }
 
 impl Registry {
+    /// The checks an upload to `project` passes before its file is read: the caller may
+    /// publish to it, and its status accepts new files. The transport calls this before
+    /// spooling the file, [`Registry::upload`] again with the whole form. Returns the uploader
+    /// to record (none in open mode).
+    pub async fn may_start_upload(
+        &self,
+        identity: Option<&Identity>,
+        project: &ProjectName,
+    ) -> Result<Option<Uploader>, RegistryError> {
+        let uploader = self.authorize_publish(identity, project).await?;
+        self.check_project_accepts_uploads(project).await?;
+        Ok(uploader)
+    }
+
     /// Validates and publishes one uploaded file.
     pub async fn upload(&self, request: UploadRequest) -> Result<Published, RegistryError> {
         let form = Form::new(request.fields);
@@ -283,9 +304,8 @@ impl Registry {
             .ok_or_else(|| RegistryError::bad_request("Upload payload does not have a file."))?;
         let claim = check_claim(&form)?;
         let uploader = self
-            .authorize_publish(request.identity.as_ref(), &claim.name)
+            .may_start_upload(request.identity.as_ref(), &claim.name)
             .await?;
-        self.check_project_accepts_uploads(&claim.name).await?;
         let filename = check_filename(&content.filename, &claim)?;
         check_digests(&form, content.file.digests())?;
         let sha256 = &content.file.digests().sha256;

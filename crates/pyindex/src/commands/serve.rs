@@ -11,6 +11,7 @@ use pyindex_registry::{AccessMode, Actor, Registry};
 use pyindex_server::listener::{self, ConnectionLimits, MAX_CONNECTIONS, Transport};
 use pyindex_server::tls::{self, Tls};
 use pyindex_server::{AppState, HostPolicy, PublicUrl, TrustedProxies};
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogFormat, ServeArgs};
@@ -27,15 +28,21 @@ const ADMIN_PASSWORD_ENV: &str = "PYINDEX_ADMIN_PASSWORD";
 
 /// Logs to standard error at INFO (or as `RUST_LOG` says): readable lines, colored only on a
 /// terminal, or one JSON object per line with the request's span (its id) in `span`.
-fn init_logging(format: LogFormat) {
+/// Sets up logging to standard error through a writer thread, so that a request never waits on
+/// the terminal or pipe behind stderr (one line per request is written at full request rate).
+/// Its queue is bounded: under a flood of lines beyond what stderr takes, lines are dropped, not
+/// buffered without end. The returned guard flushes what is queued when it is dropped at exit.
+fn init_logging(format: LogFormat) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().with_span_list(false).init(),
     }
+    guard
 }
 
 async fn shutdown_signal() {
@@ -230,7 +237,7 @@ fn write_secret(path: &Path, content: &str) -> anyhow::Result<()> {
 
 /// Serves the index until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Result<()> {
-    init_logging(
+    let _flush_logs_at_exit = init_logging(
         args.log_format
             .or(file.log_format)
             .unwrap_or(LogFormat::Human),
@@ -292,6 +299,17 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
         None if deployment.transport.tls.is_some() => format!("https://{listen}"),
         None => format!("http://{listen}"),
     };
+    let filled = state
+        .registry
+        .fill_release_details()
+        .await
+        .context("could not fill in the details of releases published before they were kept")?;
+    if filled > 0 {
+        tracing::info!(
+            releases = filled,
+            "release details read from stored metadata"
+        );
+    }
     let _watcher = state.registry.spawn_change_watcher();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
