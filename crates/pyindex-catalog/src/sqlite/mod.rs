@@ -714,10 +714,6 @@ mod tests {
         open().await
     }
 
-    fn new_file(filename: &str, _version: &str, sha256: &str) -> NewFile {
-        crate::suite::new_file(filename, sha256)
-    }
-
     fn status_audit(detail: &str) -> AuditEntry {
         AuditEntry {
             at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
@@ -732,7 +728,7 @@ mod tests {
     #[tokio::test]
     async fn project_status_is_stored_with_its_audit_entry() {
         let (_dir, catalog) = catalog().await;
-        let file = new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa");
+        let file = crate::suite::new_file("shared_pkg-0.1.0-py3-none-any.whl", "aa");
         catalog
             .add_file(&file, &crate::suite::audit("publish", "x"))
             .await
@@ -795,14 +791,8 @@ mod tests {
     #[tokio::test]
     async fn archived_and_quarantined_projects_take_no_new_files() {
         let (_dir, catalog) = catalog().await;
-        catalog
-            .add_file(
-                &new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa"),
-                &crate::suite::audit("publish", "x"),
-            )
-            .await
-            .unwrap();
-        let next = new_file("shared_pkg-0.2.0-py3-none-any.whl", "0.2.0", "bb");
+        crate::suite::publish(&catalog, "shared_pkg-0.1.0-py3-none-any.whl", "aa").await;
+        let next = crate::suite::new_file("shared_pkg-0.2.0-py3-none-any.whl", "bb");
         let mut previous = ProjectStatus::Active;
         for status in [ProjectStatus::Archived, ProjectStatus::Quarantined] {
             assert!(
@@ -878,13 +868,7 @@ mod tests {
     #[tokio::test]
     async fn status_change_from_a_stale_status_writes_nothing() {
         let (_dir, catalog) = catalog().await;
-        catalog
-            .add_file(
-                &new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa"),
-                &crate::suite::audit("publish", "x"),
-            )
-            .await
-            .unwrap();
+        crate::suite::publish(&catalog, "shared_pkg-0.1.0-py3-none-any.whl", "aa").await;
         assert!(
             catalog
                 .set_project_status(
@@ -927,13 +911,7 @@ mod tests {
     #[tokio::test]
     async fn status_change_and_audit_entry_commit_together() {
         let (_dir, catalog) = catalog().await;
-        catalog
-            .add_file(
-                &new_file("shared_pkg-0.1.0-py3-none-any.whl", "0.1.0", "aa"),
-                &crate::suite::audit("publish", "x"),
-            )
-            .await
-            .unwrap();
+        crate::suite::publish(&catalog, "shared_pkg-0.1.0-py3-none-any.whl", "aa").await;
         // Make the audit insert fail: the status change must roll back with it.
         sqlx::query(
             "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
