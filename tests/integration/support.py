@@ -372,6 +372,19 @@ def upload_fields(dist: Dist, *, digests: Sequence[str] = ("sha256",)) -> list[t
     return fields
 
 
+def raw_upload_bytes(port: int, dist: Dist, authorization: str) -> tuple[bytes, bytes]:
+    """The head and body of an HTTP/1.1 upload of ``dist`` to ``/legacy/``, for tests that send
+    them over a raw socket at their own pace."""
+    body, ctype = encode_multipart(
+        upload_fields(dist), [("content", dist.filename, dist.data, "application/octet-stream")]
+    )
+    head = (
+        f"POST /legacy/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(body)}\r\nAuthorization: {authorization}\r\n\r\n"
+    ).encode()
+    return head, body
+
+
 def basic_auth_header(credentials) -> str:
     token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
     return f"Basic {token}"

@@ -124,13 +124,7 @@ def stalled_upload(srv, upload, dists) -> tuple[socket.socket, Path]:
     """Starts an upload whose body stops in the middle of the file; returns the socket
     once the server has spooled the first part, and the spool directory."""
     wheel = support.make_wheel(dists, "stall-pkg", "1.0", payload=os.urandom(2 * 1024 * 1024))
-    body, ctype = support.encode_multipart(
-        support.upload_fields(wheel), [("content", wheel.filename, wheel.data, "application/octet-stream")]
-    )
-    head = (
-        f"POST /legacy/ HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nContent-Type: {ctype}\r\n"
-        f"Content-Length: {len(body)}\r\nAuthorization: {upload.auth_headers()['Authorization']}\r\n\r\n"
-    ).encode()
+    head, body = support.raw_upload_bytes(srv.port, wheel, upload.auth_headers()["Authorization"])
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     s.sendall(head + body[: len(body) // 2])
     spool = srv.data / "tmp"

@@ -189,13 +189,7 @@ def connection_refused(port: int) -> bool:
 def test_sigterm_in_the_middle_of_a_200_mib_upload(server_factory, upload, dists):
     srv = server_factory("sigterm", extra_args=["--shutdown-timeout", "4s"])
     wheel = support.make_wheel(dists, "big-upload", "1.0", payload=os.urandom(200 * 1024 * 1024))
-    body, ctype = support.encode_multipart(
-        support.upload_fields(wheel), [("content", wheel.filename, wheel.data, "application/octet-stream")]
-    )
-    head = (
-        f"POST /legacy/ HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nContent-Type: {ctype}\r\n"
-        f"Content-Length: {len(body)}\r\nAuthorization: {upload.auth_headers()['Authorization']}\r\n\r\n"
-    ).encode()
+    head, body = support.raw_upload_bytes(srv.port, wheel, upload.auth_headers()["Authorization"])
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
     half = len(body) // 2
     s.sendall(head + body[:half])

@@ -290,14 +290,7 @@ impl Browse for SqliteCatalog {
 mod tests {
     use super::*;
     use crate::Catalog;
-
-    async fn open() -> (tempfile::TempDir, SqliteCatalog) {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = SqliteCatalog::open(&dir.path().join("catalog.sqlite3"))
-            .await
-            .unwrap();
-        (dir, catalog)
-    }
+    use crate::sqlite::tests::open;
 
     fn query(q: &str) -> SearchQuery {
         SearchQuery {

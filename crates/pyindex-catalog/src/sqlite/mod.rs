@@ -697,10 +697,11 @@ pub(crate) async fn record_changes(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    async fn open() -> (tempfile::TempDir, SqliteCatalog) {
+    /// A fresh catalog in a temporary directory that lives as long as the returned guard.
+    pub(crate) async fn open() -> (tempfile::TempDir, SqliteCatalog) {
         let dir = tempfile::tempdir().unwrap();
         let catalog = SqliteCatalog::open(&dir.path().join("catalog.sqlite3"))
             .await
