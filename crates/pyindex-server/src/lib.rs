@@ -239,10 +239,10 @@ pub fn router(state: AppState) -> Router {
                 .on_response(log_response),
         )
         .layer(CatchPanicLayer::new())
-        .layer(axum::middleware::from_fn_with_state(
-            public_url,
-            public_url::absolute_locations,
-        ))
+        // Only a configured public URL rewrites redirects; without one the layer is left out.
+        .option_layer(public_url.map(|public_url| {
+            axum::middleware::from_fn_with_state(public_url, public_url::absolute_locations)
+        }))
         .layer(axum::middleware::from_fn_with_state(
             host_policy,
             host_check::refuse_foreign_host,

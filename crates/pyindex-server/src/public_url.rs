@@ -89,14 +89,11 @@ impl PublicUrl {
 /// Middleware: with a public URL, a `Location` that is an absolute path becomes an absolute
 /// URL on it, so a client behind a proxy that rewrites nothing is sent to the right place.
 pub async fn absolute_locations(
-    State(public): State<Option<Arc<PublicUrl>>>,
+    State(public): State<Arc<PublicUrl>>,
     request: Request,
     next: Next,
 ) -> Response {
     let mut response = next.run(request).await;
-    let Some(public) = public else {
-        return response;
-    };
     let absolute = response
         .headers()
         .get(header::LOCATION)

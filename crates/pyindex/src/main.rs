@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod data_dir;
 mod duration;
+mod log_writer;
 mod size;
 mod timefmt;
 

@@ -11,13 +11,13 @@ use pyindex_registry::{AccessMode, Actor, Registry};
 use pyindex_server::listener::{self, ConnectionLimits, MAX_CONNECTIONS, Transport};
 use pyindex_server::tls::{self, Tls};
 use pyindex_server::{AppState, HostPolicy, PublicUrl, TrustedProxies};
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogFormat, ServeArgs};
 use crate::config::{DEFAULT_FILE_CACHE, DEFAULT_LISTEN, DEFAULT_MAX_UPLOAD_SIZE, FileConfig};
 use crate::data_dir::{self, Opener};
 use crate::duration::Timeout;
+use crate::log_writer::{self, FlushGuard};
 
 /// Name of the first admin account, created at the first start that needs one.
 const FIRST_ADMIN: &str = "admin";
@@ -27,14 +27,12 @@ const ADMIN_PASSWORD_FILE: &str = "admin-password";
 const ADMIN_PASSWORD_ENV: &str = "PYINDEX_ADMIN_PASSWORD";
 
 /// Logs to standard error at INFO (or as `RUST_LOG` says): readable lines, colored only on a
-/// terminal, or one JSON object per line with the request's span (its id) in `span`.
-/// Sets up logging to standard error through a writer thread, so that a request never waits on
-/// the terminal or pipe behind stderr (one line per request is written at full request rate).
-/// Its queue is bounded: under a flood of lines beyond what stderr takes, lines are dropped, not
-/// buffered without end. The returned guard flushes what is queued when it is dropped at exit.
-fn init_logging(format: LogFormat) -> WorkerGuard {
+/// terminal, or one JSON object per line with the request's span (its id) in `span`. Lines are
+/// written in batches by a thread of their own (see [`crate::log_writer`]); the returned guard
+/// writes what is left when it is dropped at exit.
+fn init_logging(format: LogFormat) -> FlushGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let (writer, guard) = log_writer::batched(std::io::stderr());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
