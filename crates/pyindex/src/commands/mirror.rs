@@ -200,12 +200,13 @@ async fn plan(index: &Index, entries: &[Entry], jobs: usize, report: &mut Report
     let mut downloads = Vec::new();
     for entry in entries {
         let what = label(entry);
-        let (page_url, page) = match &pages[&normalize(&entry.name)] {
-            Ok(page) => page,
-            Err(why) => {
+        let (page_url, page) = match pages.get(&normalize(&entry.name)) {
+            Some(Ok(page)) => page,
+            Some(Err(why)) => {
                 report.failed.push((what, why.clone()));
                 continue;
             }
+            None => continue, // every entry's name was asked for above
         };
         let resolved = match &entry.want {
             Want::Pin { version, sha256 } => resolve_pin(page_url, page, version, sha256),
