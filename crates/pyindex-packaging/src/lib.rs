@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod filename;
+pub mod lockfile;
 pub mod metadata;
 pub mod name;
 pub mod version;

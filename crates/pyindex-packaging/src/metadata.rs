@@ -1,7 +1,7 @@
 //! Core metadata (`METADATA` / `PKG-INFO`), standards K3, K5 and H11.
 
 mod headers;
-mod requirement;
+pub(crate) mod requirement;
 
 use std::str::FromStr;
 

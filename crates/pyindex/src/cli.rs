@@ -77,6 +77,13 @@ pub enum Command {
         #[arg(long, default_value_t = pyindex_ops::import::DEFAULT_JOBS, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=64), usize::from))]
         jobs: usize,
     },
+    /// Fetch what a build needs through a running pyindex ahead of time, so that the server's
+    /// upstream cache holds it for an offline build. FILE is a requirements file with exact pins
+    /// (`pip freeze`), a PEP 751 pylock.toml or a uv.lock; every file's sha256 is checked.
+    /// Credentials: user info in the index URL, or an API token in PYINDEX_MIRROR_TOKEN. Safe to
+    /// re-run. Exit status: 0 if every file was fetched and verified, 1 if some were not (listed
+    /// with the reason), 2 if FILE cannot be read or the index cannot be reached.
+    Mirror(MirrorArgs),
     /// Show the audit log: who published, yanked, or changed accounts and tokens, when and from where.
     Audit {
         /// How many of the newest entries to show.
@@ -232,6 +239,33 @@ pub enum ProjectCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+}
+
+/// Options of `pyindex mirror`.
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    /// The requirements file (pinned with ==), pylock.toml or uv.lock.
+    #[arg(short = 'r', long = "requirement", value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The index to fetch through, as pip's --index-url takes it; USER:PASSWORD@ in it are sent
+    /// as credentials [default: the server in the --config file (public_url, else listen), else
+    /// http://127.0.0.1:9001/simple/].
+    #[arg(
+        long,
+        env = "PYINDEX_MIRROR_INDEX_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub index_url: Option<String>,
+
+    /// Files downloaded at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=32), usize::from))]
+    pub jobs: usize,
+
+    /// Longest wait to connect, and for the next bytes of an answer.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub timeout: Timeout,
 }
 
 /// Options of `pyindex serve`.

@@ -10,7 +10,7 @@ use pep508_rs::{Pep508Url, Requirement};
 /// checked: unlike `pep508_rs::VerbatimUrl` it never expands environment variables or resolves
 /// paths, so validating an upload cannot depend on the server's environment.
 #[derive(Debug)]
-struct WrittenUrl(String);
+pub(crate) struct WrittenUrl(String);
 
 impl fmt::Display for WrittenUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -21,7 +21,7 @@ impl fmt::Display for WrittenUrl {
 /// A direct reference without a URL scheme.
 #[derive(Debug, thiserror::Error)]
 #[error("'{0}' is not a URL (expected a scheme such as https:// or file://)")]
-struct NotAUrl(String);
+pub(crate) struct NotAUrl(String);
 
 impl Pep508Url for WrittenUrl {
     type Err = NotAUrl;
@@ -49,22 +49,68 @@ fn has_scheme(url: &str) -> bool {
 
 /// Checks that `value` is a PEP 508 dependency specifier; the error is a one-line explanation.
 pub(super) fn check_requirement(value: &str) -> Result<(), String> {
-    match Requirement::<WrittenUrl>::from_str(value) {
-        Ok(_) => Ok(()),
-        // Only the message: the error's own Display underlines the input over several lines.
-        Err(err) => Err(err
-            .message
+    parse_requirement(value).map(drop)
+}
+
+/// Parses a PEP 508 dependency specifier; the error is a one-line explanation.
+pub(crate) fn parse_requirement(value: &str) -> Result<Requirement<WrittenUrl>, String> {
+    check_names(value)?;
+    // Only the message: the error's own Display underlines the input over several lines.
+    Requirement::<WrittenUrl>::from_str(value).map_err(|err| {
+        err.message
             .to_string()
             .lines()
             .next()
             .unwrap_or("invalid dependency specifier")
-            .to_owned()),
+            .to_owned()
+    })
+}
+
+/// Checks the name and extras before `pep508_rs` sees them: version 0.9.2 panics
+/// (`expect("... validation should match PEP 508 parsing")`) on a name or extra that ends in
+/// `.`, `-` or `_` and is followed by more text, e.g. `a. ; python_version < '3'`.
+fn check_names(value: &str) -> Result<(), String> {
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    let value = value.trim_start();
+    let end = value.find(|c| !is_name_char(c)).unwrap_or(value.len());
+    let (name, rest) = value.split_at(end);
+    if !name.is_empty() && !crate::is_valid_name(name) {
+        return Err(format!(
+            "'{}' is not a valid project name (it must start and end with a letter or digit)",
+            crate::text::quote(name)
+        ));
     }
+    let Some(extras) = rest.trim_start().strip_prefix('[') else {
+        return Ok(());
+    };
+    let extras = extras.split(']').next().unwrap_or_default();
+    for extra in extras.split(',').map(str::trim) {
+        if extra.chars().all(is_name_char) && !extra.is_empty() && !crate::is_valid_name(extra) {
+            return Err(format!(
+                "'{}' is not a valid extra name (it must start and end with a letter or digit)",
+                crate::text::quote(extra)
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_pep508_rs_would_panic_on_are_errors() {
+        for value in [
+            "a. ; python_version < '3'",
+            "a- >=1",
+            "a_ [x]",
+            "a[b. ]",
+            "a [x,y-]; os_name == 'nt'",
+        ] {
+            assert!(check_requirement(value).is_err(), "{value}");
+        }
+    }
 
     #[test]
     fn valid_requirements() {

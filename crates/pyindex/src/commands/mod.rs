@@ -4,6 +4,7 @@ mod accounts;
 mod backup;
 mod docs;
 mod import;
+mod mirror;
 mod serve;
 mod verify;
 mod yank;
@@ -25,6 +26,7 @@ fn needs_catalog(command: &Command) -> Option<String> {
         | Command::Completions { .. }
         | Command::Man { .. }
         | Command::Import { .. }
+        | Command::Mirror(_)
         | Command::User(UserCommand::Add { .. } | UserCommand::ImportHtpasswd { .. }) => {
             return None;
         }
@@ -91,8 +93,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match needs_catalog(&cli.command) {
         Some(example) => data_dir::require_catalog(&data, &example)?,
         // Say where a new index starts, so an account made in the wrong directory is noticed.
-        None if !matches!(cli.command, Command::Serve(_) | Command::Restore { .. })
-            && !data_dir::has_catalog(&data) =>
+        None if !matches!(
+            cli.command,
+            Command::Serve(_) | Command::Restore { .. } | Command::Mirror(_)
+        ) && !data_dir::has_catalog(&data) =>
         {
             let shown = data_dir::shown(&data);
             eprintln!(
@@ -119,5 +123,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore { src } => backup::restore(&src, &data).await,
         Command::Completions { .. } | Command::Man { .. } => Ok(()),
         Command::Import { source, jobs } => import::run(&data, &source, jobs).await,
+        Command::Mirror(args) => mirror::run(args, &file).await,
     }
 }
