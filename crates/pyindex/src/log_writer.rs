@@ -4,10 +4,11 @@
 //! part of every request's cost. Writing each line with its own system call under the stderr lock
 //! cost a tenth of a cached page's time, and `tracing-appender`'s non-blocking writer (a channel
 //! to a writer thread) wakes that thread for nearly every line, which costs about as much in
-//! futex calls. Here a line is appended to a shared buffer under a short lock, and the writer
-//! thread takes the whole buffer every [`FLUSH_INTERVAL`] (sooner when [`WAKE_AT`] bytes wait),
-//! the way a web server's buffered access log works: one system call per batch, never a request
-//! waiting on the terminal, pipe or journal behind stderr. The buffer is bounded
+//! futex calls. Here a line is appended to a shared buffer under a short lock; only the line that
+//! finds the buffer empty wakes the writer thread, which lets lines gather for [`GATHER`] and then
+//! writes them all with one system call. Under load that is a few hundred wake-ups and writes a
+//! second instead of one per request, and a line still leaves within a few milliseconds; a
+//! request never waits on the terminal, pipe or journal behind stderr. The buffer is bounded
 //! ([`BUFFER_LIMIT`]): when stderr does not keep up, lines are dropped and counted, and the count
 //! is reported on stderr once it takes lines again.
 
@@ -19,10 +20,8 @@ use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-/// The longest a line waits in the buffer.
-const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
-/// Waiting bytes that wake the writer before its interval is up.
-const WAKE_AT: usize = 64 * 1024;
+/// How long the writer lets lines gather after the first one of a batch arrived.
+const GATHER: Duration = Duration::from_millis(2);
 /// Waiting bytes beyond which lines are dropped (the writer holds at most as much again).
 const BUFFER_LIMIT: usize = 4 << 20;
 
@@ -74,19 +73,25 @@ pub fn batched(out: impl Write + Send + 'static) -> (BatchedWriter, FlushGuard) 
     )
 }
 
-/// The writer thread: takes the waiting lines in one piece and writes them, until closed.
+/// The writer thread: waits for a first line, lets others gather, and writes them in one piece,
+/// until closed.
 fn write_batches(shared: &Shared, mut out: impl Write) {
     let mut batch = Vec::new();
     loop {
-        let closing = {
+        {
             let mut waiting = shared.waiting();
-            if waiting.is_empty() && !shared.closing.load(Ordering::Acquire) {
+            while waiting.is_empty() && !shared.closing.load(Ordering::Acquire) {
                 waiting = shared
                     .wake
-                    .wait_timeout(waiting, FLUSH_INTERVAL)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
+                    .wait(waiting)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
+        }
+        if !shared.closing.load(Ordering::Acquire) {
+            std::thread::sleep(GATHER);
+        }
+        let closing = {
+            let mut waiting = shared.waiting();
             std::mem::swap(&mut *waiting, &mut batch);
             shared.closing.load(Ordering::Acquire)
         };
@@ -110,7 +115,12 @@ fn write_batches(shared: &Shared, mut out: impl Write) {
 
 impl Drop for FlushGuard {
     fn drop(&mut self) {
-        self.shared.closing.store(true, Ordering::Release);
+        {
+            // Under the lock, so that the writer cannot miss the wake-up between its check and
+            // its wait.
+            let _waiting = self.shared.waiting();
+            self.shared.closing.store(true, Ordering::Release);
+        }
         self.shared.wake.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -128,11 +138,13 @@ impl Write for LineWriter<'_> {
         let mut waiting = self.shared.waiting();
         if waiting.len() + line.len() > BUFFER_LIMIT {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-        } else {
-            waiting.extend_from_slice(line);
-            if waiting.len() >= WAKE_AT {
-                self.shared.wake.notify_one();
-            }
+            return Ok(line.len());
+        }
+        let first_of_batch = waiting.is_empty();
+        waiting.extend_from_slice(line);
+        drop(waiting);
+        if first_of_batch {
+            self.shared.wake.notify_one();
         }
         Ok(line.len())
     }
@@ -198,7 +210,7 @@ mod tests {
         let sink = Sink::default();
         let (writer, _guard) = batched(sink.clone());
         log(&writer, "alone\n");
-        // Bounded wait: the writer takes lines every FLUSH_INTERVAL.
+        // Bounded wait: the writer is woken by the line.
         for _ in 0..200 {
             if !sink.bytes.lock().unwrap().is_empty() {
                 break;
@@ -216,7 +228,7 @@ mod tests {
         let line = "x".repeat(1023) + "\n";
         // Let the writer take a first batch and block on the stuck sink.
         log(&writer, &line);
-        std::thread::sleep(FLUSH_INTERVAL * 4);
+        std::thread::sleep(Duration::from_millis(200));
         let lines = 3 * BUFFER_LIMIT / line.len();
         for _ in 0..lines {
             log(&writer, &line);
