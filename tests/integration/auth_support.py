@@ -396,7 +396,7 @@ class BareServer:
             raise AssertionError(f"still running after {timeout}s:\n{self.log_text()}") from None
 
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return support.read_server_log(self.log_path, self.proc)
 
     def stop(self) -> None:
         support.terminate(self.proc)

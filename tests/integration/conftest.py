@@ -229,10 +229,7 @@ class Server:
 
     # -- diagnostics
     def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return support.read_server_log(self.log_path, self.proc)
 
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-n:])

@@ -612,3 +612,30 @@ def terminate(proc: subprocess.Popen, timeout: float = 10) -> None:
     except subprocess.TimeoutExpired:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=timeout)
+
+
+# The server writes its log lines in batches from a thread of its own, a few milliseconds after
+# they happen; a reader waits until the file stops growing for this long (at most a second).
+LOG_SETTLE_SECONDS = 0.03
+
+
+def read_server_log(path, proc) -> str:
+    """The server's log file, once lines still on their way have landed (at once if it exited)."""
+
+    def read() -> str:
+        try:
+            return path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    text = read()
+    if proc is None or proc.poll() is not None:
+        return text
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        time.sleep(LOG_SETTLE_SECONDS)
+        again = read()
+        if again == text:
+            break
+        text = again
+    return text
