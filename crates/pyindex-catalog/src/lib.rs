@@ -5,11 +5,13 @@
 //! transaction: a filename is published at most once, with one content.
 //!
 //! [`Catalog`] (files) and [`Accounts`] (users, tokens, roles, audit log) are the interfaces the
-//! registry uses; [`SqliteCatalog`] implements both and is the embedded default.
+//! registry uses; [`SqliteCatalog`] implements both and is the embedded default,
+//! [`PgCatalog`] implements them on PostgreSQL for several replicas sharing one database.
 
 mod accounts;
 mod browse;
 mod model;
+mod postgres;
 mod sqlite;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
@@ -23,6 +25,7 @@ pub use model::{
     AddOutcome, Change, Changes, FileRecord, NewFile, ProjectFiles, ProjectStatus, ProjectSummary,
     ReleaseMetadata, StoredFile, Uploader, Yank,
 };
+pub use postgres::PgCatalog;
 pub use sqlite::SqliteCatalog;
 
 use async_trait::async_trait;
@@ -40,6 +43,18 @@ pub enum CatalogError {
     /// A stored value could not be decoded.
     #[error("corrupt catalog row: {0}")]
     Corrupt(String),
+    /// The database was migrated by a newer pyindex.
+    #[error(
+        "the catalog database has schema version {found}, newer than this pyindex knows \
+         (up to {known}): a newer pyindex has migrated it; upgrade this pyindex to that version \
+         (every replica must run a version that knows the database's schema)"
+    )]
+    SchemaTooNew {
+        /// The version found in the database.
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+    },
 }
 
 /// The catalog operations the registry needs.

@@ -6,7 +6,7 @@
 //! "database is locked", an immediate one waits for the busy timeout instead.
 
 mod accounts;
-mod browse;
+pub(crate) mod browse;
 
 use std::path::Path;
 use std::time::Duration;
@@ -204,7 +204,7 @@ pub(crate) fn from_micros(us: i64) -> Result<OffsetDateTime, CatalogError> {
         .map_err(|e| CatalogError::Corrupt(format!("timestamp {us}: {e}")))
 }
 
-fn size_from(n: i64) -> Result<u64, CatalogError> {
+pub(crate) fn size_from(n: i64) -> Result<u64, CatalogError> {
     u64::try_from(n).map_err(|_| CatalogError::Corrupt(format!("negative file size {n}")))
 }
 
@@ -659,7 +659,10 @@ impl Catalog for SqliteCatalog {
     }
 }
 
-fn change_from_row(scope: &str, subject: Option<String>) -> Result<Change, CatalogError> {
+pub(crate) fn change_from_row(
+    scope: &str,
+    subject: Option<String>,
+) -> Result<Change, CatalogError> {
     match (scope, subject) {
         ("project", Some(name)) => Ok(Change::Project(name)),
         ("project-list", _) => Ok(Change::ProjectList),
