@@ -9,6 +9,7 @@ use pyindex_catalog::ProjectStatus;
 use pyindex_registry::AccessMode;
 use pyindex_server::MetricsAccess;
 
+use crate::data_dir::Database;
 use crate::duration::{Age, Timeout};
 use crate::size::ByteSize;
 
@@ -28,6 +29,16 @@ pub struct Cli {
     /// `restore`, which needs an empty one.
     #[arg(long, global = true, env = "PYINDEX_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
+
+    /// Catalog database: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DATABASE`
+    /// [default: the SQLite catalog inside the data directory]. On PostgreSQL several servers
+    /// (each with its own data directory) can serve one index.
+    #[arg(long, global = true, env = "PYINDEX_DATABASE", value_name = "URL", value_parser = Database::parse, hide_env_values = true)]
+    pub database: Option<Database>,
+
+    /// Most connections to a PostgreSQL catalog held by this process [default: 10].
+    #[arg(long, global = true, env = "PYINDEX_DATABASE_POOL_SIZE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool_size: Option<u32>,
 
     /// What to do.
     #[command(subcommand)]

@@ -11,6 +11,7 @@ use pyindex_registry::AccessMode;
 use pyindex_server::MetricsAccess;
 
 use crate::cli::LogFormat;
+use crate::data_dir::Database;
 
 use crate::duration::Timeout;
 use crate::size::ByteSize;
@@ -66,6 +67,18 @@ pub struct FileConfig {
     pub metrics: Option<MetricsAccess>,
     /// `log_format = "json"` (human or json)
     pub log_format: Option<LogFormat>,
+    /// `database = "postgres://pyindex:secret@db.internal/pyindex"` (or `sqlite://PATH`)
+    #[serde(default, deserialize_with = "database")]
+    pub database: Option<Database>,
+    /// `database_pool_size = 10`
+    pub database_pool_size: Option<u32>,
+}
+
+fn database<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Database>, D::Error> {
+    let text = String::deserialize(d)?;
+    Database::parse(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 fn metrics_access<'de, D: serde::Deserializer<'de>>(
@@ -180,6 +193,25 @@ mod tests {
         assert_eq!(config.log_format, Some(LogFormat::Json));
         assert!(toml::from_str::<FileConfig>("metrics = \"secret\"").is_err());
         assert!(toml::from_str::<FileConfig>("log_format = \"xml\"").is_err());
+    }
+
+    #[test]
+    fn reads_database_settings() {
+        let config: FileConfig = toml::from_str(
+            "database = \"postgres://p:s@127.0.0.1:5432/pyindex\"\ndatabase_pool_size = 20\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.database,
+            Some(Database::Postgres(
+                "postgres://p:s@127.0.0.1:5432/pyindex".into()
+            ))
+        );
+        assert_eq!(config.database_pool_size, Some(20));
+        let err = toml::from_str::<FileConfig>("database = \"mysql://x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sqlite://PATH or postgres://"), "{err}");
     }
 
     #[test]

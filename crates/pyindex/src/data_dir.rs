@@ -13,10 +13,86 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use pyindex_catalog::SqliteCatalog;
+use pyindex_catalog::{PgCatalog, SqliteCatalog};
 use pyindex_packaging::archive::ArchiveLimits;
 use pyindex_registry::Registry;
 use pyindex_storage::{BlobStore, CachedBlobStore, LocalBlobStore, Spool};
+
+/// Where the catalog lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite database file; `None`: `catalog.sqlite3` inside the data directory.
+    Sqlite(Option<PathBuf>),
+    /// A PostgreSQL database, by URL.
+    Postgres(String),
+}
+
+impl Database {
+    /// Parses `sqlite://PATH` or `postgres://...` (also `postgresql://...`).
+    pub fn parse(text: &str) -> Result<Database, String> {
+        if let Some(path) = text.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(
+                    "sqlite:// needs a path, e.g. sqlite:///srv/pyindex/catalog.sqlite3".into(),
+                );
+            }
+            return Ok(Database::Sqlite(Some(PathBuf::from(path))));
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(Database::Postgres(text.to_owned()));
+        }
+        Err(format!(
+            "unknown database '{}': use sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            text.split("://").next().unwrap_or(text)
+        ))
+    }
+
+    /// The engine's name, for messages (never the URL: it may hold a password).
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "SQLite",
+            Database::Postgres(_) => "PostgreSQL",
+        }
+    }
+}
+
+/// The data directory and the catalog database a command works on.
+#[derive(Debug, Clone)]
+pub struct Place {
+    /// The data directory (files, spool, locks; and the SQLite catalog by default).
+    pub data: PathBuf,
+    /// The catalog database.
+    pub database: Database,
+    /// Most connections to a PostgreSQL catalog.
+    pub pool_size: u32,
+}
+
+/// Default size of a PostgreSQL connection pool.
+pub const DEFAULT_POOL_SIZE: u32 = 10;
+
+impl Place {
+    /// The SQLite catalog file, if the catalog is on SQLite.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        match &self.database {
+            Database::Sqlite(Some(path)) => Some(path.clone()),
+            Database::Sqlite(None) => Some(self.data.join(CATALOG_FILE)),
+            Database::Postgres(_) => None,
+        }
+    }
+
+    /// Refuses a command that works on the SQLite catalog file only (`what`, e.g. "backup"),
+    /// saying what to use instead.
+    pub fn require_sqlite(&self, what: &str) -> anyhow::Result<PathBuf> {
+        self.sqlite_path().ok_or_else(|| {
+            anyhow::anyhow!(
+                "`pyindex {what}` works on a SQLite catalog, and this index's catalog is on \
+                 PostgreSQL (--database / PYINDEX_DATABASE): back up the database with pg_dump \
+                 (or your provider's backups) and the data directory's files/ with any file \
+                 copy; restore with pg_restore and the files"
+            )
+        })
+    }
+}
 
 /// Who is opening the data directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,16 +116,20 @@ const CATALOG_FILE: &str = "catalog.sqlite3";
 /// Refuses a data directory that holds no catalog, without creating anything: a command run
 /// from the wrong working directory must not answer from a new, empty index as if it were the
 /// server's. `example` is the command line after `pyindex`, shown with `--data` in the message.
-pub fn require_catalog(dir: &Path, example: &str) -> anyhow::Result<()> {
-    if has_catalog(dir) {
+pub fn require_catalog(place: &Place, example: &str) -> anyhow::Result<()> {
+    if has_catalog(place) {
         return Ok(());
     }
-    anyhow::bail!("{}", missing_catalog(dir, example))
+    anyhow::bail!("{}", missing_catalog(&place.data, example))
 }
 
-/// Whether `dir` holds a catalog, i.e. is a data directory already in use.
-pub fn has_catalog(dir: &Path) -> bool {
-    dir.join(CATALOG_FILE).is_file()
+/// Whether the place holds a catalog, i.e. is an index already in use. A PostgreSQL catalog
+/// is taken to exist: connecting to it says clearly if it does not.
+pub fn has_catalog(place: &Place) -> bool {
+    match place.sqlite_path() {
+        Some(path) => path.is_file(),
+        None => true,
+    }
 }
 
 /// `dir` as an absolute path, for messages (a relative one depends on where the command ran).
@@ -106,8 +186,12 @@ pub fn spool_dir(dir: &Path) -> PathBuf {
 
 /// The SQLite catalog and the file store of an existing data directory, for commands that work
 /// below the registry on this engine (backup).
-pub async fn open_sqlite(dir: &Path) -> anyhow::Result<(SqliteCatalog, Arc<dyn BlobStore>)> {
-    let catalog_path = dir.join(CATALOG_FILE);
+pub async fn open_sqlite(
+    place: &Place,
+    what: &str,
+) -> anyhow::Result<(SqliteCatalog, Arc<dyn BlobStore>)> {
+    let catalog_path = place.require_sqlite(what)?;
+    let dir = &place.data;
     let catalog = SqliteCatalog::open(&catalog_path)
         .await
         .with_context(|| format!("could not open the catalog {}", catalog_path.display()))?;
@@ -118,10 +202,32 @@ pub async fn open_sqlite(dir: &Path) -> anyhow::Result<(SqliteCatalog, Arc<dyn B
 
 /// Opens (creating it if needed) the data directory and the registry over it. Commands that
 /// must not start a new index call [`require_catalog`] first.
-pub async fn open(dir: &Path, opener: Opener) -> anyhow::Result<Registry> {
+pub async fn open(place: &Place, opener: Opener) -> anyhow::Result<Registry> {
+    let dir = place.data.as_path();
     std::fs::create_dir_all(dir)
         .with_context(|| format!("could not create the data directory {}", dir.display()))?;
-    let catalog_path = dir.join(CATALOG_FILE);
+    let (spool, blobs) = open_files(dir, opener)?;
+    let limits = ArchiveLimits::default();
+    Ok(match (&place.database, place.sqlite_path()) {
+        (Database::Postgres(url), _) => {
+            let catalog = PgCatalog::connect(url, place.pool_size).await.context(
+                "could not open the PostgreSQL catalog (--database / PYINDEX_DATABASE): check \
+                 that the server is reachable and the URL's user, password and database",
+            )?;
+            Registry::new(Arc::new(catalog), blobs, spool, limits)
+        }
+        (Database::Sqlite(_), Some(path)) => Registry::new(
+            Arc::new(open_sqlite_file(&path).await?),
+            blobs,
+            spool,
+            limits,
+        ),
+        (Database::Sqlite(_), None) => unreachable!("a SQLite catalog has a path"),
+    })
+}
+
+/// Opens (creating it 0600 if needed) the SQLite catalog at `catalog_path`.
+async fn open_sqlite_file(catalog_path: &Path) -> anyhow::Result<SqliteCatalog> {
     // The catalog holds password and token hashes: readable by the server's user only. SQLite
     // gives new -wal and -shm files the database file's mode, so create it 0600 first, and
     // tighten files left by older versions.
@@ -130,7 +236,7 @@ pub async fn open(dir: &Path, opener: Opener) -> anyhow::Result<Registry> {
         .truncate(false)
         .write(true)
         .mode(0o600)
-        .open(&catalog_path)
+        .open(catalog_path)
         .with_context(|| format!("could not create the catalog {}", catalog_path.display()))?;
     for suffix in ["", "-wal", "-shm"] {
         let path = PathBuf::from(format!("{}{suffix}", catalog_path.display()));
@@ -144,9 +250,13 @@ pub async fn open(dir: &Path, opener: Opener) -> anyhow::Result<Registry> {
             }
         }
     }
-    let catalog = SqliteCatalog::open(&catalog_path)
+    SqliteCatalog::open(catalog_path)
         .await
-        .with_context(|| format!("could not open the catalog {}", catalog_path.display()))?;
+        .with_context(|| format!("could not open the catalog {}", catalog_path.display()))
+}
+
+/// The file store and the upload spool of the data directory `dir`.
+fn open_files(dir: &Path, opener: Opener) -> anyhow::Result<(Spool, Arc<dyn BlobStore>)> {
     let local: Arc<dyn BlobStore> = Arc::new(
         LocalBlobStore::open(dir.join("files"))
             .with_context(|| format!("could not open the file store in {}", dir.display()))?,
@@ -169,12 +279,7 @@ pub async fn open(dir: &Path, opener: Opener) -> anyhow::Result<Registry> {
     };
     let spool = spool
         .with_context(|| format!("could not open the upload spool {}", spool_dir.display()))?;
-    Ok(Registry::new(
-        Arc::new(catalog),
-        blobs,
-        spool,
-        ArchiveLimits::default(),
-    ))
+    Ok((spool, blobs))
 }
 
 #[cfg(test)]
@@ -184,7 +289,12 @@ mod tests {
     #[test]
     fn a_directory_without_catalog_is_refused_and_not_created() {
         let dir = std::env::temp_dir().join(format!("pyindex-no-catalog-{}", std::process::id()));
-        let err = require_catalog(&dir, "yank shared 0.1.1")
+        let place = Place {
+            data: dir.clone(),
+            database: Database::Sqlite(None),
+            pool_size: DEFAULT_POOL_SIZE,
+        };
+        let err = require_catalog(&place, "yank shared 0.1.1")
             .unwrap_err()
             .to_string();
         assert!(!dir.exists());

@@ -2,7 +2,6 @@
 //! by the operator, directly on the data directory (also while the server runs).
 
 use std::io::BufRead;
-use std::path::Path;
 
 use anyhow::{Context, bail};
 use pyindex_catalog::Role;
@@ -10,7 +9,7 @@ use pyindex_registry::auth::password::generate as generate_password;
 use pyindex_registry::{Actor, Registry, TokenRequest};
 
 use crate::cli::{ProjectCommand, TokenCommand, UserCommand};
-use crate::data_dir::{self, Opener};
+use crate::data_dir::{self, Opener, Place};
 use crate::timefmt::timestamp;
 
 /// The password from the first line of standard input, or a generated one (then printed).
@@ -32,12 +31,12 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
     Ok((password, false))
 }
 
-async fn open(data: &Path) -> anyhow::Result<Registry> {
-    data_dir::open(data, Opener::Command).await
+async fn open(place: &Place) -> anyhow::Result<Registry> {
+    data_dir::open(place, Opener::Command).await
 }
 
 /// Runs `pyindex user ...`.
-pub async fn user(data: &Path, command: UserCommand) -> anyhow::Result<()> {
+pub async fn user(data: &Place, command: UserCommand) -> anyhow::Result<()> {
     let registry = open(data).await?;
     match command {
         UserCommand::Add {
@@ -101,7 +100,7 @@ pub async fn user(data: &Path, command: UserCommand) -> anyhow::Result<()> {
 }
 
 /// Runs `pyindex token ...`.
-pub async fn token(data: &Path, command: TokenCommand) -> anyhow::Result<()> {
+pub async fn token(data: &Place, command: TokenCommand) -> anyhow::Result<()> {
     let registry = open(data).await?;
     match command {
         TokenCommand::Create {
@@ -164,7 +163,7 @@ pub async fn token(data: &Path, command: TokenCommand) -> anyhow::Result<()> {
 }
 
 /// Runs `pyindex project ...`.
-pub async fn project(data: &Path, command: ProjectCommand) -> anyhow::Result<()> {
+pub async fn project(data: &Place, command: ProjectCommand) -> anyhow::Result<()> {
     let registry = open(data).await?;
     let (project, user, role) = match command {
         ProjectCommand::Roles { project } => {
@@ -206,7 +205,7 @@ pub async fn project(data: &Path, command: ProjectCommand) -> anyhow::Result<()>
 }
 
 /// Runs `pyindex audit`.
-pub async fn audit(data: &Path, limit: i64) -> anyhow::Result<()> {
+pub async fn audit(data: &Place, limit: i64) -> anyhow::Result<()> {
     let registry = open(data).await?;
     for e in registry.audit_log(limit).await? {
         println!(

@@ -7,10 +7,11 @@ use pyindex_ops::backup;
 
 use super::verify::mib;
 use crate::data_dir;
+use crate::data_dir::Place;
 
 /// Backs up the data directory into `dest`.
-pub async fn backup(data: &Path, dest: &Path) -> anyhow::Result<()> {
-    let (catalog, blobs) = data_dir::open_sqlite(data).await?;
+pub async fn backup(place: &Place, dest: &Path) -> anyhow::Result<()> {
+    let (catalog, blobs) = data_dir::open_sqlite(place, "backup").await?;
     let started = Instant::now();
     let manifest = backup::backup(&catalog, blobs, dest, |problem| println!("{problem}")).await;
     catalog.close().await;
@@ -28,7 +29,9 @@ pub async fn backup(data: &Path, dest: &Path) -> anyhow::Result<()> {
 }
 
 /// Restores the backup in `src` into the (empty) data directory `data`.
-pub async fn restore(src: &Path, data: &Path) -> anyhow::Result<()> {
+pub async fn restore(src: &Path, place: &Place) -> anyhow::Result<()> {
+    place.require_sqlite("restore")?;
+    let data = place.data.as_path();
     let manifest = backup::restore(src, data, |problem| println!("{problem}")).await?;
     let shown = data_dir::shown(data);
     println!(

@@ -8,10 +8,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pyindex_ops::import::{self, Layout, Summary};
 
 use super::Failure;
-use crate::data_dir::{self, Opener};
+use crate::data_dir::{self, Opener, Place};
 
 /// Imports `source` into the index in `data`, `jobs` files at a time.
-pub async fn run(data: &Path, source: &Path, jobs: usize) -> anyhow::Result<()> {
+pub async fn run(data: &Place, source: &Path, jobs: usize) -> anyhow::Result<()> {
     // Read the source before opening the data directory: an unusable one changes nothing.
     let (layout, plan) = import::plan(source).map_err(|e| Failure {
         code: 2,

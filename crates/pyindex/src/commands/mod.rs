@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use crate::cli::{Cli, Command, ProjectCommand, TokenCommand, UserCommand};
 use crate::config::{DEFAULT_DATA, FileConfig};
-use crate::data_dir;
+use crate::data_dir::{self, Database, Place};
 
 /// For a command that works only on an existing index, an example of it (after `pyindex`) for
 /// the message that refuses a data directory without a catalog; `None` for the commands that may
@@ -90,15 +90,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .clone()
         .or_else(|| file.data.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+    let place = Place {
+        data,
+        database: cli
+            .database
+            .clone()
+            .or_else(|| file.database.clone())
+            .unwrap_or(Database::Sqlite(None)),
+        pool_size: cli
+            .database_pool_size
+            .or(file.database_pool_size)
+            .unwrap_or(data_dir::DEFAULT_POOL_SIZE),
+    };
+    let data = &place.data;
     match needs_catalog(&cli.command) {
-        Some(example) => data_dir::require_catalog(&data, &example)?,
+        Some(example) => data_dir::require_catalog(&place, &example)?,
         // Say where a new index starts, so an account made in the wrong directory is noticed.
         None if !matches!(
             cli.command,
             Command::Serve(_) | Command::Restore { .. } | Command::Mirror(_)
-        ) && !data_dir::has_catalog(&data) =>
+        ) && !data_dir::has_catalog(&place) =>
         {
-            let shown = data_dir::shown(&data);
+            let shown = data_dir::shown(data);
             eprintln!(
                 "Starting a new index in '{0}'; serve it with `pyindex serve --data {0}`.",
                 shown.display()
@@ -107,22 +120,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         None => {}
     }
     match cli.command {
-        Command::Serve(args) => serve::run(args, &file, &data).await,
+        Command::Serve(args) => serve::run(args, &file, &place).await,
         Command::Yank {
             project,
             version,
             reason,
-        } => yank::yank(&data, &project, &version, reason).await,
-        Command::Unyank { project, version } => yank::unyank(&data, &project, &version).await,
-        Command::User(command) => accounts::user(&data, command).await,
-        Command::Token(command) => accounts::token(&data, command).await,
-        Command::Project(command) => accounts::project(&data, command).await,
-        Command::Audit { limit } => accounts::audit(&data, limit).await,
-        Command::Verify { repair, grace } => verify::run(&data, repair, grace.0).await,
-        Command::Backup { dest } => backup::backup(&data, &dest).await,
-        Command::Restore { src } => backup::restore(&src, &data).await,
+        } => yank::yank(&place, &project, &version, reason).await,
+        Command::Unyank { project, version } => yank::unyank(&place, &project, &version).await,
+        Command::User(command) => accounts::user(&place, command).await,
+        Command::Token(command) => accounts::token(&place, command).await,
+        Command::Project(command) => accounts::project(&place, command).await,
+        Command::Audit { limit } => accounts::audit(&place, limit).await,
+        Command::Verify { repair, grace } => verify::run(&place, repair, grace.0).await,
+        Command::Backup { dest } => backup::backup(&place, &dest).await,
+        Command::Restore { src } => backup::restore(&src, &place).await,
         Command::Completions { .. } | Command::Man { .. } => Ok(()),
-        Command::Import { source, jobs } => import::run(&data, &source, jobs).await,
+        Command::Import { source, jobs } => import::run(&place, &source, jobs).await,
         Command::Mirror(args) => mirror::run(args, &file).await,
     }
 }

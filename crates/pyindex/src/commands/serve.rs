@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogFormat, ServeArgs};
 use crate::config::{DEFAULT_FILE_CACHE, DEFAULT_LISTEN, DEFAULT_MAX_UPLOAD_SIZE, FileConfig};
-use crate::data_dir::{self, Opener};
+use crate::data_dir::{self, Opener, Place};
 use crate::duration::Timeout;
 use crate::log_writer::{self, FlushGuard};
 
@@ -234,7 +234,8 @@ fn write_secret(path: &Path, content: &str) -> anyhow::Result<()> {
 }
 
 /// Serves the index until SIGINT or SIGTERM.
-pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Result<()> {
+pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::Result<()> {
+    let data = place.data.as_path();
     let _flush_logs_at_exit = init_logging(
         args.log_format
             .or(file.log_format)
@@ -275,7 +276,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
         );
     }
     let _lock = data_dir::lock_for_server(data)?;
-    let registry = data_dir::open(data, Opener::Server { file_cache }).await?;
+    let registry = data_dir::open(place, Opener::Server { file_cache }).await?;
     let mode = access_mode(
         args.auth.or(file.auth),
         listen,
@@ -315,6 +316,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
     tracing::info!(
         %listen,
         data = %data.display(),
+        database = place.database.engine(),
         max_upload_size,
         auth = %mode,
         ?limits,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use pyindex_ops::verify;
 
-use crate::data_dir::{self, Opener};
+use crate::data_dir::{self, Opener, Place};
 
 /// Blobs hashed at once: enough to overlap reading and hashing, little enough to leave the
 /// server a core.
@@ -18,8 +18,9 @@ pub fn mib(bytes: u64) -> String {
 
 /// Verifies every stored file; with `repair`, removes unreferenced blobs and spool files older
 /// than `grace`. Fails (exit status 1) if any file is missing or corrupt.
-pub async fn run(data: &Path, repair: bool, grace: Duration) -> anyhow::Result<()> {
-    let registry = data_dir::open(data, Opener::Command).await?;
+pub async fn run(place: &Place, repair: bool, grace: Duration) -> anyhow::Result<()> {
+    let registry = data_dir::open(place, Opener::Command).await?;
+    let data = &place.data;
     let started = Instant::now();
     let summary = verify::verify(
         registry.catalog().as_ref(),

@@ -1,15 +1,13 @@
 //! `pyindex yank` and `pyindex unyank`.
 
-use std::path::Path;
-
 use pyindex_catalog::Yank;
 use pyindex_registry::Actor;
 
-use crate::data_dir::{self, Opener};
+use crate::data_dir::{self, Opener, Place};
 
 /// Yanks a release.
 pub async fn yank(
-    data: &Path,
+    data: &Place,
     project: &str,
     version: &str,
     reason: Option<String>,
@@ -23,7 +21,7 @@ pub async fn yank(
 }
 
 /// Undoes a yank.
-pub async fn unyank(data: &Path, project: &str, version: &str) -> anyhow::Result<()> {
+pub async fn unyank(data: &Place, project: &str, version: &str) -> anyhow::Result<()> {
     let registry = data_dir::open(data, Opener::Command).await?;
     registry
         .yank(Actor::Cli, project, version, Yank::NotYanked)
