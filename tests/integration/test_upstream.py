@@ -255,3 +255,21 @@ def test_cache_stats_and_prune(server_factory, html_upstream):
     assert stats["files"] == "0"
     srv.download(url)
     assert html_upstream.hit_count(path) == before + 2
+
+
+def test_reserve_over_the_admin_api_and_the_root_page_says_names_are_proxied(server_factory, html_upstream):
+    srv = proxy(server_factory, html_upstream)
+    r = srv.request("POST", "/api/v1/projects/Api_Reserved/reserve")
+    assert r.status == 201, r
+    assert r.json() == {"project": "api-reserved", "reserved": True}
+    assert srv.request("POST", "/api/v1/projects/api-reserved/reserve").status == 200
+    assert srv.get("/simple/api-reserved/").status == 404
+    assert html_upstream.hit_count("/simple/api-reserved/") == 0
+    root = srv.get("/simple/", {"Accept": "text/html"}).text
+    assert "served from the configured upstream indexes" in root
+    assert "--extra-index-url" in srv.get("/using").text
+
+
+def test_no_upstream_by_default(server, html_upstream):
+    assert server.get("/simple/up-html/").status == 404
+    assert "upstream" not in server.get("/simple/", {"Accept": "text/html"}).text

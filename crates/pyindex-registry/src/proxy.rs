@@ -176,3 +176,76 @@ impl Registry {
         Ok((display, created))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::Harness;
+
+    #[tokio::test]
+    async fn a_reserved_name_is_404_until_it_has_files_and_never_proxied() {
+        let h = Harness::new().await;
+        let (name, created) = h
+            .registry
+            .reserve_project(Actor::Cli, "Private_Thing")
+            .await
+            .unwrap();
+        assert_eq!((name.as_str(), created), ("private-thing", true));
+        let again = h
+            .registry
+            .reserve_project(Actor::Cli, "private.thing")
+            .await
+            .unwrap();
+        assert!(!again.1);
+        match h.registry.index_page("private-thing").await {
+            Err(RegistryError::Rejected {
+                rejection: Rejection::NotFound,
+                message,
+            }) => assert!(message.contains("reserved"), "{message}"),
+            other => panic!("expected 404, got {other:?}"),
+        }
+        assert!(h.registry.index_page("unknown").await.unwrap().is_none());
+        assert!(
+            h.registry
+                .upstream_download("private-thing", "private_thing-1.0-py3-none-any.whl")
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn only_admins_reserve_names() {
+        let h = Harness::new().await;
+        let user = h.user("uma", false).await;
+        let refused = h
+            .registry
+            .reserve_project(
+                Actor::User {
+                    identity: &user,
+                    address: "127.0.0.1",
+                },
+                "mine",
+            )
+            .await;
+        assert!(matches!(
+            refused,
+            Err(RegistryError::Rejected {
+                rejection: Rejection::Forbidden,
+                ..
+            })
+        ));
+        let admin = h.user("ada", true).await;
+        let (_, created) = h
+            .registry
+            .reserve_project(
+                Actor::User {
+                    identity: &admin,
+                    address: "127.0.0.1",
+                },
+                "mine",
+            )
+            .await
+            .unwrap();
+        assert!(created);
+    }
+}

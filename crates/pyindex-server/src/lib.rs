@@ -200,6 +200,7 @@ pub fn router(state: AppState) -> Router {
             post(api::unyank),
         )
         .route("/api/v1/projects/{project}/status", post(api::set_status))
+        .route("/api/v1/projects/{project}/reserve", post(api::reserve))
         .route(
             "/api/v1/tokens",
             post(api::create_token).get(api::list_tokens),

@@ -98,10 +98,18 @@ fn status_json(project: &ProjectSummary) -> Value {
 
 const HTML_TAIL: &str = "  </body>\n</html>\n";
 
-/// The root page listing every project.
-pub fn root(projects: &[ProjectSummary], format: Format) -> Vec<u8> {
+/// What the root page says when upstreams are configured.
+pub const PROXIED_NOTICE: &str =
+    "Projects of this index only; any other name is served from the configured upstream indexes.";
+
+/// The root page listing every local project (`proxied`: other names come from upstreams,
+/// which the HTML page says).
+pub fn root(projects: &[ProjectSummary], format: Format, proxied: bool) -> Vec<u8> {
     if format.is_html() {
         let mut html = html_head("Simple index", "");
+        if proxied {
+            let _ = writeln!(html, "    <p>{PROXIED_NOTICE}</p>");
+        }
         for p in projects {
             let _ = writeln!(
                 html,
@@ -417,6 +425,45 @@ mod tests {
     }
 
     #[test]
+    fn proxied_pages_keep_upstream_fields_with_urls_on_this_index() {
+        let file = |name: &str, yanked: Option<&str>, time: Option<i64>| UpstreamFile {
+            filename: name.into(),
+            url: format!("http://127.0.0.1:1/f/{name}"),
+            sha256: "ab".repeat(32),
+            size: time.map(|_| 7),
+            requires_python: Some(">=3.9".into()),
+            yanked: yanked.map(str::to_owned),
+            core_metadata_sha256: Some("cd".repeat(32)),
+            upload_time: time.map(|t| OffsetDateTime::from_unix_timestamp(t).unwrap()),
+            version: None,
+        };
+        let page = UpstreamPage {
+            name: "up".into(),
+            versions: vec!["1.0".into(), "2.0".into()],
+            files: vec![
+                file("up-1.0.tar.gz", Some(""), None),
+                file("up-2.0.tar.gz", None, Some(1_700_000_000)),
+            ],
+        };
+        let value: Value = serde_json::from_slice(&proxied(&page, Format::Json)).unwrap();
+        assert_eq!(value["versions"], json!(["1.0", "2.0"]));
+        let files = value["files"].as_array().unwrap();
+        assert_eq!(files[0]["url"], "/files/upstream/up/up-1.0.tar.gz");
+        assert_eq!(files[0]["yanked"], true);
+        assert!(files[0].get("upload-time").is_none());
+        assert!(files[0].get("size").is_none());
+        assert_eq!(files[1]["upload-time"], "2023-11-14T22:13:20.000000Z");
+        assert_eq!(files[1]["size"], 7);
+        assert_eq!(files[1]["core-metadata"]["sha256"], "cd".repeat(32));
+        let html = String::from_utf8(proxied(&page, Format::TextHtml)).unwrap();
+        assert!(html.contains(&format!(
+            "<a href=\"/files/upstream/up/up-2.0.tar.gz#sha256={}\" data-requires-python=\"&gt;=3.9\"",
+            "ab".repeat(32)
+        )));
+        assert!(html.contains("data-yanked=\"\""));
+    }
+
+    #[test]
     fn root_lists_projects_in_both_formats() {
         let projects = vec![ProjectSummary {
             name: "a-b".into(),
@@ -424,9 +471,12 @@ mod tests {
             status: ProjectStatus::Active,
             status_reason: None,
         }];
-        let html = String::from_utf8(root(&projects, Format::TextHtml)).unwrap();
+        let html = String::from_utf8(root(&projects, Format::TextHtml, false)).unwrap();
         assert!(html.contains("<a href=\"/simple/a-b/\">A_B</a>"));
-        let value: Value = serde_json::from_slice(&root(&projects, Format::Json)).unwrap();
+        assert!(!html.contains(PROXIED_NOTICE));
+        let html = String::from_utf8(root(&projects, Format::TextHtml, true)).unwrap();
+        assert!(html.contains(PROXIED_NOTICE));
+        let value: Value = serde_json::from_slice(&root(&projects, Format::Json, true)).unwrap();
         assert_eq!(value["projects"][0]["name"], "A_B");
     }
 }

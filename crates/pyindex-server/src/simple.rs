@@ -192,7 +192,8 @@ pub async fn root(State(app): State<AppState>, request: Request) -> Response {
     let epoch = app.cache.epoch();
     match app.registry.projects().await {
         Ok(projects) => {
-            let page = Arc::new(Page::new(format, pages::root(&projects, format)));
+            let proxied = app.registry.upstream().is_some();
+            let page = Arc::new(Page::new(format, pages::root(&projects, format, proxied)));
             app.cache.insert_page(key, page.clone(), epoch);
             send_page(&page, headers)
         }
