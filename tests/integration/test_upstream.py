@@ -273,3 +273,73 @@ def test_reserve_over_the_admin_api_and_the_root_page_says_names_are_proxied(ser
 def test_no_upstream_by_default(server, html_upstream):
     assert server.get("/simple/up-html/").status == 404
     assert "upstream" not in server.get("/simple/", {"Accept": "text/html"}).text
+
+
+@pytest.fixture(scope="module")
+def cooldown_upstreams(upstream_dists):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    young = now - datetime.timedelta(hours=1)
+    j = StaticIndex(json=True)
+    j.add(wheel(upstream_dists / "c", "cool-pkg", "1.0"), upload_time=OLD)
+    j.add(wheel(upstream_dists / "c", "cool-pkg", "2.0"), upload_time=young)
+    j.add(wheel(upstream_dists / "c", "cool-exempt", "1.0"), upload_time=OLD)
+    j.add(wheel(upstream_dists / "c", "cool-exempt", "2.0"), upload_time=young)
+    h = StaticIndex(json=False)
+    h.add(wheel(upstream_dists / "c", "cool-html", "1.0"))
+    j.start()
+    h.start()
+    yield j, h
+    j.stop()
+    h.stop()
+
+
+def cooled(server_factory, upstreams, *extra):
+    return proxy(server_factory, *upstreams, extra=["--upstream-min-age", "7d", "--upstream-min-age-exempt", "Cool_Exempt", *extra])
+
+
+def test_cooldown_hides_young_releases_in_both_formats_and_refuses_their_download(server_factory, cooldown_upstreams, upload, dists, make_venv):
+    j, h = cooldown_upstreams
+    srv = cooled(server_factory, (j, h))
+    page = srv.project_json("cool-pkg")
+    assert [f["filename"] for f in page["files"]] == ["cool_pkg-1.0-py3-none-any.whl"]
+    assert page["versions"] == ["1.0"]
+    assert "cool_pkg-2.0" not in srv.project_html("cool-pkg")
+    r = srv.get("/files/upstream/cool-pkg/cool_pkg-2.0-py3-none-any.whl")
+    assert r.status == 403, r
+    assert "held back until" in r.text and "7d" in r.text
+    assert srv.get("/files/upstream/cool-pkg/cool_pkg-2.0-py3-none-any.whl.metadata").status == 403
+    assert j.hit_count("/files/cool_pkg-2.0-py3-none-any.whl") == 0
+    for tool in ("pip", "uv"):
+        venv = make_venv()
+        support.check(install(venv, srv.simple_url, "cool-pkg", tool=tool))
+        assert venv.installed()["cool-pkg"] == "1.0"
+    # Exempt projects and private files are never held back.
+    assert srv.project_json("cool-exempt")["versions"] == ["1.0", "2.0"]
+    assert upload(srv, support.make_wheel(dists, "fresh-private", "1.0")).status_code == 200
+    assert len(srv.files("fresh-private")) == 1
+
+
+def test_cooldown_holds_back_unknown_upload_times_unless_allowed(server_factory, cooldown_upstreams):
+    j, h = cooldown_upstreams
+    srv = cooled(server_factory, (h,))
+    assert srv.files("cool-html") == []
+    r = srv.get("/files/upstream/cool-html/cool_html-1.0-py3-none-any.whl")
+    assert r.status == 403 and "unknown" in r.text
+    allowed = cooled(server_factory, (h,), "--upstream-allow-unknown-age")
+    assert [f["filename"] for f in allowed.files("cool-html")] == ["cool_html-1.0-py3-none-any.whl"]
+
+
+def test_a_held_back_file_appears_by_itself_once_old_enough(server_factory, upstream_dists):
+    upstream = StaticIndex(json=True)
+    uploaded = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=3600)
+    upstream.add(wheel(upstream_dists / "a", "aging-pkg", "1.0"), upload_time=uploaded)
+    upstream.start()
+    try:
+        # A page TTL far longer than the wait: the file must appear without a refetch.
+        srv = proxy(server_factory, upstream, extra=["--upstream-min-age", "3603s", "--upstream-ttl", "1h"])
+        assert srv.files("aging-pkg") == []
+        srv.wait_for(lambda: len(srv.files("aging-pkg")) == 1, timeout=20, what="the file to age into view")
+        assert upstream.hit_count("/simple/aging-pkg/") == 1
+        assert srv.download(srv.files("aging-pkg")[0]["url"]) == upstream.files["aging_pkg-1.0-py3-none-any.whl"].dist.data
+    finally:
+        upstream.stop()

@@ -31,7 +31,7 @@ pub use auth::{AccessMode, Credentials, Identity};
 pub use browse::{Overview, ProjectView, ReleaseFiles};
 pub use changes::{CHANGE_POLL_INTERVAL, ChangeObserver};
 pub use error::{RegistryError, Rejection};
-pub use proxy::IndexPage;
+pub use proxy::{Cooldown, IndexPage};
 pub use pyindex_catalog::Change;
 pub use pyindex_upstream as upstream;
 pub use reads::{FileDownload, FilePart, ProjectPage};
@@ -59,6 +59,7 @@ pub struct Registry {
     observers: Vec<Arc<dyn ChangeObserver>>,
     upstream_index: Arc<dyn UpstreamIndex>,
     upstream: Option<Arc<pyindex_upstream::Upstream>>,
+    cooldown: Arc<proxy::Cooldown>,
 }
 
 impl Registry {
@@ -85,6 +86,7 @@ impl Registry {
             auth: Arc::default(),
             observers: Vec::new(),
             upstream: None,
+            cooldown: Arc::default(),
         }
     }
 

@@ -6,17 +6,61 @@
 //! cached before. Any other name is served wholly by the first upstream (in priority order)
 //! that knows it. A name unknown everywhere is 404.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pyindex_catalog::AuditEntry;
 use pyindex_packaging::ProjectName;
-use pyindex_upstream::{FetchTarget, FileBody, ProxiedPage, Settings, Upstream, UpstreamError};
+use pyindex_upstream::{
+    FetchTarget, FileBody, ProxiedPage, Settings, Upstream, UpstreamError, UpstreamFile,
+};
 use time::OffsetDateTime;
 
 use crate::{Actor, ProjectPage, Registry, RegistryError, Rejection};
 
 /// The file URL suffix of a PEP 658 metadata file.
 const METADATA_SUFFIX: &str = ".metadata";
+
+/// The cooldown on new upstream releases: upstream files younger than `min_age` (by the
+/// upstream's upload time) are not shown nor served, decided when answering, so a file appears
+/// by itself once old enough. Files of `exempt` projects, and private files, are never held
+/// back.
+#[derive(Debug, Clone, Default)]
+pub struct Cooldown {
+    /// The least age of a visible upstream file; `None`: no cooldown (the default).
+    pub min_age: Option<Duration>,
+    /// Whether files whose upload time the upstream does not give (HTML-only upstreams) are
+    /// shown under a cooldown.
+    pub allow_unknown_age: bool,
+    /// Normalized names of projects without cooldown.
+    pub exempt: HashSet<String>,
+}
+
+/// Why an upstream file is not visible now.
+enum Hidden {
+    /// Too young: visible from this time.
+    Until(OffsetDateTime),
+    /// Its upload time is unknown.
+    UnknownAge,
+}
+
+impl Cooldown {
+    fn hides(&self, project: &str, file: &UpstreamFile, now: OffsetDateTime) -> Option<Hidden> {
+        let min_age = self.min_age?;
+        if self.exempt.contains(project) {
+            return None;
+        }
+        match file.upload_time {
+            None if self.allow_unknown_age => None,
+            None => Some(Hidden::UnknownAge),
+            Some(uploaded) => {
+                let visible_from = uploaded + min_age;
+                (visible_from > now).then_some(Hidden::Until(visible_from))
+            }
+        }
+    }
+}
 
 /// A project page: the local project's, or an upstream's.
 #[derive(Debug, Clone)]
@@ -39,6 +83,17 @@ impl From<UpstreamError> for RegistryError {
             other => RegistryError::Internal(other.to_string()),
         }
     }
+}
+
+/// `7d`, `36h`, `90m` or `45s`: the largest unit that divides the duration.
+fn duration_text(d: Duration) -> String {
+    let secs = d.as_secs();
+    for (unit, n) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if secs >= n && secs.is_multiple_of(n) {
+            return format!("{}{unit}", secs / n);
+        }
+    }
+    format!("{secs}s")
 }
 
 fn reserved(name: &str) -> RegistryError {
@@ -64,6 +119,12 @@ impl Registry {
         Ok(self)
     }
 
+    /// The same registry with a cooldown on new upstream releases.
+    pub fn with_cooldown(mut self, cooldown: Cooldown) -> Registry {
+        self.cooldown = Arc::new(cooldown);
+        self
+    }
+
     /// The upstream proxy, when upstreams are configured.
     pub fn upstream(&self) -> Option<&Arc<Upstream>> {
         self.upstream.as_ref()
@@ -73,6 +134,16 @@ impl Registry {
     /// knowing upstream's when there is no local project. `Err` with 404 for a reserved name
     /// without files; `None` when the name is unknown everywhere.
     pub async fn index_page(&self, project: &str) -> Result<Option<IndexPage>, RegistryError> {
+        Ok(match self.lookup(project).await? {
+            Some(IndexPage::Proxied(page)) => {
+                Some(IndexPage::Proxied(self.visible_upstream_page(page)))
+            }
+            other => other,
+        })
+    }
+
+    /// The local page, or the upstream page as the upstream lists it (unfiltered).
+    async fn lookup(&self, project: &str) -> Result<Option<IndexPage>, RegistryError> {
         if let Some(local) = self.catalog.project_files(project).await? {
             if local.files.is_empty() {
                 return Err(reserved(project));
@@ -85,13 +156,75 @@ impl Registry {
         Ok(upstream
             .project_page(project)
             .await?
-            .map(|page| IndexPage::Proxied(self.visible_upstream_page(page))))
+            .map(IndexPage::Proxied))
     }
 
-    /// What of an upstream page clients may see: the one place where upstream files are
-    /// filtered before any answer (pages and downloads alike). Today everything is visible.
-    pub fn visible_upstream_page(&self, page: ProxiedPage) -> ProxiedPage {
-        page
+    /// Why the upstream file `file` of `project` may not be listed or served now, if it may
+    /// not: the one rule deciding which upstream files are visible (the cooldown today).
+    pub fn upstream_file_refusal(
+        &self,
+        project: &str,
+        file: &UpstreamFile,
+    ) -> Option<RegistryError> {
+        let hidden = self
+            .cooldown
+            .hides(project, file, OffsetDateTime::now_utc())?;
+        let min_age = self.cooldown.min_age.unwrap_or_default();
+        let message = match hidden {
+            Hidden::Until(at) => format!(
+                "'{}' was published upstream less than the cooldown of {} ago: it is held back \
+                 until {} (UTC).",
+                file.filename,
+                duration_text(min_age),
+                at.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            ),
+            Hidden::UnknownAge => format!(
+                "'{}' is held back by the cooldown of {}: its upstream gives no upload time, so \
+                 its age is unknown (the operator may allow such files with \
+                 --upstream-allow-unknown-age, or exempt the project).",
+                file.filename,
+                duration_text(min_age)
+            ),
+        };
+        Some(RegistryError::rejected(Rejection::Forbidden, message))
+    }
+
+    /// What of an upstream page clients may see: the one place where upstream pages are
+    /// filtered before any answer. Files refused by [`Registry::upstream_file_refusal`] are
+    /// left out; under a cooldown `versions` keeps only versions with a visible file, and the
+    /// page is cached no longer than until the next held-back file becomes visible.
+    pub fn visible_upstream_page(&self, mut proxied: ProxiedPage) -> ProxiedPage {
+        if self.cooldown.min_age.is_none() {
+            return proxied;
+        }
+        let now = OffsetDateTime::now_utc();
+        let project = proxied.page.name.clone();
+        let mut page = (*proxied.page).clone();
+        let mut next_visible: Option<OffsetDateTime> = None;
+        page.files
+            .retain(|file| match self.cooldown.hides(&project, file, now) {
+                None => true,
+                Some(Hidden::Until(at)) => {
+                    next_visible = Some(next_visible.map_or(at, |t| t.min(at)));
+                    false
+                }
+                Some(Hidden::UnknownAge) => false,
+            });
+        if !self.cooldown.exempt.contains(&project) {
+            let visible: HashSet<&str> = page
+                .files
+                .iter()
+                .filter_map(|f| f.version.as_deref())
+                .collect();
+            page.versions.retain(|v| visible.contains(v.as_str()));
+        }
+        if let Some(at) = next_visible {
+            let wait = Duration::try_from(at - now).unwrap_or(Duration::ZERO);
+            proxied.fresh_for = proxied.fresh_for.min(wait + Duration::from_secs(1));
+        }
+        proxied.page = Arc::new(page);
+        proxied
     }
 
     /// The upstream file (or its `.metadata`) `filename` of `project`, as the visible page
@@ -101,10 +234,18 @@ impl Registry {
         project: &str,
         filename: &str,
     ) -> Result<Option<FetchTarget>, RegistryError> {
-        let Some(IndexPage::Proxied(proxied)) = self.index_page(project).await? else {
+        let Some(IndexPage::Proxied(proxied)) = self.lookup(project).await? else {
             return Ok(None);
         };
         let page = &proxied.page;
+        let listed = page.file(filename).or_else(|| {
+            filename
+                .strip_suffix(METADATA_SUFFIX)
+                .and_then(|d| page.file(d))
+        });
+        if let Some(refusal) = listed.and_then(|file| self.upstream_file_refusal(project, file)) {
+            return Err(refusal);
+        }
         if let Some(file) = page.file(filename) {
             return Ok(Some(FetchTarget {
                 filename: file.filename.clone(),
@@ -211,6 +352,100 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    fn upstream_file(version: &str, age: Option<Duration>) -> UpstreamFile {
+        UpstreamFile {
+            filename: format!("up-{version}.tar.gz"),
+            url: format!("http://127.0.0.1:1/up-{version}.tar.gz"),
+            sha256: "ab".repeat(32),
+            size: None,
+            requires_python: None,
+            yanked: None,
+            core_metadata_sha256: None,
+            upload_time: age.map(|a| OffsetDateTime::now_utc() - a),
+            version: Some(version.into()),
+        }
+    }
+
+    fn proxied_page() -> ProxiedPage {
+        let day = Duration::from_secs(86_400);
+        ProxiedPage {
+            page: Arc::new(pyindex_upstream::UpstreamPage {
+                name: "up".into(),
+                versions: vec!["1.0".into(), "2.0".into(), "3.0".into()],
+                files: vec![
+                    upstream_file("1.0", Some(30 * day)),
+                    upstream_file("2.0", Some(Duration::from_secs(3_600))),
+                    upstream_file("3.0", None),
+                ],
+            }),
+            upstream: "http://127.0.0.1:1/simple/".into(),
+            stale: false,
+            fresh_for: Duration::from_secs(600),
+        }
+    }
+
+    fn shown(registry: &Registry) -> (Vec<String>, Vec<String>, Duration) {
+        let page = registry.visible_upstream_page(proxied_page());
+        let files = page.page.files.iter().map(|f| f.filename.clone()).collect();
+        (files, page.page.versions.clone(), page.fresh_for)
+    }
+
+    #[tokio::test]
+    async fn the_cooldown_hides_young_and_unknown_age_files_when_answering() {
+        let h = Harness::new().await;
+        let (files, versions, fresh_for) = shown(&h.registry);
+        assert_eq!(files.len(), 3, "no cooldown by default");
+        assert_eq!(versions.len(), 3);
+        assert_eq!(fresh_for, Duration::from_secs(600));
+
+        let week = Duration::from_secs(7 * 86_400);
+        let cooled = h.registry.clone().with_cooldown(Cooldown {
+            min_age: Some(week),
+            ..Cooldown::default()
+        });
+        let (files, versions, fresh_for) = shown(&cooled);
+        assert_eq!(files, ["up-1.0.tar.gz"]);
+        assert_eq!(versions, ["1.0"]);
+        assert_eq!(
+            fresh_for,
+            Duration::from_secs(600),
+            "the young file is days away"
+        );
+        let young = upstream_file("2.0", Some(Duration::from_secs(3_600)));
+        let refusal = cooled
+            .upstream_file_refusal("up", &young)
+            .unwrap()
+            .to_string();
+        assert!(refusal.contains("held back until"), "{refusal}");
+        assert!(refusal.contains("7d"), "{refusal}");
+        let unknown = cooled
+            .upstream_file_refusal("up", &upstream_file("3.0", None))
+            .unwrap()
+            .to_string();
+        assert!(unknown.contains("unknown"), "{unknown}");
+
+        let soon = h.registry.clone().with_cooldown(Cooldown {
+            min_age: Some(Duration::from_secs(3_660)),
+            allow_unknown_age: true,
+            ..Cooldown::default()
+        });
+        let (files, versions, fresh_for) = shown(&soon);
+        assert_eq!(files, ["up-1.0.tar.gz", "up-3.0.tar.gz"]);
+        assert_eq!(versions, ["1.0", "3.0"]);
+        assert!(
+            fresh_for <= Duration::from_secs(61),
+            "{fresh_for:?}: cached until it appears"
+        );
+
+        let exempt = h.registry.clone().with_cooldown(Cooldown {
+            min_age: Some(week),
+            allow_unknown_age: false,
+            exempt: HashSet::from(["up".to_owned()]),
+        });
+        assert_eq!(shown(&exempt).0.len(), 3);
+        assert!(exempt.upstream_file_refusal("up", &young).is_none());
     }
 
     #[tokio::test]

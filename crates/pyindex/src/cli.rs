@@ -383,6 +383,27 @@ pub struct ServeArgs {
     #[arg(long, env = "PYINDEX_UPSTREAM_CACHE_SIZE", value_name = "SIZE")]
     pub upstream_cache_size: Option<ByteSize>,
 
+    /// Cooldown on new upstream releases, e.g. 7d or 36h: upstream files uploaded (by the
+    /// upstream's upload-time) less than this ago are neither listed nor served, and appear by
+    /// themselves once old enough. Private files are never held back [default: off].
+    #[arg(long, env = "PYINDEX_UPSTREAM_MIN_AGE", value_name = "DURATION")]
+    pub upstream_min_age: Option<Timeout>,
+
+    /// Under --upstream-min-age, show upstream files whose upload time is unknown (HTML-only
+    /// upstreams give none); without it they are held back.
+    #[arg(long, env = "PYINDEX_UPSTREAM_ALLOW_UNKNOWN_AGE")]
+    pub upstream_allow_unknown_age: bool,
+
+    /// A project exempt from --upstream-min-age (repeatable; the environment variable takes a
+    /// comma-separated list).
+    #[arg(
+        long = "upstream-min-age-exempt",
+        env = "PYINDEX_UPSTREAM_MIN_AGE_EXEMPT",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub upstream_min_age_exempt: Vec<String>,
+
     /// Log format on standard error: human (one readable line per event) or json (one JSON
     /// object per line) [default: human].
     #[arg(long, env = "PYINDEX_LOG_FORMAT", value_name = "FORMAT")]

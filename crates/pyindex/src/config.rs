@@ -82,6 +82,13 @@ pub struct FileConfig {
     pub upstream_ttl: Option<Timeout>,
     /// `upstream_cache_size = "10GiB"`
     pub upstream_cache_size: Option<ByteSize>,
+    /// `upstream_min_age = "7d"`
+    pub upstream_min_age: Option<Timeout>,
+    /// `upstream_allow_unknown_age = true`
+    pub upstream_allow_unknown_age: Option<bool>,
+    /// `upstream_min_age_exempt = ["certifi"]` (or one as a string)
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub upstream_min_age_exempt: Vec<String>,
 }
 
 fn metrics_access<'de, D: serde::Deserializer<'de>>(
@@ -215,6 +222,16 @@ mod tests {
             Some(Timeout(std::time::Duration::from_secs(3)))
         );
         assert_eq!(config.upstream_cache_size, Some(ByteSize(1 << 30)));
+        let cooldown: FileConfig = toml::from_str(
+            "upstream_min_age = \"7d\"\nupstream_allow_unknown_age = true\nupstream_min_age_exempt = \"certifi\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cooldown.upstream_min_age,
+            Some(Timeout(std::time::Duration::from_secs(7 * 86_400)))
+        );
+        assert_eq!(cooldown.upstream_allow_unknown_age, Some(true));
+        assert_eq!(cooldown.upstream_min_age_exempt, ["certifi"]);
         assert!(FileConfig::default().upstream.is_empty());
     }
 

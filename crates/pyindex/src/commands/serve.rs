@@ -219,6 +219,30 @@ fn upstream_settings(
     }))
 }
 
+/// The cooldown on new upstream releases (flags, then environment, then the file; off by
+/// default). Exempt names are normalized; a name that is no project name is an error.
+fn cooldown(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<pyindex_registry::Cooldown> {
+    let exempt = if args.upstream_min_age_exempt.is_empty() {
+        &file.upstream_min_age_exempt
+    } else {
+        &args.upstream_min_age_exempt
+    };
+    let exempt = exempt
+        .iter()
+        .map(|name| {
+            pyindex_packaging::ProjectName::new(name)
+                .map(|n| n.as_str().to_owned())
+                .map_err(|e| anyhow::anyhow!("--upstream-min-age-exempt '{name}': {e}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(pyindex_registry::Cooldown {
+        min_age: args.upstream_min_age.or(file.upstream_min_age).map(|t| t.0),
+        allow_unknown_age: args.upstream_allow_unknown_age
+            || file.upstream_allow_unknown_age.unwrap_or(false),
+        exempt,
+    })
+}
+
 /// Raises the open-file limit to the hard limit and returns the limit in force, logging it.
 fn raise_open_file_limit() -> u64 {
     match listener::raise_open_file_limit() {
@@ -341,7 +365,16 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
             cache_size = settings.cache_size,
             "proxying names without a local project to the upstream indexes, in this order"
         );
-        registry = registry.with_upstream(settings)?;
+        let cooldown = cooldown(&args, file)?;
+        if let Some(min_age) = cooldown.min_age {
+            tracing::info!(
+                ?min_age,
+                allow_unknown_age = cooldown.allow_unknown_age,
+                exempt = ?cooldown.exempt,
+                "upstream files younger than the cooldown are held back"
+            );
+        }
+        registry = registry.with_upstream(settings)?.with_cooldown(cooldown);
     }
     let mode = access_mode(
         args.auth.or(file.auth),
