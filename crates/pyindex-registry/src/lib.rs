@@ -113,6 +113,12 @@ impl Registry {
         &self.catalog
     }
 
+    /// The upstream proxy's cache index, for the operator's commands (repair must keep the
+    /// blobs it lists).
+    pub fn upstream_index(&self) -> &Arc<dyn UpstreamIndex> {
+        &self.upstream_index
+    }
+
     /// The blob store.
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
         &self.blobs
