@@ -58,6 +58,9 @@ pub trait UpstreamIndex: Send + Sync {
         at: OffsetDateTime,
     ) -> Result<bool, CatalogError>;
 
+    /// Whether the blob `sha256` is cached (a read only: no use is recorded).
+    async fn has_upstream_blob(&self, sha256: &str) -> Result<bool, CatalogError>;
+
     /// Records a newly cached blob.
     async fn add_upstream_blob(&self, blob: &CachedBlob) -> Result<(), CatalogError>;
 

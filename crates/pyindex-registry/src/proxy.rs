@@ -248,6 +248,9 @@ impl Registry {
         }
         if let Some(file) = page.file(filename) {
             return Ok(Some(FetchTarget {
+                project: project.to_owned(),
+                version: file.version.clone(),
+                upload_time: file.upload_time,
                 filename: file.filename.clone(),
                 url: file.url.clone(),
                 sha256: file.sha256.clone(),
@@ -259,6 +262,9 @@ impl Registry {
             .and_then(|dist| page.file(dist))
             .and_then(|file| {
                 Some(FetchTarget {
+                    project: project.to_owned(),
+                    version: file.version.clone(),
+                    upload_time: file.upload_time,
                     filename: filename.to_owned(),
                     url: file.metadata_url()?,
                     sha256: file.core_metadata_sha256.clone()?,

@@ -207,3 +207,73 @@ async fn store(writer: SpoolWriter, sha256: &str, blobs: &dyn BlobStore) -> Resu
         .map_err(|e| e.to_string())?;
     Ok(size)
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use pyindex_storage::LocalBlobStore;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    async fn setup() -> (tempfile::TempDir, Spool, LocalBlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path().join("tmp")).unwrap();
+        let blobs = LocalBlobStore::open(dir.path().join("files")).unwrap();
+        (dir, spool, blobs)
+    }
+
+    #[tokio::test]
+    async fn readers_get_all_but_the_last_byte_until_the_hash_matches() {
+        let (_dir, spool, blobs) = setup().await;
+        let (download, mut sink) = Download::start(&spool, 1 << 20).await.unwrap();
+        let mut body = download.body();
+        sink.write(b"hello ").await.unwrap();
+        assert_eq!(&body.next().await.unwrap().unwrap()[..], b"hello");
+        sink.write(b"world").await.unwrap();
+        assert_eq!(&body.next().await.unwrap().unwrap()[..], b" worl");
+        let sha = hex::encode(Sha256::digest(b"hello world"));
+        let late = download.body();
+        assert_eq!(sink.finish(&sha, &blobs).await.unwrap(), 11);
+        assert_eq!(&body.next().await.unwrap().unwrap()[..], b"d");
+        assert!(body.next().await.is_none());
+        let all: Vec<u8> = late.map(|chunk| chunk.unwrap().to_vec()).concat().await;
+        assert_eq!(all, b"hello world");
+        let key = BlobKey::parse(&sha).unwrap();
+        assert_eq!(blobs.size(&key).await.unwrap(), Some(11));
+    }
+
+    #[tokio::test]
+    async fn a_mismatching_file_ends_every_body_with_an_error_and_is_not_stored() {
+        let (_dir, spool, blobs) = setup().await;
+        let (download, mut sink) = Download::start(&spool, 1 << 20).await.unwrap();
+        let mut body = download.body();
+        sink.write(b"tampered").await.unwrap();
+        assert_eq!(&body.next().await.unwrap().unwrap()[..], b"tampere");
+        let listed = "ab".repeat(32);
+        let error = sink.finish(&listed, &blobs).await.unwrap_err();
+        assert!(error.contains("not the"), "{error}");
+        assert!(body.next().await.unwrap().is_err());
+        let key = BlobKey::parse(&listed).unwrap();
+        assert_eq!(blobs.size(&key).await.unwrap(), None);
+        assert!(download.finished().await.is_err());
+    }
+
+    #[test]
+    fn the_local_coalescer_registers_one_download_per_blob() {
+        let coalescer = LocalCoalescer::default();
+        assert!(coalescer.running("x").is_none());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (_dir, spool, _blobs) = runtime.block_on(setup());
+        let (one, _sink1) = runtime.block_on(Download::start(&spool, 10)).unwrap();
+        let (two, _sink2) = runtime.block_on(Download::start(&spool, 10)).unwrap();
+        assert!(coalescer.register("x", one.clone()));
+        assert!(!coalescer.register("x", two));
+        assert!(Arc::ptr_eq(&coalescer.running("x").unwrap(), &one));
+        coalescer.finished("x");
+        assert!(coalescer.running("x").is_none());
+    }
+}

@@ -11,12 +11,14 @@ pub mod fetch;
 pub mod page;
 pub mod parse;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use lru::LruCache;
 use pyindex_catalog::{CachedBlob, CatalogError, StoredPage, UpstreamIndex};
 use pyindex_storage::{BlobContent, BlobKey, BlobStore, Spool};
 use time::OffsetDateTime;
@@ -89,6 +91,12 @@ pub struct FileBody {
 /// An upstream file to fetch.
 #[derive(Debug, Clone)]
 pub struct FetchTarget {
+    /// The normalized name of its project.
+    pub project: String,
+    /// The version, from the distribution's filename, when it parses.
+    pub version: Option<String>,
+    /// The upstream's upload time of the distribution, when it gives one.
+    pub upload_time: Option<OffsetDateTime>,
     /// The filename served (the distribution's, or its `.metadata`).
     pub filename: String,
     /// Where the upstream serves it.
@@ -120,7 +128,16 @@ pub struct Upstream {
     blobs: Arc<dyn BlobStore>,
     spool: Spool,
     coalescer: Arc<dyn Coalescer>,
+    /// Blobs known to be cached whose use was recorded lately, so that serving a cached file
+    /// writes to the catalog at most once per [`USE_RECORD_INTERVAL`] per file, not on every
+    /// download. Bounded.
+    recently_used: Mutex<LruCache<String, Instant>>,
 }
+
+/// How often the last use of a cached file is written to the cache index, at most.
+const USE_RECORD_INTERVAL: Duration = Duration::from_secs(60);
+/// How many recently used files are remembered in memory.
+const RECENTLY_USED: usize = 10_000;
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -151,6 +168,9 @@ impl Upstream {
             blobs,
             spool,
             coalescer: Arc::new(LocalCoalescer::default()),
+            recently_used: Mutex::new(LruCache::new(
+                NonZeroUsize::new(RECENTLY_USED).unwrap_or(NonZeroUsize::MIN),
+            )),
         })
     }
 
@@ -277,13 +297,30 @@ impl Upstream {
         })
     }
 
-    async fn cached(&self, key: &BlobKey) -> Result<Option<FileBody>, UpstreamError> {
-        let sha256 = key.to_string();
+    /// Whether the blob is in the cache index (read every time: `pyindex cache prune` may
+    /// have evicted it), recording its use at most once a minute (a write, fsynced).
+    async fn use_cached(&self, sha256: &str) -> Result<bool, UpstreamError> {
+        let recent = self
+            .recently_used
+            .lock()
+            .ok()
+            .and_then(|mut recent| recent.get(sha256).copied())
+            .is_some_and(|at| at.elapsed() < USE_RECORD_INTERVAL);
+        if recent {
+            return Ok(self.index.has_upstream_blob(sha256).await?);
+        }
         let indexed = self
             .index
-            .use_upstream_blob(&sha256, OffsetDateTime::now_utc())
+            .use_upstream_blob(sha256, OffsetDateTime::now_utc())
             .await?;
-        if !indexed {
+        if indexed && let Ok(mut recent) = self.recently_used.lock() {
+            recent.put(sha256.to_owned(), Instant::now());
+        }
+        Ok(indexed)
+    }
+
+    async fn cached(&self, key: &BlobKey) -> Result<Option<FileBody>, UpstreamError> {
+        if !self.use_cached(&key.to_string()).await? {
             return Ok(None);
         }
         let blob = self
@@ -424,8 +461,9 @@ impl FetchJob {
     }
 
     /// An upstream file was fetched, verified and stored: the one place where a completed
-    /// fetch is recorded (the cache index; later the fetch log), then the cache is brought
-    /// back under its size limit.
+    /// fetch is recorded (the cache index; a fetch log belongs here too: the target names the
+    /// project, version, filename, sha256 and upstream upload time), then the cache is
+    /// brought back under its size limit.
     async fn fetched(&self, size: u64) {
         let blob = CachedBlob {
             sha256: self.target.sha256.clone(),
@@ -436,7 +474,13 @@ impl FetchJob {
             tracing::warn!(file = %self.target.filename, %error, "could not record a cached upstream file");
             return;
         }
-        tracing::info!(file = %self.target.filename, size, sha256 = %self.target.sha256, "upstream file fetched and cached");
+        tracing::info!(
+            project = %self.target.project,
+            file = %self.target.filename,
+            size,
+            sha256 = %self.target.sha256,
+            "upstream file fetched and cached"
+        );
         match prune(self.index.as_ref(), self.blobs.as_ref(), self.cache_size).await {
             Ok(removed) if !removed.is_empty() => {
                 tracing::info!(

@@ -76,6 +76,15 @@ impl UpstreamIndex for SqliteCatalog {
         Ok(updated > 0)
     }
 
+    async fn has_upstream_blob(&self, sha256: &str) -> Result<bool, CatalogError> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM upstream_blobs WHERE sha256 = $1)")
+                .bind(sha256)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn add_upstream_blob(&self, blob: &CachedBlob) -> Result<(), CatalogError> {
         sqlx::query(
             "INSERT INTO upstream_blobs (sha256, size, last_used_us) VALUES ($1, $2, $3) \
@@ -159,5 +168,119 @@ impl UpstreamIndex for SqliteCatalog {
         }
         tx.commit().await?;
         Ok(created)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Catalog, ProjectStatus};
+
+    fn at(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(secs).unwrap()
+    }
+
+    fn blob(sha: char, size: u64, used: i64) -> CachedBlob {
+        CachedBlob {
+            sha256: sha.to_string().repeat(64),
+            size,
+            last_used: at(used),
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_are_stored_replaced_and_revalidated() {
+        let (_dir, catalog) = crate::sqlite::tests::open().await;
+        assert!(catalog.upstream_page("up").await.unwrap().is_none());
+        let mut page = StoredPage {
+            project: "up".into(),
+            upstream: "http://127.0.0.1:1/simple/".into(),
+            page: "{}".into(),
+            etag: Some("\"e1\"".into()),
+            last_modified: None,
+            fetched: at(1_000),
+        };
+        catalog.put_upstream_page(&page).await.unwrap();
+        page.etag = Some("\"e2\"".into());
+        catalog.put_upstream_page(&page).await.unwrap();
+        catalog.touch_upstream_page("up", at(2_000)).await.unwrap();
+        let stored = catalog.upstream_page("up").await.unwrap().unwrap();
+        assert_eq!(stored.etag.as_deref(), Some("\"e2\""));
+        assert_eq!(stored.fetched, at(2_000));
+        assert_eq!(catalog.upstream_page_count().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn blobs_are_listed_least_recently_used_first() {
+        let (_dir, catalog) = crate::sqlite::tests::open().await;
+        catalog
+            .add_upstream_blob(&blob('a', 10, 300))
+            .await
+            .unwrap();
+        catalog
+            .add_upstream_blob(&blob('b', 20, 100))
+            .await
+            .unwrap();
+        catalog
+            .add_upstream_blob(&blob('c', 30, 200))
+            .await
+            .unwrap();
+        assert!(
+            catalog
+                .use_upstream_blob(&"b".repeat(64), at(400))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !catalog
+                .use_upstream_blob(&"d".repeat(64), at(400))
+                .await
+                .unwrap()
+        );
+        assert!(catalog.has_upstream_blob(&"a".repeat(64)).await.unwrap());
+        let order: Vec<u64> = catalog
+            .upstream_blobs()
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.size)
+            .collect();
+        assert_eq!(order, [30, 10, 20]);
+        assert!(catalog.remove_upstream_blob(&"c".repeat(64)).await.unwrap());
+        assert!(!catalog.has_upstream_blob(&"c".repeat(64)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_reserved_project_exists_without_files_once() {
+        let (_dir, catalog) = crate::sqlite::tests::open().await;
+        let audit = AuditEntry {
+            at: at(5),
+            actor: "cli".into(),
+            action: "project.reserve".into(),
+            subject: "mine".into(),
+            address: None,
+            detail: None,
+        };
+        let before = catalog.generation().await.unwrap();
+        assert!(
+            catalog
+                .reserve_project("mine", "mine", &audit)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !catalog
+                .reserve_project("mine", "mine", &audit)
+                .await
+                .unwrap()
+        );
+        let found = catalog.project_files("mine").await.unwrap().unwrap();
+        assert!(found.files.is_empty());
+        assert_eq!(found.project.status, ProjectStatus::Active);
+        let changes = catalog.changes_since(before).await.unwrap().changes;
+        assert_eq!(
+            changes,
+            [Change::Project("mine".into()), Change::ProjectList]
+        );
     }
 }
