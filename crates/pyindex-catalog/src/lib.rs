@@ -13,6 +13,7 @@ mod model;
 mod sqlite;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
+mod upstream;
 
 pub use accounts::{Accounts, AuditEntry, NewToken, Role, TokenRecord, User};
 pub use browse::{
@@ -24,6 +25,7 @@ pub use model::{
     ReleaseMetadata, StoredFile, Uploader, Yank,
 };
 pub use sqlite::SqliteCatalog;
+pub use upstream::{CachedBlob, StoredPage, UpstreamIndex};
 
 use async_trait::async_trait;
 use pyindex_packaging::DistKey;

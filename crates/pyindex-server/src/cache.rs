@@ -54,6 +54,31 @@ pub struct Page {
     pub identity: Encoded,
     /// Gzip-compressed.
     pub gzip: Encoded,
+    /// For a proxied page: until when it may be served, and whether it is stale.
+    pub upstream: Option<Proxied>,
+}
+
+/// What a cached proxied page carries besides its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Proxied {
+    /// When the page must be asked of the registry (and the upstream) again.
+    pub expires: std::time::Instant,
+    /// Whether it was served past its TTL because the upstream could not be asked.
+    pub stale: bool,
+}
+
+impl Page {
+    /// The same page, proxied from an upstream: cached only until `expires`.
+    pub fn proxied(mut self, upstream: Proxied) -> Page {
+        self.upstream = Some(upstream);
+        self
+    }
+
+    /// Whether it must not be served from the cache any more.
+    pub fn expired(&self) -> bool {
+        self.upstream
+            .is_some_and(|u| u.expires <= std::time::Instant::now())
+    }
 }
 
 impl Page {
@@ -69,6 +94,7 @@ impl Page {
             format,
             identity: Encoded::new(body),
             gzip: Encoded::new(gzip),
+            upstream: None,
         }
     }
 }
@@ -146,7 +172,12 @@ impl ResponseCache {
 
     /// A cached page.
     pub fn page(&self, key: PageKey<'_>) -> Option<Arc<Page>> {
-        self.pages.read().ok()?.get(key).cloned()
+        self.pages
+            .read()
+            .ok()?
+            .get(key)
+            .filter(|page| !page.expired())
+            .cloned()
     }
 
     /// Caches a page rendered during `epoch`.

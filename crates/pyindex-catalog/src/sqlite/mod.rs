@@ -7,6 +7,7 @@
 
 mod accounts;
 mod browse;
+mod upstream;
 
 use std::path::Path;
 use std::time::Duration;
@@ -60,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "release details and sessions",
         include_str!("../../migrations/sqlite/0006_release_details_and_sessions.sql"),
+    ),
+    (
+        7,
+        "upstream cache",
+        include_str!("../../migrations/sqlite/0007_upstream_cache.sql"),
     ),
 ];
 

@@ -511,6 +511,8 @@ pub struct UsingPage {
     pub scheme: String,
     /// `host[:port]` and any path of the base URL.
     pub host: String,
+    /// Whether names without a project here are served from upstream indexes.
+    pub proxied: bool,
 }
 
 /// `GET /using`: how to install from and publish to this index, with its URL filled in.
@@ -530,6 +532,7 @@ pub async fn using(State(app): State<AppState>, request: Request) -> Response {
         chrome,
         scheme,
         host,
+        proxied: app.registry.upstream().is_some(),
     };
     html(StatusCode::OK, page.render())
 }

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod backup;
+mod cache;
 mod docs;
 mod import;
 mod mirror;
@@ -11,7 +12,7 @@ mod yank;
 
 use std::path::PathBuf;
 
-use crate::cli::{Cli, Command, ProjectCommand, TokenCommand, UserCommand};
+use crate::cli::{CacheCommand, Cli, Command, ProjectCommand, TokenCommand, UserCommand};
 use crate::config::{DEFAULT_DATA, FileConfig};
 use crate::data_dir;
 
@@ -52,6 +53,11 @@ fn needs_catalog(command: &Command) -> Option<String> {
             format!("project remove-role {project} {user}")
         }
         Command::Project(ProjectCommand::Roles { project }) => format!("project roles {project}"),
+        Command::Project(ProjectCommand::Reserve { project }) => {
+            format!("project reserve {project}")
+        }
+        Command::Cache(CacheCommand::Stats { .. }) => "cache stats".to_owned(),
+        Command::Cache(CacheCommand::Prune { .. }) => "cache prune".to_owned(),
         Command::Project(ProjectCommand::Status {
             project, status, ..
         }) => format!("project status {project} {status}"),
@@ -107,7 +113,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         None => {}
     }
     match cli.command {
-        Command::Serve(args) => serve::run(args, &file, &data).await,
+        Command::Serve(args) => serve::run(*args, &file, &data).await,
         Command::Yank {
             project,
             version,
@@ -118,6 +124,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(command) => accounts::token(&data, command).await,
         Command::Project(command) => accounts::project(&data, command).await,
         Command::Audit { limit } => accounts::audit(&data, limit).await,
+        Command::Cache(command) => cache::run(&data, &file, command).await,
         Command::Verify { repair, grace } => verify::run(&data, repair, grace.0).await,
         Command::Backup { dest } => backup::backup(&data, &dest).await,
         Command::Restore { src } => backup::restore(&src, &data).await,
