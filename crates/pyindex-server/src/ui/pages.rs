@@ -16,7 +16,6 @@ use time::macros::format_description;
 
 use super::html;
 use super::links::{Link, mail_link, safe_url};
-use super::readme::{Format, render};
 use super::session::{Viewer, reader};
 use crate::AppState;
 use crate::landing::base_url_from;
@@ -356,16 +355,22 @@ async fn project_or_version(
         };
         return error_page(chrome, StatusCode::NOT_FOUND, "No such version", message);
     };
-    let page = project_page(chrome, &view, shown, version.is_some());
+    let readme_html = match app.registry.readme(&view, &shown.release).await {
+        Ok(html) => html,
+        Err(e) => return registry_error(&e),
+    };
+    let page = project_page(chrome, &view, shown, version.is_some(), readme_html);
     html(StatusCode::OK, page.render())
 }
 
-/// The page of `view` showing the release `shown` (`pinned`: reached by its version's URL).
+/// The page of `view` showing the release `shown` (`pinned`: reached by its version's URL) with
+/// its README as stored (sanitized HTML).
 pub fn project_page(
     chrome: Chrome,
     view: &ProjectView,
     shown: &ReleaseFiles,
     pinned: bool,
+    readme_html: String,
 ) -> ProjectPage {
     let project = &view.project;
     let release = &shown.release;
@@ -379,17 +384,6 @@ pub fn project_page(
         project.name.clone()
     };
     let index = format!("{}/simple/", chrome.base_url);
-    let serves = project.status.serves_files();
-    let readme_html = match (&release.description, serves) {
-        (Some(text), true) if !text.trim().is_empty() => {
-            render(
-                text,
-                Format::of(release.description_content_type.as_deref()),
-            )
-            .html
-        }
-        _ => String::new(),
-    };
     let (yanked, yank_reason) = yank_of(&release.yank);
     ProjectPage {
         name: project.name.clone(),

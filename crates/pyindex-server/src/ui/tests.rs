@@ -122,6 +122,9 @@ fn hostile_release() -> ReleaseMetadata {
             classifiers: vec!["<b onmouseover=alert(20)>x</b>".into()],
             ..ReleaseDetails::default()
         },
+        // Not rendered at publication (as a release from before schema version 7): the page
+        // renders it.
+        readme_html: None,
     }
 }
 
@@ -237,6 +240,24 @@ async fn hostile_metadata_runs_nowhere() {
     );
     assert!(!page.contains(">Docs<"), "{page}");
     assert!(page.contains("yanked"), "{page}");
+}
+
+#[tokio::test]
+async fn project_page_shows_the_readme_stored_at_publication() {
+    let f = fixture(AccessMode::Upload).await;
+    let release = ReleaseMetadata {
+        description: Some("# Rendered now".into()),
+        description_content_type: Some("text/markdown".into()),
+        readme_html: Some("<p>stored when published</p>".into()),
+        ..ReleaseMetadata::default()
+    };
+    publish(&f.catalog, "kept", "1.0", release).await;
+    for path in ["/project/kept/", "/project/kept/1.0/"] {
+        let (status, _, page) = get(&f.app, path, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("<p>stored when published</p>"), "{page}");
+        assert!(!page.contains("Rendered now"), "rendered per view: {page}");
+    }
 }
 
 #[tokio::test]
