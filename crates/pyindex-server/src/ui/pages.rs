@@ -2,7 +2,7 @@
 
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::StatusCode;
 use http::request::Parts;
@@ -16,7 +16,7 @@ use time::macros::format_description;
 
 use super::html;
 use super::links::{Link, mail_link, safe_url};
-use super::session::{Viewer, reader};
+use super::session::{Reader, Viewer};
 use crate::AppState;
 use crate::landing::base_url_from;
 use crate::response::registry_error;
@@ -115,12 +115,7 @@ pub struct HomePage {
 }
 
 /// `GET /`: search, counts, recent releases and the commands to use this index.
-pub async fn home(State(app): State<AppState>, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    let viewer = match reader(&app, &parts).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
+pub async fn home(State(app): State<AppState>, Reader { viewer, parts }: Reader) -> Response {
     let overview = match app.registry.overview(RECENT_RELEASES).await {
         Ok(overview) => overview,
         Err(e) => return registry_error(&e),
@@ -182,13 +177,8 @@ fn search_href(query: &str, page: u32) -> String {
 pub async fn search(
     State(app): State<AppState>,
     params: Result<Query<SearchParams>, QueryRejection>,
-    request: Request,
+    Reader { viewer, parts }: Reader,
 ) -> Response {
-    let (parts, _) = request.into_parts();
-    let viewer = match reader(&app, &parts).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
     let mut chrome = Chrome::new(&app, &parts, &viewer);
     let Ok(Query(params)) = params else {
         return error_page(
@@ -301,31 +291,26 @@ pub async fn project_redirect(Path(name): Path<String>) -> Response {
 pub async fn project(
     State(app): State<AppState>,
     Path(name): Path<String>,
-    request: Request,
+    reader: Reader,
 ) -> Response {
-    project_or_version(app, name, None, request).await
+    project_or_version(app, name, None, reader).await
 }
 
 /// `GET /project/<name>/<version>/`: the project at one release.
 pub async fn version(
     State(app): State<AppState>,
     Path((name, version)): Path<(String, String)>,
-    request: Request,
+    reader: Reader,
 ) -> Response {
-    project_or_version(app, name, Some(version), request).await
+    project_or_version(app, name, Some(version), reader).await
 }
 
 async fn project_or_version(
     app: AppState,
     name: String,
     version: Option<String>,
-    request: Request,
+    Reader { viewer, parts }: Reader,
 ) -> Response {
-    let (parts, _) = request.into_parts();
-    let viewer = match reader(&app, &parts).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
     let chrome = Chrome::new(&app, &parts, &viewer);
     let normalized = normalize(&name);
     if normalized != name {
@@ -508,12 +493,7 @@ pub struct UsingPage {
 }
 
 /// `GET /using`: how to install from and publish to this index, with its URL filled in.
-pub async fn using(State(app): State<AppState>, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    let viewer = match reader(&app, &parts).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
+pub async fn using(State(app): State<AppState>, Reader { viewer, parts }: Reader) -> Response {
     let chrome = Chrome::new(&app, &parts, &viewer);
     let (scheme, host) = chrome
         .base_url
