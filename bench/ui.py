@@ -206,7 +206,14 @@ def reads(server, corpus: dict, args, work: Path) -> dict:
             runs[wl].append(harness.run_wrk(server.url, paths[wl], duration=args.round_seconds, **kw))
         say(f"  round {rnd + 1} (load {growth.load()}): "
             + ", ".join(f"{wl} {runs[wl][-1]['rps']:,.0f}" for wl, _ in WORKLOADS))
+    alone = {}
+    for wl, _ in WORKLOADS:  # the latency of one request at a time
+        kw = dict(connections=1, threads=1, accept="text/html", timeout_s=30, seed=args.seed,
+                  workdir=work, cpus=None)
+        alone[wl] = harness.run_wrk(server.url, paths[wl], duration=args.round_seconds, **kw)
+    say("  one connection: " + ", ".join(f"{wl} p50 {alone[wl]['p50_ms']:.2f} ms" for wl, _ in WORKLOADS))
     return {wl: {"rps": statistics.median(r["rps"] for r in rs),
+                 "alone": alone[wl],
                  "p50_ms": statistics.median(r["p50_ms"] for r in rs),
                  "p99_ms": statistics.median(r["p99_ms"] for r in rs),
                  "errors": sum(sum(r["errors"].values()) for r in rs),
@@ -225,15 +232,19 @@ def markdown(corpus: dict, m: dict, args) -> str:
         f"(3 wheels and an sdist per version, Markdown README), and {len(corpus['names']):,} projects "
         f"of one wheel each: {corpus['files']:,} files loaded with `pyindex import --jobs {args.jobs}` "
         f"in {m['import_s']:.0f} s. wrk `-t2 -c{args.connections}`, {args.rounds} rounds of "
-        f"{args.round_seconds:.0f} s per workload in turns (after 1 s of warm-up), median of the rounds.",
+        f"{args.round_seconds:.0f} s per workload in turns (after 1 s of warm-up), median of the rounds; "
+        f"then one {args.round_seconds:.0f} s run per workload with one connection (`-t1 -c1`): the "
+        "latency of a request on its own.",
         "",
-        "| workload | req/s | p50 ms | p99 ms | page bytes | req/s / simple page |",
-        "|---|---|---|---|---|---|",
+        "| workload | req/s | p50 ms | p99 ms | one connection: p50 / p99 ms | page bytes | req/s / simple page |",
+        "|---|---|---|---|---|---|---|",
     ]
     for wl, label in WORKLOADS:
         v = r[wl]
         flag = f" ({v['errors']} errors)" if v["errors"] else ""
+        a = v["alone"]
         lines.append(f"| {label}{flag} | {v['rps']:,.0f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | "
+                     f"{a['p50_ms']:.2f} / {a['p99_ms']:.2f} | "
                      f"{m['sizes'].get(wl, m['sizes'].get('simple-small', 0)):,} | {v['rps'] / base:.3f}× |")
     lines += [
         "",

@@ -145,18 +145,11 @@ impl Browse for SqliteCatalog {
         let text = format!("%{}%", like_escaped(&query.text));
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         let mut conn = self.pool.acquire().await?;
-        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) {SEARCH_FROM}"
-        )))
-        .bind(&query.name)
-        .bind(&prefix)
-        .bind(&inside)
-        .bind(&text)
-        .fetch_one(&mut *conn)
-        .await?;
+        // One scan gives the page and, as a window over every match, the total.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT p.name, p.display_name, p.status, p.summary, \
-             CASE WHEN p.name = $1 THEN 0 WHEN p.name LIKE $2 ESCAPE '\\' THEN 1 ELSE 2 END AS rank \
+             CASE WHEN p.name = $1 THEN 0 WHEN p.name LIKE $2 ESCAPE '\\' THEN 1 ELSE 2 END AS rank, \
+             COUNT(*) OVER () AS total \
              {SEARCH_FROM} ORDER BY rank, p.name LIMIT $5 OFFSET $6"
         )))
         .bind(&query.name)
@@ -167,6 +160,22 @@ impl Browse for SqliteCatalog {
         .bind(offset)
         .fetch_all(&mut *conn)
         .await?;
+        let total: i64 = match rows.first() {
+            Some(row) => row.try_get("total")?,
+            // A page past the last: the total needs a scan of its own.
+            None if offset > 0 => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) {SEARCH_FROM}"
+                )))
+                .bind(&query.name)
+                .bind(&prefix)
+                .bind(&inside)
+                .bind(&text)
+                .fetch_one(&mut *conn)
+                .await?
+            }
+            None => 0,
+        };
         let hits = rows
             .iter()
             .map(|row| {
@@ -376,6 +385,9 @@ mod tests {
         let second = catalog.search(&query("ranker"), 2, 2).await.unwrap();
         assert_eq!(second.hits.len(), 1);
         assert_eq!(second.total, 3);
+        let past = catalog.search(&query("ranker"), 2, 10).await.unwrap();
+        assert!(past.hits.is_empty());
+        assert_eq!(past.total, 3, "a page past the last still counts");
         // Summaries match too, whatever their case.
         let by_summary = SearchQuery {
             name: "zzz".into(),

@@ -1,5 +1,7 @@
 //! The reading pages: home, search, project, version, and "Using this index".
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -317,7 +319,7 @@ async fn project_or_version(
         let rest = version.map_or_else(String::new, |v| format!("{v}/"));
         return Redirect::permanent(&format!("/project/{normalized}/{rest}")).into_response();
     }
-    let view = match app.registry.project_view(&name).await {
+    let view = match project_view(&app, &name).await {
         Ok(Some(view)) => view,
         Ok(None) => {
             return error_page(
@@ -346,6 +348,24 @@ async fn project_or_version(
     };
     let page = project_page(chrome, &view, shown, version.is_some(), readme_html);
     html(StatusCode::OK, page.render())
+}
+
+/// The UI data of the project `name` (normalized), from the cache or read and cached: a page
+/// view then reads no files from the catalog until the project changes.
+async fn project_view(
+    app: &AppState,
+    name: &str,
+) -> Result<Option<Arc<ProjectView>>, pyindex_registry::RegistryError> {
+    if let Some(view) = app.cache.view(name) {
+        return Ok(Some(view));
+    }
+    let epoch = app.cache.epoch();
+    let Some(view) = app.registry.project_view(name).await? else {
+        return Ok(None);
+    };
+    let view = Arc::new(view);
+    app.cache.insert_view(name, view.clone(), epoch);
+    Ok(Some(view))
 }
 
 /// The page of `view` showing the release `shown` (`pinned`: reached by its version's URL) with

@@ -261,6 +261,30 @@ async fn project_page_shows_the_readme_stored_at_publication() {
 }
 
 #[tokio::test]
+async fn a_cached_project_page_follows_changes() {
+    let f = fixture(AccessMode::Upload).await;
+    publish(&f.catalog, "moving", "1.0", ReleaseMetadata::default()).await;
+    let (_, _, page) = get(&f.app, "/project/moving/", None).await;
+    assert!(!page.contains("deprecated"), "{page}");
+    // A change through the registry drops the project's cached data.
+    f.app
+        .registry
+        .set_project_status(
+            Actor::Cli,
+            "moving",
+            pyindex_catalog::ProjectStatus::Deprecated,
+            Some("use still"),
+        )
+        .await
+        .unwrap();
+    let (_, _, page) = get(&f.app, "/project/moving/", None).await;
+    assert!(
+        page.contains("deprecated") && page.contains("use still"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
 async fn project_page_shows_readme_versions_files_and_commands() {
     let f = fixture(AccessMode::Upload).await;
     for version in ["1.0", "1.1", "2.0rc1"] {
