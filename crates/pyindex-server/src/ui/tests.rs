@@ -552,6 +552,21 @@ async fn all_mode_needs_sign_in_and_names_nothing_before() {
     let (_, _, again) = get(&f.app, "/account/tokens", Some(&cookie)).await;
     assert!(!again.contains(&secret) && again.contains("ci"));
     let revoke = format!("/account/tokens/{}/revoke", listed[0].id);
+    // Every form checks the anti-forgery token: without it nothing is revoked, nor signed out.
+    for path in [revoke.as_str(), "/signout"] {
+        let (status, _, _) = post_form(&f.app, path, Some(&cookie), "csrf=forged").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert!(
+        f.app.registry.tokens(Some("alice")).await.unwrap()[0]
+            .revoked
+            .is_none()
+    );
+    assert_eq!(
+        get(&f.app, "/account/tokens", Some(&cookie)).await.0,
+        StatusCode::OK,
+        "still signed in"
+    );
     let (status, _, _) = post_form(&f.app, &revoke, Some(&cookie), &format!("csrf={csrf}")).await;
     assert!(status.is_redirection());
     assert!(
