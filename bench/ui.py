@@ -240,6 +240,7 @@ def markdown(corpus: dict, m: dict, args) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for wl, label in WORKLOADS:
+        label = label.replace("10,000", f"{len(corpus['names']):,}")
         v = r[wl]
         flag = f" ({v['errors']} errors)" if v["errors"] else ""
         a = v["alone"]
