@@ -18,7 +18,7 @@ mod upstream;
 pub use accounts::{Accounts, AuditEntry, NewToken, Role, TokenRecord, User};
 pub use browse::{
     Browse, Counts, MissingDetails, NewSession, ReleaseDetails, ReleaseRecord, ReleaseSummary,
-    SearchHit, SearchPage, SearchQuery, SessionRecord,
+    SearchHit, SearchPage, SearchQuery, SessionRecord, StoredReadme,
 };
 pub use model::{
     AddOutcome, Change, Changes, FileRecord, NewFile, ProjectFiles, ProjectStatus, ProjectSummary,

@@ -1,4 +1,5 @@
-//! Rendered index pages and file lookups, kept in memory until what they show changes.
+//! Rendered index pages, file lookups and the web UI's project data, kept in memory until what
+//! they show changes.
 //!
 //! Index pages are rendered once per state of their project and served from memory with a
 //! precomputed gzip variant and strong ETags, which is what lets them be served faster than static
@@ -22,7 +23,7 @@ use flate2::write::GzEncoder;
 use http::HeaderValue;
 use sha2::{Digest, Sha256};
 
-use pyindex_registry::{Change, ChangeObserver};
+use pyindex_registry::{Change, ChangeObserver, ProjectView};
 
 use crate::files::Download;
 use crate::negotiate::Format;
@@ -162,6 +163,10 @@ pub struct ResponseCache {
     /// Every project's normalized name, for the redirect of `/<project>/`: one set, not one
     /// entry per name asked for, so that clients asking for random paths cannot grow it.
     project_names: RwLock<Option<Arc<HashSet<String>>>>,
+    /// The web UI's data of each project viewed (releases and files, read in one go), by
+    /// normalized name: a project page then costs no catalog read of its files. Only projects
+    /// that exist are inserted, so the map is bounded by the catalog.
+    views: RwLock<FastMap<String, Arc<ProjectView>>>,
 }
 
 impl ResponseCache {
@@ -217,12 +222,27 @@ impl ResponseCache {
         }
     }
 
-    /// Forgets the pages `pages` picks, the downloads for which `file` holds, and the project
-    /// names if `names`.
+    /// The cached UI data of a project.
+    pub fn view(&self, project: &str) -> Option<Arc<ProjectView>> {
+        self.views.read().ok()?.get(project).cloned()
+    }
+
+    /// Caches the UI data of `project`, read during `epoch`.
+    pub fn insert_view(&self, project: &str, view: Arc<ProjectView>, epoch: u64) {
+        if let Ok(mut views) = self.views.write()
+            && self.epoch() == epoch
+        {
+            views.insert(project.to_owned(), view);
+        }
+    }
+
+    /// Forgets the pages `pages` picks, the downloads for which `file` holds, the UI data of
+    /// the projects for which `view` holds, and the project names if `names`.
     fn forget(
         &self,
         pages: impl FnOnce(&mut Pages),
         file: impl Fn(&Download) -> bool,
+        view: impl Fn(&str) -> bool,
         names: bool,
     ) {
         // Hold every write lock while bumping the epoch, so that no insert of an older epoch
@@ -230,7 +250,11 @@ impl ResponseCache {
         let cached_pages = self.pages.write();
         let files = self.files.write();
         let project_names = self.project_names.write();
+        let views = self.views.write();
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut views) = views {
+            views.retain(|project, _| !view(project));
+        }
         if let Ok(mut cached_pages) = cached_pages {
             pages(&mut cached_pages);
         }
@@ -253,14 +277,20 @@ impl ChangeObserver for ResponseCache {
                     pages.projects.remove(name);
                 },
                 |download| download.project() == name,
+                |project| project == name,
                 false,
             ),
-            Change::ProjectList => {
-                self.forget(|pages| pages.root = Formats::default(), |_| false, true);
-            }
+            Change::ProjectList => self.forget(
+                |pages| pages.root = Formats::default(),
+                |_| false,
+                |_| false,
+                true,
+            ),
             // Pages and downloads do not depend on accounts: access is checked before the cache.
             Change::Account(_) => {}
-            Change::Everything => self.forget(|pages| *pages = Pages::default(), |_| true, true),
+            Change::Everything => {
+                self.forget(|pages| *pages = Pages::default(), |_| true, |_| true, true);
+            }
         }
     }
 }

@@ -262,6 +262,19 @@ fn raise_open_file_limit() -> u64 {
 
 /// Creates the first admin when credentials are needed and no account exists yet, with the
 /// password from the environment or a generated one written to a 0600 file in the data dir.
+/// Renders, in the background, the READMEs of releases stored before READMEs were rendered at
+/// publication (a page viewed before it gets there renders its own), and logs how many.
+fn spawn_readme_rendering(registry: Registry) {
+    tokio::spawn(async move {
+        match registry.render_missing_readmes().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(releases = n, "READMEs of older releases rendered"),
+            Err(e) => tracing::warn!(error = %e,
+                "could not render the READMEs of older releases; their pages render them when viewed"),
+        }
+    });
+}
+
 async fn ensure_first_admin(registry: &Registry, data: &Path) -> anyhow::Result<()> {
     if registry.has_accounts().await? {
         return Ok(());
@@ -406,6 +419,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, data: &Path) -> anyhow::Res
             "release details read from stored metadata"
         );
     }
+    spawn_readme_rendering(state.registry.clone());
     let _watcher = state.registry.spawn_change_watcher();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
