@@ -11,6 +11,12 @@
 //! afterwards: every insertion names the epoch it started in and is dropped if any invalidation
 //! happened since. (That occasionally leaves an unrelated page uncached until its next request;
 //! tracking epochs per page would cost more than it saves.)
+//!
+//! A page is rendered by one request at a time ([`ResponseCache::render_turn`]): when a publish
+//! drops a busy project's page, the requests that miss it wait for the first one's render and
+//! are answered from the cache, instead of every connection reading the catalog and rendering the
+//! same page at once (which made a project's page 10 times slower while it was being published
+//! to every 100 ms).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -167,6 +173,50 @@ pub struct ResponseCache {
     /// normalized name: a project page then costs no catalog read of its files. Only projects
     /// that exist are inserted, so the map is bounded by the catalog.
     views: RwLock<FastMap<String, Arc<ProjectView>>>,
+    /// The pages being rendered, each with the lock its renderer holds. An entry lives while a
+    /// request holds or waits for its lock, so the map is bounded by the requests in flight.
+    renders: std::sync::Mutex<FastMap<RenderKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// An owned [`PageKey`], for the pages being rendered.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum RenderKey {
+    Root(usize),
+    Project(String, usize),
+}
+
+impl From<PageKey<'_>> for RenderKey {
+    fn from(key: PageKey<'_>) -> RenderKey {
+        match key {
+            PageKey::Root(format) => RenderKey::Root(slot(format)),
+            PageKey::Project(name, format) => RenderKey::Project(name.to_owned(), slot(format)),
+        }
+    }
+}
+
+/// The right to render one page: held while rendering it; others wait for it to be dropped.
+pub struct RenderTurn<'a> {
+    cache: &'a ResponseCache,
+    key: RenderKey,
+    lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for RenderTurn<'_> {
+    fn drop(&mut self) {
+        let Ok(mut renders) = self.cache.renders.lock() else {
+            return;
+        };
+        let Some(turn) = self.lock.take() else {
+            return;
+        };
+        let lock = tokio::sync::OwnedMutexGuard::mutex(&turn).clone();
+        drop(turn);
+        // The map's reference and this one are the only ones left: nobody waits, and nobody can
+        // start waiting while the map is locked, so the key can go.
+        if Arc::strong_count(&lock) == 2 {
+            renders.remove(&self.key);
+        }
+    }
 }
 
 impl ResponseCache {
@@ -183,6 +233,26 @@ impl ResponseCache {
             .get(key)
             .filter(|page| !page.expired())
             .cloned()
+    }
+
+    /// Waits until no other request renders the page `key`, and returns the right to render it.
+    /// Look the page up again afterwards: the request that had the turn has usually cached it.
+    pub async fn render_turn(&self, key: PageKey<'_>) -> RenderTurn<'_> {
+        let key = RenderKey::from(key);
+        let lock = match self.renders.lock() {
+            Ok(mut renders) => Some(renders.entry(key.clone()).or_default().clone()),
+            // Poisoned only by a panic elsewhere: render without waiting rather than fail.
+            Err(_) => None,
+        };
+        let lock = match lock {
+            Some(lock) => Some(lock.lock_owned().await),
+            None => None,
+        };
+        RenderTurn {
+            cache: self,
+            key,
+            lock,
+        }
     }
 
     /// Caches a page rendered during `epoch`.
@@ -379,5 +449,34 @@ mod tests {
         cache.insert_project_names(names, cache.epoch());
         cache.changed(&Change::Everything);
         assert!(cache.project_names().is_none());
+    }
+
+    #[tokio::test]
+    async fn one_render_per_page_at_a_time_and_no_key_left_behind() {
+        let cache = Arc::new(ResponseCache::default());
+        let key = PageKey::Project("shared", Format::Json);
+        let first = cache.render_turn(key).await;
+        let waiter = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let _turn = cache
+                    .render_turn(PageKey::Project("shared", Format::Json))
+                    .await;
+            })
+        };
+        // Another page is not held up by this one.
+        drop(
+            cache
+                .render_turn(PageKey::Project("other", Format::Json))
+                .await,
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "the second render did not wait");
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+            .await
+            .expect("the waiting render never got its turn")
+            .unwrap();
+        assert!(cache.renders.lock().unwrap().is_empty());
     }
 }

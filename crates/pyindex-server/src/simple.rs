@@ -189,6 +189,10 @@ pub async fn root(State(app): State<AppState>, request: Request) -> Response {
     if let Some(page) = cached {
         return send_page(&page, headers);
     }
+    let _turn = app.cache.render_turn(key).await;
+    if let Some(page) = app.cache.page(key) {
+        return send_page(&page, headers);
+    }
     let epoch = app.cache.epoch();
     match app.registry.projects().await {
         Ok(projects) => {
@@ -281,6 +285,10 @@ pub async fn project(
     let cached = app.cache.page(key);
     app.metrics.page_cache(cached.is_some());
     if let Some(page) = cached {
+        return send_page(&page, headers);
+    }
+    let _turn = app.cache.render_turn(key).await;
+    if let Some(page) = app.cache.page(key) {
         return send_page(&page, headers);
     }
     let epoch = app.cache.epoch();
