@@ -103,9 +103,8 @@ pub struct ReleaseRecord {
     pub canonical_version: String,
     /// Summary.
     pub summary: Option<String>,
-    /// Long description.
-    pub description: Option<String>,
-    /// Its content type.
+    /// The content type of its description (the description itself, and its rendering, are
+    /// read for one release at a time: see [`Browse::readme`]).
     pub description_content_type: Option<String>,
     /// Requires-Python.
     pub requires_python: Option<String>,
@@ -126,6 +125,19 @@ pub struct MissingDetails {
     pub release_id: i64,
     /// SHA-256 of a stored metadata file of one of its files, if any has one.
     pub metadata_sha256: Option<String>,
+}
+
+/// A release's README as stored, and what to render it from when it is not rendered yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReadme {
+    /// The release's row id.
+    pub release_id: i64,
+    /// The sanitized HTML; `None` for a release stored before READMEs were rendered.
+    pub html: Option<String>,
+    /// The description, read only when `html` is `None`.
+    pub description: Option<String>,
+    /// Its content type.
+    pub content_type: Option<String>,
 }
 
 /// A browser session about to be stored.
@@ -188,6 +200,20 @@ pub trait Browse: Send + Sync {
         release_id: i64,
         details: &ReleaseDetails,
     ) -> Result<(), CatalogError>;
+
+    /// The README of the release `canonical_version` of `project` (normalized name).
+    async fn readme(
+        &self,
+        project: &str,
+        canonical_version: &str,
+    ) -> Result<Option<StoredReadme>, CatalogError>;
+
+    /// Up to `limit` releases whose README is not rendered yet, with their descriptions.
+    async fn releases_without_readme(&self, limit: u32) -> Result<Vec<StoredReadme>, CatalogError>;
+
+    /// Stores the rendered README of a release that has none yet (a concurrent render of the
+    /// same release is harmless: the first one stays).
+    async fn set_release_readme(&self, release_id: i64, html: &str) -> Result<(), CatalogError>;
 
     /// Stores a new browser session (and drops expired ones).
     async fn create_session(&self, session: &NewSession) -> Result<(), CatalogError>;

@@ -15,11 +15,12 @@ mod postgres;
 mod sqlite;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
+mod upstream;
 
 pub use accounts::{Accounts, AuditEntry, NewToken, Role, TokenRecord, User};
 pub use browse::{
     Browse, Counts, MissingDetails, NewSession, ReleaseDetails, ReleaseRecord, ReleaseSummary,
-    SearchHit, SearchPage, SearchQuery, SessionRecord,
+    SearchHit, SearchPage, SearchQuery, SessionRecord, StoredReadme,
 };
 pub use model::{
     AddOutcome, Change, Changes, FileRecord, NewFile, ProjectFiles, ProjectStatus, ProjectSummary,
@@ -27,6 +28,7 @@ pub use model::{
 };
 pub use postgres::PgCatalog;
 pub use sqlite::SqliteCatalog;
+pub use upstream::{CachedBlob, StoredPage, UpstreamIndex};
 
 use async_trait::async_trait;
 use pyindex_packaging::DistKey;

@@ -18,6 +18,10 @@ pub struct ReleaseMetadata {
     pub requires_dist: Vec<String>,
     /// What the web pages show besides (URLs, license, author...).
     pub details: crate::ReleaseDetails,
+    /// The description as the release's page shows it: sanitized HTML, rendered by the
+    /// registry at publication (`Some("")` without a description); `None` leaves it to be
+    /// rendered later (see [`crate::Browse::releases_without_readme`]).
+    pub readme_html: Option<String>,
 }
 
 /// A file about to be recorded.

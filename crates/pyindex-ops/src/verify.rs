@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::{StreamExt, TryStreamExt};
-use pyindex_catalog::{Catalog, CatalogError, StoredFile};
+use pyindex_catalog::{Catalog, CatalogError, StoredFile, UpstreamIndex};
 use pyindex_storage::{BlobContent, BlobKey, BlobStore, StorageError, StoredBlob};
 use sha2::{Digest, Sha256};
 
@@ -221,26 +221,40 @@ pub struct Removed {
     pub bytes: u64,
 }
 
-/// The keys of every blob the catalog references now.
-async fn referenced(catalog: &dyn Catalog) -> Result<HashSet<String>, CatalogError> {
+/// The keys of every blob the catalog references now: published files, and cached upstream
+/// files (which the proxy's cache index owns and evicts).
+async fn referenced(
+    catalog: &dyn Catalog,
+    cached: &dyn UpstreamIndex,
+) -> Result<HashSet<String>, CatalogError> {
     let files = catalog.stored_files().await?;
-    Ok(blob_refs(&files)
+    let mut keys: HashSet<String> = blob_refs(&files)
         .into_iter()
         .map(|blob| blob.sha256.to_ascii_lowercase())
-        .collect())
+        .collect();
+    keys.extend(
+        cached
+            .upstream_blobs()
+            .await?
+            .into_iter()
+            .map(|blob| blob.sha256.to_ascii_lowercase()),
+    );
+    Ok(keys)
 }
 
-/// Deletes blobs that no catalog row references and that were stored at least `grace` ago,
+/// Deletes blobs that no catalog row references (neither a published file nor the upstream
+/// cache index, `cached`) and that were stored at least `grace` ago,
 /// handing each to `report` once removed. The catalog is read before the store is listed and
 /// again before anything is deleted, so a blob an upload commits meanwhile is kept; a blob
 /// being stored right now is younger than `grace`.
 pub async fn remove_orphans(
     catalog: &dyn Catalog,
+    cached: &dyn UpstreamIndex,
     blobs: &dyn BlobStore,
     grace: Duration,
     mut report: impl FnMut(&StoredBlob),
 ) -> Result<Removed, VerifyError> {
-    let before = referenced(catalog).await?;
+    let before = referenced(catalog, cached).await?;
     let now = SystemTime::now();
     let mut candidates = BTreeMap::new();
     let mut listed = blobs.list();
@@ -249,7 +263,7 @@ pub async fn remove_orphans(
             candidates.insert(blob.key.clone(), blob);
         }
     }
-    let after = referenced(catalog).await?;
+    let after = referenced(catalog, cached).await?;
     let mut removed = Removed::default();
     for (key, blob) in candidates {
         if after.contains(key.as_str()) {

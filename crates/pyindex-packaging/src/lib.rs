@@ -1,5 +1,5 @@
 //! The Python packaging domain for pyindex: project names, versions, distribution filenames,
-//! core metadata and archive inspection.
+//! core metadata, archive inspection, and READMEs rendered to safe HTML.
 //!
 //! Everything here is pure and synchronous; the only I/O is reading an archive the caller hands
 //! over (see [`archive`]). Every error message is written to be shown verbatim to people running
@@ -12,6 +12,7 @@ pub mod filename;
 pub mod lockfile;
 pub mod metadata;
 pub mod name;
+pub mod readme;
 pub mod version;
 
 mod text;

@@ -1,15 +1,21 @@
 //! What the web pages read: the home page's counts and recent releases, search, and a project's
-//! releases with their files. Access (the `all` mode) is checked by the caller, as for every
-//! read; these functions only gather data, each in a fixed number of catalog queries.
+//! releases with their files, and its READMEs. Access (the `all` mode) is checked by the caller,
+//! as for every read; these functions only gather data, each in a fixed number of catalog
+//! queries.
+//!
+//! A README is rendered (Markdown to sanitized HTML, see [`pyindex_packaging::readme`]) once,
+//! when its release is published, and stored with the release; releases stored before that get
+//! theirs once, in the background at start-up or at the first view of their page.
 
 use std::collections::HashMap;
 
 use futures::StreamExt;
 use pyindex_catalog::{
     Counts, FileRecord, ProjectSummary, ReleaseDetails, ReleaseRecord, ReleaseSummary, SearchPage,
-    SearchQuery,
+    SearchQuery, StoredReadme,
 };
 use pyindex_packaging::metadata::CoreMetadata;
+use pyindex_packaging::readme::render_description;
 use pyindex_packaging::{normalize, parse_version};
 use pyindex_storage::{BlobContent, BlobKey};
 
@@ -25,6 +31,9 @@ pub const MAX_QUERY_CHARS: usize = 200;
 const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
 /// Releases whose details are filled per catalog query.
 const FILL_BATCH: u32 = 200;
+/// Releases whose READMEs are rendered per catalog query (each query holds their descriptions,
+/// which may be large, in memory).
+const README_BATCH: u32 = 16;
 
 /// The home page's data.
 #[derive(Debug, Clone)]
@@ -141,6 +150,55 @@ impl Registry {
         }))
     }
 
+    /// The README of `release` (one of `view`'s) as sanitized HTML, empty when it has none or
+    /// when the project's status withholds its files (quarantine). Read as stored at
+    /// publication; a release stored before READMEs were rendered is rendered now, and stored.
+    pub async fn readme(
+        &self,
+        view: &ProjectView,
+        release: &ReleaseRecord,
+    ) -> Result<String, RegistryError> {
+        if !view.project.status.serves_files() {
+            return Ok(String::new());
+        }
+        let stored = self
+            .browse
+            .readme(&view.project.name, &release.canonical_version)
+            .await?;
+        match stored {
+            Some(StoredReadme {
+                html: Some(html), ..
+            }) => Ok(html),
+            Some(unrendered) => self.render_and_store(unrendered).await,
+            None => Ok(String::new()),
+        }
+    }
+
+    /// Renders and stores the READMEs of releases stored before READMEs were rendered at
+    /// publication; returns how many. Run in the background when the server starts (a page
+    /// viewed before it gets there renders its own).
+    pub async fn render_missing_readmes(&self) -> Result<usize, RegistryError> {
+        let mut rendered = 0;
+        loop {
+            let missing = self.browse.releases_without_readme(README_BATCH).await?;
+            if missing.is_empty() {
+                return Ok(rendered);
+            }
+            for release in missing {
+                self.render_and_store(release).await?;
+                rendered += 1;
+            }
+        }
+    }
+
+    async fn render_and_store(&self, stored: StoredReadme) -> Result<String, RegistryError> {
+        let html = render_readme(stored.description, stored.content_type).await?;
+        self.browse
+            .set_release_readme(stored.release_id, &html)
+            .await?;
+        Ok(html)
+    }
+
     /// Gives releases published before release details were kept their details, read once from
     /// their stored metadata files. Run when the server starts; a release whose metadata cannot
     /// be read gets empty details (and a warning) so that it is not read again.
@@ -195,6 +253,19 @@ impl Registry {
         let metadata = CoreMetadata::parse(&bytes).map_err(|e| e.to_string())?;
         Ok(release_details(&metadata))
     }
+}
+
+/// `description` rendered by `content_type` (see [`render_description`]), off the async runtime:
+/// a large README takes a while.
+pub(crate) async fn render_readme(
+    description: Option<String>,
+    content_type: Option<String>,
+) -> Result<String, RegistryError> {
+    tokio::task::spawn_blocking(move || {
+        render_description(description.as_deref(), content_type.as_deref())
+    })
+    .await
+    .map_err(|e| RegistryError::Internal(format!("README rendering failed: {e}")))
 }
 
 /// The release shown by default: the newest that is neither yanked nor a pre-release, else the

@@ -17,6 +17,8 @@ pub enum Rejection {
     Gone,
     /// The upload exceeds the size limit (413).
     TooLarge,
+    /// An upstream index could not be asked and nothing is cached (502).
+    BadGateway,
     /// Too many failed logins from this address (429).
     TooManyRequests {
         /// Seconds until the caller may try again.

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod browse;
 mod changes;
 mod error;
+mod proxy;
 mod reads;
 pub mod sessions;
 mod status;
@@ -30,7 +31,9 @@ pub use auth::{AccessMode, Credentials, Identity};
 pub use browse::{Overview, ProjectView, ReleaseFiles};
 pub use changes::{CHANGE_POLL_INTERVAL, ChangeObserver};
 pub use error::{RegistryError, Rejection};
+pub use proxy::{Cooldown, IndexPage};
 pub use pyindex_catalog::Change;
+pub use pyindex_upstream as upstream;
 pub use reads::{FileDownload, FilePart, ProjectPage};
 pub use sessions::{BrowserSession, NewBrowserSession};
 pub use status::{MAX_STATUS_REASON_CHARS, StatusChange};
@@ -38,7 +41,7 @@ pub use upload::{ImportRequest, Published, UploadRequest, UploadedContent};
 
 use std::sync::Arc;
 
-use pyindex_catalog::{Accounts, Browse, Catalog};
+use pyindex_catalog::{Accounts, Browse, Catalog, UpstreamIndex};
 use pyindex_packaging::archive::ArchiveLimits;
 use pyindex_storage::{BlobStore, Spool};
 
@@ -54,6 +57,9 @@ pub struct Registry {
     access_mode: AccessMode,
     auth: Arc<auth::AuthState>,
     observers: Vec<Arc<dyn ChangeObserver>>,
+    upstream_index: Arc<dyn UpstreamIndex>,
+    upstream: Option<Arc<pyindex_upstream::Upstream>>,
+    cooldown: Arc<proxy::Cooldown>,
 }
 
 impl Registry {
@@ -66,11 +72,12 @@ impl Registry {
         archive_limits: ArchiveLimits,
     ) -> Registry
     where
-        D: Catalog + Accounts + Browse + 'static,
+        D: Catalog + Accounts + Browse + UpstreamIndex + 'static,
     {
         Registry {
             catalog: database.clone(),
             accounts: database.clone(),
+            upstream_index: database.clone(),
             browse: database,
             blobs,
             spool,
@@ -78,6 +85,8 @@ impl Registry {
             access_mode: AccessMode::Upload,
             auth: Arc::default(),
             observers: Vec::new(),
+            upstream: None,
+            cooldown: Arc::default(),
         }
     }
 
@@ -102,6 +111,12 @@ impl Registry {
     /// the registry's read functions instead.
     pub fn catalog(&self) -> &Arc<dyn Catalog> {
         &self.catalog
+    }
+
+    /// The upstream proxy's cache index, for the operator's commands (repair must keep the
+    /// blobs it lists).
+    pub fn upstream_index(&self) -> &Arc<dyn UpstreamIndex> {
+        &self.upstream_index
     }
 
     /// The blob store.

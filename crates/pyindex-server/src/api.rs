@@ -155,6 +155,40 @@ pub struct StatusBody {
     reason: Option<String>,
 }
 
+/// `POST /api/v1/projects/{project}/reserve`: makes a name private before its first upload
+/// (admins only): never looked up upstream, 404 until it has files. `201` when reserved now,
+/// `200` when the project existed already.
+pub async fn reserve(
+    State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let identity = match writer(&app, &headers, &address).await {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    match app
+        .registry
+        .reserve_project(actor(&identity, &address), &project)
+        .await
+    {
+        Ok((name, created)) => {
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (
+                status,
+                Json(json!({ "project": name, "reserved": created })),
+            )
+                .into_response()
+        }
+        Err(e) => registry_error(&e),
+    }
+}
+
 /// `POST /api/v1/projects/{project}/status`
 pub async fn set_status(
     State(app): State<AppState>,

@@ -1,4 +1,5 @@
-//! Rendered index pages and file lookups, kept in memory until what they show changes.
+//! Rendered index pages, file lookups and the web UI's project data, kept in memory until what
+//! they show changes.
 //!
 //! Index pages are rendered once per state of their project and served from memory with a
 //! precomputed gzip variant and strong ETags, which is what lets them be served faster than static
@@ -10,6 +11,12 @@
 //! afterwards: every insertion names the epoch it started in and is dropped if any invalidation
 //! happened since. (That occasionally leaves an unrelated page uncached until its next request;
 //! tracking epochs per page would cost more than it saves.)
+//!
+//! A page is rendered by one request at a time ([`ResponseCache::render_turn`]): when a publish
+//! drops a busy project's page, the requests that miss it wait for the first one's render and
+//! are answered from the cache, instead of every connection reading the catalog and rendering the
+//! same page at once (which made a project's page 10 times slower while it was being published
+//! to every 100 ms).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -22,7 +29,7 @@ use flate2::write::GzEncoder;
 use http::HeaderValue;
 use sha2::{Digest, Sha256};
 
-use pyindex_registry::{Change, ChangeObserver};
+use pyindex_registry::{Change, ChangeObserver, ProjectView};
 
 use crate::files::Download;
 use crate::negotiate::Format;
@@ -54,6 +61,31 @@ pub struct Page {
     pub identity: Encoded,
     /// Gzip-compressed.
     pub gzip: Encoded,
+    /// For a proxied page: until when it may be served, and whether it is stale.
+    pub upstream: Option<Proxied>,
+}
+
+/// What a cached proxied page carries besides its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Proxied {
+    /// When the page must be asked of the registry (and the upstream) again.
+    pub expires: std::time::Instant,
+    /// Whether it was served past its TTL because the upstream could not be asked.
+    pub stale: bool,
+}
+
+impl Page {
+    /// The same page, proxied from an upstream: cached only until `expires`.
+    pub fn proxied(mut self, upstream: Proxied) -> Page {
+        self.upstream = Some(upstream);
+        self
+    }
+
+    /// Whether it must not be served from the cache any more.
+    pub fn expired(&self) -> bool {
+        self.upstream
+            .is_some_and(|u| u.expires <= std::time::Instant::now())
+    }
 }
 
 impl Page {
@@ -69,6 +101,7 @@ impl Page {
             format,
             identity: Encoded::new(body),
             gzip: Encoded::new(gzip),
+            upstream: None,
         }
     }
 }
@@ -136,6 +169,54 @@ pub struct ResponseCache {
     /// Every project's normalized name, for the redirect of `/<project>/`: one set, not one
     /// entry per name asked for, so that clients asking for random paths cannot grow it.
     project_names: RwLock<Option<Arc<HashSet<String>>>>,
+    /// The web UI's data of each project viewed (releases and files, read in one go), by
+    /// normalized name: a project page then costs no catalog read of its files. Only projects
+    /// that exist are inserted, so the map is bounded by the catalog.
+    views: RwLock<FastMap<String, Arc<ProjectView>>>,
+    /// The pages being rendered, each with the lock its renderer holds. An entry lives while a
+    /// request holds or waits for its lock, so the map is bounded by the requests in flight.
+    renders: std::sync::Mutex<FastMap<RenderKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// An owned [`PageKey`], for the pages being rendered.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum RenderKey {
+    Root(usize),
+    Project(String, usize),
+}
+
+impl From<PageKey<'_>> for RenderKey {
+    fn from(key: PageKey<'_>) -> RenderKey {
+        match key {
+            PageKey::Root(format) => RenderKey::Root(slot(format)),
+            PageKey::Project(name, format) => RenderKey::Project(name.to_owned(), slot(format)),
+        }
+    }
+}
+
+/// The right to render one page: held while rendering it; others wait for it to be dropped.
+pub struct RenderTurn<'a> {
+    cache: &'a ResponseCache,
+    key: RenderKey,
+    lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for RenderTurn<'_> {
+    fn drop(&mut self) {
+        let Ok(mut renders) = self.cache.renders.lock() else {
+            return;
+        };
+        let Some(turn) = self.lock.take() else {
+            return;
+        };
+        let lock = tokio::sync::OwnedMutexGuard::mutex(&turn).clone();
+        drop(turn);
+        // The map's reference and this one are the only ones left: nobody waits, and nobody can
+        // start waiting while the map is locked, so the key can go.
+        if Arc::strong_count(&lock) == 2 {
+            renders.remove(&self.key);
+        }
+    }
 }
 
 impl ResponseCache {
@@ -146,7 +227,32 @@ impl ResponseCache {
 
     /// A cached page.
     pub fn page(&self, key: PageKey<'_>) -> Option<Arc<Page>> {
-        self.pages.read().ok()?.get(key).cloned()
+        self.pages
+            .read()
+            .ok()?
+            .get(key)
+            .filter(|page| !page.expired())
+            .cloned()
+    }
+
+    /// Waits until no other request renders the page `key`, and returns the right to render it.
+    /// Look the page up again afterwards: the request that had the turn has usually cached it.
+    pub async fn render_turn(&self, key: PageKey<'_>) -> RenderTurn<'_> {
+        let key = RenderKey::from(key);
+        let lock = match self.renders.lock() {
+            Ok(mut renders) => Some(renders.entry(key.clone()).or_default().clone()),
+            // Poisoned only by a panic elsewhere: render without waiting rather than fail.
+            Err(_) => None,
+        };
+        let lock = match lock {
+            Some(lock) => Some(lock.lock_owned().await),
+            None => None,
+        };
+        RenderTurn {
+            cache: self,
+            key,
+            lock,
+        }
     }
 
     /// Caches a page rendered during `epoch`.
@@ -186,12 +292,27 @@ impl ResponseCache {
         }
     }
 
-    /// Forgets the pages `pages` picks, the downloads for which `file` holds, and the project
-    /// names if `names`.
+    /// The cached UI data of a project.
+    pub fn view(&self, project: &str) -> Option<Arc<ProjectView>> {
+        self.views.read().ok()?.get(project).cloned()
+    }
+
+    /// Caches the UI data of `project`, read during `epoch`.
+    pub fn insert_view(&self, project: &str, view: Arc<ProjectView>, epoch: u64) {
+        if let Ok(mut views) = self.views.write()
+            && self.epoch() == epoch
+        {
+            views.insert(project.to_owned(), view);
+        }
+    }
+
+    /// Forgets the pages `pages` picks, the downloads for which `file` holds, the UI data of
+    /// the projects for which `view` holds, and the project names if `names`.
     fn forget(
         &self,
         pages: impl FnOnce(&mut Pages),
         file: impl Fn(&Download) -> bool,
+        view: impl Fn(&str) -> bool,
         names: bool,
     ) {
         // Hold every write lock while bumping the epoch, so that no insert of an older epoch
@@ -199,7 +320,11 @@ impl ResponseCache {
         let cached_pages = self.pages.write();
         let files = self.files.write();
         let project_names = self.project_names.write();
+        let views = self.views.write();
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut views) = views {
+            views.retain(|project, _| !view(project));
+        }
         if let Ok(mut cached_pages) = cached_pages {
             pages(&mut cached_pages);
         }
@@ -222,14 +347,20 @@ impl ChangeObserver for ResponseCache {
                     pages.projects.remove(name);
                 },
                 |download| download.project() == name,
+                |project| project == name,
                 false,
             ),
-            Change::ProjectList => {
-                self.forget(|pages| pages.root = Formats::default(), |_| false, true);
-            }
+            Change::ProjectList => self.forget(
+                |pages| pages.root = Formats::default(),
+                |_| false,
+                |_| false,
+                true,
+            ),
             // Pages and downloads do not depend on accounts: access is checked before the cache.
             Change::Account(_) => {}
-            Change::Everything => self.forget(|pages| *pages = Pages::default(), |_| true, true),
+            Change::Everything => {
+                self.forget(|pages| *pages = Pages::default(), |_| true, |_| true, true);
+            }
         }
     }
 }
@@ -318,5 +449,34 @@ mod tests {
         cache.insert_project_names(names, cache.epoch());
         cache.changed(&Change::Everything);
         assert!(cache.project_names().is_none());
+    }
+
+    #[tokio::test]
+    async fn one_render_per_page_at_a_time_and_no_key_left_behind() {
+        let cache = Arc::new(ResponseCache::default());
+        let key = PageKey::Project("shared", Format::Json);
+        let first = cache.render_turn(key).await;
+        let waiter = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let _turn = cache
+                    .render_turn(PageKey::Project("shared", Format::Json))
+                    .await;
+            })
+        };
+        // Another page is not held up by this one.
+        drop(
+            cache
+                .render_turn(PageKey::Project("other", Format::Json))
+                .await,
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "the second render did not wait");
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+            .await
+            .expect("the waiting render never got its turn")
+            .unwrap();
+        assert!(cache.renders.lock().unwrap().is_empty());
     }
 }

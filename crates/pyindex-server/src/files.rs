@@ -248,6 +248,70 @@ pub async fn download(
     response
 }
 
+/// `GET`/`HEAD /files/upstream/<project>/<filename>`: an upstream file (or its metadata
+/// file), from the cache or fetched on this first request, streamed while it is checked
+/// against the upstream's SHA-256 (a mismatch breaks the transfer before its last byte).
+pub async fn upstream_download(
+    State(app): State<AppState>,
+    Path((project, filename)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let target = match app.registry.upstream_download(&project, &filename).await {
+        Ok(Some(target)) => target,
+        Ok(None) => {
+            return not_found(&format!(
+                "No upstream file '{}' for the project '{}': see /simple/{}/ for its files.",
+                filename.escape_default(),
+                project.escape_default(),
+                project.escape_default()
+            ));
+        }
+        Err(e) => return registry_error(&e),
+    };
+    let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", target.sha256)) else {
+        return internal_error("invalid upstream hash");
+    };
+    if if_none_match(request.headers(), &etag) {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response.headers_mut().insert(header::ETAG, etag);
+        return response;
+    }
+    let (len, body, origin) = if request.method() == Method::HEAD {
+        (target.size, Body::empty(), None)
+    } else {
+        match app.registry.upstream_file(&target).await {
+            Ok(file) => (
+                file.len,
+                Body::from_stream(file.body),
+                Some(if file.cached { "cached" } else { "fetched" }),
+            ),
+            Err(e) => return registry_error(&e),
+        }
+    };
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(header::ETAG, etag);
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(FILE_CACHE_CONTROL),
+    );
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(len) = len {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    if let Some(origin) = origin {
+        h.insert(
+            crate::simple::UPSTREAM_HEADER,
+            HeaderValue::from_static(origin),
+        );
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

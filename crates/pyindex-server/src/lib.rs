@@ -178,7 +178,11 @@ pub fn router(state: AppState) -> Router {
         .route("/simple/{project}/", get(simple::project))
         .route("/simple/{project}", get(simple::project_redirect))
         .route("/simple/{project}/{filename}", get(simple::old_file_url))
-        .route("/files/{sha256}/{filename}", get(files::download));
+        .route("/files/{sha256}/{filename}", get(files::download))
+        .route(
+            "/files/upstream/{project}/{filename}",
+            get(files::upstream_download),
+        );
     // Only the `all` mode guards reads; the others pay nothing for it.
     if state.registry.access_mode() == AccessMode::All {
         reads = reads.route_layer(axum::middleware::from_fn_with_state(
@@ -196,6 +200,7 @@ pub fn router(state: AppState) -> Router {
             post(api::unyank),
         )
         .route("/api/v1/projects/{project}/status", post(api::set_status))
+        .route("/api/v1/projects/{project}/reserve", post(api::reserve))
         .route(
             "/api/v1/tokens",
             post(api::create_token).get(api::list_tokens),

@@ -5,8 +5,9 @@
 use std::fmt::Write;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use pyindex_catalog::{FileRecord, ProjectSummary, Yank};
+use pyindex_catalog::{FileRecord, ProjectStatus, ProjectSummary, Yank};
 use pyindex_registry::ProjectPage;
+use pyindex_registry::upstream::{UpstreamFile, UpstreamPage};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -97,10 +98,18 @@ fn status_json(project: &ProjectSummary) -> Value {
 
 const HTML_TAIL: &str = "  </body>\n</html>\n";
 
-/// The root page listing every project.
-pub fn root(projects: &[ProjectSummary], format: Format) -> Vec<u8> {
+/// What the root page says when upstreams are configured.
+pub const PROXIED_NOTICE: &str =
+    "Projects of this index only; any other name is served from the configured upstream indexes.";
+
+/// The root page listing every local project (`proxied`: other names come from upstreams,
+/// which the HTML page says).
+pub fn root(projects: &[ProjectSummary], format: Format, proxied: bool) -> Vec<u8> {
     if format.is_html() {
         let mut html = html_head("Simple index", "");
+        if proxied {
+            let _ = writeln!(html, "    <p>{PROXIED_NOTICE}</p>");
+        }
         for p in projects {
             let _ = writeln!(
                 html,
@@ -120,76 +129,155 @@ pub fn root(projects: &[ProjectSummary], format: Format) -> Vec<u8> {
     }
 }
 
-/// A project's page listing its files (as the registry gives them: none while the project is
-/// quarantined).
-pub fn project(project: &ProjectPage, format: Format) -> Vec<u8> {
-    if format.is_html() {
-        project_html(project)
-    } else {
-        project_json(project)
+/// One file as a project page lists it, local or upstream.
+struct Listed<'a> {
+    url: String,
+    filename: &'a str,
+    sha256: &'a str,
+    size: Option<u64>,
+    requires_python: Option<&'a str>,
+    /// `None` when not yanked; `Some(reason)` (possibly empty) when yanked.
+    yanked: Option<Option<&'a str>>,
+    metadata_sha256: Option<&'a str>,
+    upload_time: Option<OffsetDateTime>,
+}
+
+impl<'a> Listed<'a> {
+    fn local(file: &'a FileRecord) -> Listed<'a> {
+        Listed {
+            url: file_url(file),
+            filename: &file.filename,
+            sha256: &file.sha256,
+            size: Some(file.size),
+            requires_python: file.requires_python.as_deref(),
+            yanked: match &file.yank {
+                Yank::NotYanked => None,
+                Yank::Yanked(reason) => Some(reason.as_deref()),
+            },
+            metadata_sha256: file.metadata_sha256.as_deref(),
+            upload_time: Some(file.uploaded),
+        }
+    }
+
+    fn upstream(project: &str, file: &'a UpstreamFile) -> Listed<'a> {
+        Listed {
+            url: upstream_file_url(project, &file.filename),
+            filename: &file.filename,
+            sha256: &file.sha256,
+            size: file.size,
+            requires_python: file.requires_python.as_deref(),
+            // An empty reason is a yank without reason, as PEP 592 reads `data-yanked=""`.
+            yanked: file
+                .yanked
+                .as_deref()
+                .map(|reason| Some(reason).filter(|r| !r.is_empty())),
+            metadata_sha256: file.core_metadata_sha256.as_deref(),
+            upload_time: file.upload_time,
+        }
     }
 }
 
-fn project_html(project: &ProjectPage) -> Vec<u8> {
+/// The URL path of an upstream file on this index: `/files/upstream/<project>/<filename>`,
+/// apart from published files (an upstream may list a filename published here too).
+pub fn upstream_file_url(project: &str, filename: &str) -> String {
+    format!(
+        "/files/upstream/{project}/{}",
+        utf8_percent_encode(filename, PATH_SEGMENT)
+    )
+}
+
+/// A project's page listing its files (as the registry gives them: none while the project is
+/// quarantined).
+pub fn project(project: &ProjectPage, format: Format) -> Vec<u8> {
+    let files: Vec<Listed<'_>> = project.files.iter().map(Listed::local).collect();
+    render(&project.project, &project.versions, &files, format)
+}
+
+/// A proxied project's page: the upstream's files (as the registry lets them be seen), with
+/// URLs on this index and the upstream's hashes, sizes, yanks, metadata and upload times.
+pub fn proxied(page: &UpstreamPage, format: Format) -> Vec<u8> {
+    let summary = ProjectSummary {
+        name: page.name.clone(),
+        display_name: page.name.clone(),
+        status: ProjectStatus::Active,
+        status_reason: None,
+    };
+    let files: Vec<Listed<'_>> = page
+        .files
+        .iter()
+        .map(|file| Listed::upstream(&page.name, file))
+        .collect();
+    render(&summary, &page.versions, &files, format)
+}
+
+fn render(
+    project: &ProjectSummary,
+    versions: &[String],
+    files: &[Listed<'_>],
+    format: Format,
+) -> Vec<u8> {
+    if format.is_html() {
+        project_html(project, files)
+    } else {
+        project_json(project, versions, files)
+    }
+}
+
+fn project_html(project: &ProjectSummary, files: &[Listed<'_>]) -> Vec<u8> {
     let mut html = html_head(
-        &format!("Links for {}", project.project.name),
-        &status_meta(&project.project),
+        &format!("Links for {}", project.name),
+        &status_meta(project),
     );
-    for file in &project.files {
-        let _ = write!(
-            html,
-            "    <a href=\"{}#sha256={}\"",
-            file_url(file),
-            file.sha256
-        );
-        if let Some(rp) = &file.requires_python {
+    for file in files {
+        let _ = write!(html, "    <a href=\"{}#sha256={}\"", file.url, file.sha256);
+        if let Some(rp) = file.requires_python {
             let _ = write!(html, " data-requires-python=\"{}\"", escape(rp));
         }
-        if let Yank::Yanked(reason) = &file.yank {
-            let _ = write!(
-                html,
-                " data-yanked=\"{}\"",
-                escape(reason.as_deref().unwrap_or(""))
-            );
+        if let Some(reason) = file.yanked {
+            let _ = write!(html, " data-yanked=\"{}\"", escape(reason.unwrap_or("")));
         }
-        if let Some(meta) = &file.metadata_sha256 {
+        if let Some(meta) = file.metadata_sha256 {
             let _ = write!(
                 html,
                 " data-core-metadata=\"sha256={meta}\" data-dist-info-metadata=\"sha256={meta}\""
             );
         }
-        let _ = writeln!(html, ">{}</a><br>", escape(&file.filename));
+        let _ = writeln!(html, ">{}</a><br>", escape(file.filename));
     }
     html.push_str(HTML_TAIL);
     html.into_bytes()
 }
 
-fn project_json(project: &ProjectPage) -> Vec<u8> {
-    let files: Vec<Value> = project.files.iter().map(file_json).collect();
+fn project_json(project: &ProjectSummary, versions: &[String], files: &[Listed<'_>]) -> Vec<u8> {
+    let files: Vec<Value> = files.iter().map(file_json).collect();
     json_bytes(&json!({
         "meta": { "api-version": API_VERSION },
-        "project-status": status_json(&project.project),
-        "name": project.project.name,
-        "versions": project.versions,
+        "project-status": status_json(project),
+        "name": project.name,
+        "versions": versions,
         "files": files,
     }))
 }
 
-fn file_json(file: &FileRecord) -> Value {
+fn file_json(file: &Listed<'_>) -> Value {
     let mut obj = Map::new();
     obj.insert("filename".into(), json!(file.filename));
-    obj.insert("url".into(), json!(file_url(file)));
+    obj.insert("url".into(), json!(file.url));
     obj.insert("hashes".into(), json!({ "sha256": file.sha256 }));
     obj.insert("requires-python".into(), json!(file.requires_python));
-    obj.insert("size".into(), json!(file.size));
-    obj.insert("upload-time".into(), json!(upload_time(file.uploaded)));
-    let yanked = match &file.yank {
-        Yank::NotYanked => json!(false),
-        Yank::Yanked(None) => json!(true),
-        Yank::Yanked(Some(reason)) => json!(reason),
+    if let Some(size) = file.size {
+        obj.insert("size".into(), json!(size));
+    }
+    if let Some(t) = file.upload_time {
+        obj.insert("upload-time".into(), json!(upload_time(t)));
+    }
+    let yanked = match file.yanked {
+        None => json!(false),
+        Some(None) => json!(true),
+        Some(Some(reason)) => json!(reason),
     };
     obj.insert("yanked".into(), yanked);
-    if let Some(meta) = &file.metadata_sha256 {
+    if let Some(meta) = file.metadata_sha256 {
         obj.insert("core-metadata".into(), json!({ "sha256": meta }));
     }
     Value::Object(obj)
@@ -202,7 +290,6 @@ fn json_bytes(value: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pyindex_catalog::ProjectStatus;
 
     fn file(name: &str, version: &str, yank: Yank) -> FileRecord {
         FileRecord {
@@ -338,6 +425,45 @@ mod tests {
     }
 
     #[test]
+    fn proxied_pages_keep_upstream_fields_with_urls_on_this_index() {
+        let file = |name: &str, yanked: Option<&str>, time: Option<i64>| UpstreamFile {
+            filename: name.into(),
+            url: format!("http://127.0.0.1:1/f/{name}"),
+            sha256: "ab".repeat(32),
+            size: time.map(|_| 7),
+            requires_python: Some(">=3.9".into()),
+            yanked: yanked.map(str::to_owned),
+            core_metadata_sha256: Some("cd".repeat(32)),
+            upload_time: time.map(|t| OffsetDateTime::from_unix_timestamp(t).unwrap()),
+            version: None,
+        };
+        let page = UpstreamPage {
+            name: "up".into(),
+            versions: vec!["1.0".into(), "2.0".into()],
+            files: vec![
+                file("up-1.0.tar.gz", Some(""), None),
+                file("up-2.0.tar.gz", None, Some(1_700_000_000)),
+            ],
+        };
+        let value: Value = serde_json::from_slice(&proxied(&page, Format::Json)).unwrap();
+        assert_eq!(value["versions"], json!(["1.0", "2.0"]));
+        let files = value["files"].as_array().unwrap();
+        assert_eq!(files[0]["url"], "/files/upstream/up/up-1.0.tar.gz");
+        assert_eq!(files[0]["yanked"], true);
+        assert!(files[0].get("upload-time").is_none());
+        assert!(files[0].get("size").is_none());
+        assert_eq!(files[1]["upload-time"], "2023-11-14T22:13:20.000000Z");
+        assert_eq!(files[1]["size"], 7);
+        assert_eq!(files[1]["core-metadata"]["sha256"], "cd".repeat(32));
+        let html = String::from_utf8(proxied(&page, Format::TextHtml)).unwrap();
+        assert!(html.contains(&format!(
+            "<a href=\"/files/upstream/up/up-2.0.tar.gz#sha256={}\" data-requires-python=\"&gt;=3.9\"",
+            "ab".repeat(32)
+        )));
+        assert!(html.contains("data-yanked=\"\""));
+    }
+
+    #[test]
     fn root_lists_projects_in_both_formats() {
         let projects = vec![ProjectSummary {
             name: "a-b".into(),
@@ -345,9 +471,12 @@ mod tests {
             status: ProjectStatus::Active,
             status_reason: None,
         }];
-        let html = String::from_utf8(root(&projects, Format::TextHtml)).unwrap();
+        let html = String::from_utf8(root(&projects, Format::TextHtml, false)).unwrap();
         assert!(html.contains("<a href=\"/simple/a-b/\">A_B</a>"));
-        let value: Value = serde_json::from_slice(&root(&projects, Format::Json)).unwrap();
+        assert!(!html.contains(PROXIED_NOTICE));
+        let html = String::from_utf8(root(&projects, Format::TextHtml, true)).unwrap();
+        assert!(html.contains(PROXIED_NOTICE));
+        let value: Value = serde_json::from_slice(&root(&projects, Format::Json, true)).unwrap();
         assert_eq!(value["projects"][0]["name"], "A_B");
     }
 }

@@ -47,6 +47,7 @@ pub fn registry_error(error: &RegistryError) -> Response {
                 Rejection::NotFound => StatusCode::NOT_FOUND,
                 Rejection::Conflict => StatusCode::CONFLICT,
                 Rejection::Gone => StatusCode::GONE,
+                Rejection::BadGateway => StatusCode::BAD_GATEWAY,
                 Rejection::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
                 Rejection::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             };

@@ -9,13 +9,17 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use percent_encoding::percent_decode_str;
 use pyindex_packaging::ProjectName;
-use pyindex_registry::{FilePart, RegistryError};
+use pyindex_registry::{FilePart, IndexPage, RegistryError};
 
 use crate::AppState;
-use crate::cache::{Page, PageKey};
+use crate::cache::{Page, PageKey, Proxied};
 use crate::negotiate::{self, Format};
 use crate::pages;
 use crate::response::{if_none_match, moved_permanently, not_found, plain_error, registry_error};
+
+/// Says that a page or file came from an upstream: `fresh`, or `stale` when the upstream
+/// could not be asked and the last good page is served; for files `cached` or `fetched`.
+pub const UPSTREAM_HEADER: &str = "x-pyindex-upstream";
 
 /// Index pages may be cached but must be revalidated, so a new release is visible at once.
 const PAGE_CACHE_CONTROL: &str = "max-age=0, must-revalidate";
@@ -79,6 +83,12 @@ fn send_page(page: &Page, headers: &HeaderMap) -> Response {
         response
     };
     let h = response.headers_mut();
+    if let Some(upstream) = page.upstream {
+        h.insert(
+            UPSTREAM_HEADER,
+            HeaderValue::from_static(if upstream.stale { "stale" } else { "fresh" }),
+        );
+    }
     h.insert(header::ETAG, encoded.etag.clone());
     h.insert(
         header::VARY,
@@ -179,10 +189,15 @@ pub async fn root(State(app): State<AppState>, request: Request) -> Response {
     if let Some(page) = cached {
         return send_page(&page, headers);
     }
+    let _turn = app.cache.render_turn(key).await;
+    if let Some(page) = app.cache.page(key) {
+        return send_page(&page, headers);
+    }
     let epoch = app.cache.epoch();
     match app.registry.projects().await {
         Ok(projects) => {
-            let page = Arc::new(Page::new(format, pages::root(&projects, format)));
+            let proxied = app.registry.upstream().is_some();
+            let page = Arc::new(Page::new(format, pages::root(&projects, format, proxied)));
             app.cache.insert_page(key, page.clone(), epoch);
             send_page(&page, headers)
         }
@@ -272,10 +287,23 @@ pub async fn project(
     if let Some(page) = cached {
         return send_page(&page, headers);
     }
+    let _turn = app.cache.render_turn(key).await;
+    if let Some(page) = app.cache.page(key) {
+        return send_page(&page, headers);
+    }
     let epoch = app.cache.epoch();
-    match app.registry.project_page(name.as_str()).await {
-        Ok(Some(project)) => {
+    match app.registry.index_page(name.as_str()).await {
+        Ok(Some(IndexPage::Local(project))) => {
             let page = Arc::new(Page::new(format, pages::project(&project, format)));
+            app.cache.insert_page(key, page.clone(), epoch);
+            send_page(&page, headers)
+        }
+        Ok(Some(IndexPage::Proxied(proxied))) => {
+            let page = Page::new(format, pages::proxied(&proxied.page, format)).proxied(Proxied {
+                expires: std::time::Instant::now() + proxied.fresh_for,
+                stale: proxied.stale,
+            });
+            let page = Arc::new(page);
             app.cache.insert_page(key, page.clone(), epoch);
             send_page(&page, headers)
         }

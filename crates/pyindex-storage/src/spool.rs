@@ -95,6 +95,16 @@ impl SpoolWriter {
         Ok(())
     }
 
+    /// Where the file is on local disk (for reading what was written so far).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Hands what was written to the file, so that another descriptor reads it.
+    pub async fn flush(&mut self) -> Result<(), StorageError> {
+        Ok(self.file.flush().await?)
+    }
+
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
         self.len

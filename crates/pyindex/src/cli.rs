@@ -49,7 +49,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the index over HTTP.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Yank a release: installers skip it unless it is pinned with ==.
     Yank {
         /// Project name (any spelling that normalizes to it).
@@ -126,6 +126,9 @@ pub enum Command {
         /// The backup directory.
         src: PathBuf,
     },
+    /// Inspect and prune the upstream proxy's file cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Print a shell completion script, e.g. `pyindex completions bash > /etc/bash_completion.d/pyindex`.
     Completions {
         /// bash, elvish, fish, powershell or zsh.
@@ -208,9 +211,34 @@ pub enum TokenCommand {
     },
 }
 
+/// `pyindex cache ...`
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Show how many proxied pages and files are cached and their size against the limit.
+    Stats {
+        /// The limit to compare with [default: --upstream-cache-size of the config, or 10GiB].
+        #[arg(long, env = "PYINDEX_UPSTREAM_CACHE_SIZE", value_name = "SIZE")]
+        max_size: Option<ByteSize>,
+    },
+    /// Evict the least recently used upstream files until the cache fits its limit. Safe while
+    /// the server runs; evicted files are fetched again when next asked for.
+    Prune {
+        /// The size to prune to, e.g. 5GiB or 0 to empty the cache [default: the configured
+        /// --upstream-cache-size, or 10GiB].
+        #[arg(long, env = "PYINDEX_UPSTREAM_CACHE_SIZE", value_name = "SIZE")]
+        max_size: Option<ByteSize>,
+    },
+}
+
 /// `pyindex project ...`
 #[derive(Debug, Subcommand)]
 pub enum ProjectCommand {
+    /// Reserve a name for a private project before its first upload: it is never looked up on
+    /// an upstream index, and answers 404 until it has files.
+    Reserve {
+        /// Project name.
+        project: String,
+    },
     /// Make a user an owner: may publish, yank and manage roles.
     AddOwner {
         /// Project name.
@@ -371,6 +399,55 @@ pub struct ServeArgs {
     /// credentials: an admin's password or token), off (/metrics answers 404) [default: public].
     #[arg(long, env = "PYINDEX_METRICS", value_name = "ACCESS")]
     pub metrics: Option<MetricsAccess>,
+
+    /// Upstream simple index to proxy the names this index has no project for, e.g. the URL
+    /// pip's --index-url takes (repeatable, in priority order: the first that knows a name serves
+    /// it wholly; the environment variable takes a comma-separated list). Credentials go in the
+    /// URL's userinfo or PYINDEX_UPSTREAM_USERNAME / PYINDEX_UPSTREAM_PASSWORD. Default: none.
+    #[arg(
+        long = "upstream",
+        env = "PYINDEX_UPSTREAM",
+        value_name = "URL",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub upstreams: Vec<String>,
+
+    /// Time an upstream has to connect, to send a whole page, and for each read of a file
+    /// [default: 10s]. Past it the last good page is served.
+    #[arg(long, env = "PYINDEX_UPSTREAM_TIMEOUT", value_name = "DURATION")]
+    pub upstream_timeout: Option<Timeout>,
+
+    /// How long a proxied page is served before the upstream is asked again (conditionally)
+    /// [default: 10m].
+    #[arg(long, env = "PYINDEX_UPSTREAM_TTL", value_name = "DURATION")]
+    pub upstream_ttl: Option<Timeout>,
+
+    /// Disk space for cached upstream files; least recently used files are evicted beyond it
+    /// [default: 10GiB].
+    #[arg(long, env = "PYINDEX_UPSTREAM_CACHE_SIZE", value_name = "SIZE")]
+    pub upstream_cache_size: Option<ByteSize>,
+
+    /// Cooldown on new upstream releases, e.g. 7d or 36h: upstream files uploaded (by the
+    /// upstream's upload-time) less than this ago are neither listed nor served, and appear by
+    /// themselves once old enough. Private files are never held back [default: off].
+    #[arg(long, env = "PYINDEX_UPSTREAM_MIN_AGE", value_name = "DURATION")]
+    pub upstream_min_age: Option<Timeout>,
+
+    /// Under --upstream-min-age, show upstream files whose upload time is unknown (HTML-only
+    /// upstreams give none); without it they are held back.
+    #[arg(long, env = "PYINDEX_UPSTREAM_ALLOW_UNKNOWN_AGE")]
+    pub upstream_allow_unknown_age: bool,
+
+    /// A project exempt from --upstream-min-age (repeatable; the environment variable takes a
+    /// comma-separated list).
+    #[arg(
+        long = "upstream-min-age-exempt",
+        env = "PYINDEX_UPSTREAM_MIN_AGE_EXEMPT",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub upstream_min_age_exempt: Vec<String>,
 
     /// Log format on standard error: human (one readable line per event) or json (one JSON
     /// object per line) [default: human].

@@ -25,6 +25,13 @@ pub const DEFAULT_MAX_UPLOAD_SIZE: u64 = 1 << 30;
 /// Default memory for caching small files.
 pub const DEFAULT_FILE_CACHE: u64 = 64 << 20;
 
+/// Default time an upstream has to answer.
+pub const DEFAULT_UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Default time a proxied page is served before it is revalidated.
+pub const DEFAULT_UPSTREAM_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+/// Default disk space for cached upstream files.
+pub const DEFAULT_UPSTREAM_CACHE_SIZE: u64 = 10 << 30;
+
 /// The TOML configuration file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +74,22 @@ pub struct FileConfig {
     pub metrics: Option<MetricsAccess>,
     /// `log_format = "json"` (human or json)
     pub log_format: Option<LogFormat>,
+    /// `upstream = ["http://mirror.internal/simple/"]` (or one as a string), in priority order
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub upstream: Vec<String>,
+    /// `upstream_timeout = "10s"`
+    pub upstream_timeout: Option<Timeout>,
+    /// `upstream_ttl = "10m"`
+    pub upstream_ttl: Option<Timeout>,
+    /// `upstream_cache_size = "10GiB"`
+    pub upstream_cache_size: Option<ByteSize>,
+    /// `upstream_min_age = "7d"`
+    pub upstream_min_age: Option<Timeout>,
+    /// `upstream_allow_unknown_age = true`
+    pub upstream_allow_unknown_age: Option<bool>,
+    /// `upstream_min_age_exempt = ["certifi"]` (or one as a string)
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub upstream_min_age_exempt: Vec<String>,
     /// `database = "postgres://pyindex:secret@db.internal/pyindex"` (or `sqlite://PATH`)
     #[serde(default, deserialize_with = "database")]
     pub database: Option<Database>,
@@ -212,6 +235,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sqlite://PATH or postgres://"), "{err}");
+    }
+
+    #[test]
+    fn reads_upstream_settings() {
+        let config: FileConfig = toml::from_str(
+            "upstream = [\"http://127.0.0.1:1/simple/\", \"http://127.0.0.1:2/simple/\"]\n\
+             upstream_timeout = \"3s\"\nupstream_ttl = \"5m\"\nupstream_cache_size = \"1GiB\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.upstream.len(), 2);
+        assert_eq!(
+            config.upstream_ttl,
+            Some(Timeout(std::time::Duration::from_secs(300)))
+        );
+        assert_eq!(
+            config.upstream_timeout,
+            Some(Timeout(std::time::Duration::from_secs(3)))
+        );
+        assert_eq!(config.upstream_cache_size, Some(ByteSize(1 << 30)));
+        let cooldown: FileConfig = toml::from_str(
+            "upstream_min_age = \"7d\"\nupstream_allow_unknown_age = true\nupstream_min_age_exempt = \"certifi\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cooldown.upstream_min_age,
+            Some(Timeout(std::time::Duration::from_secs(7 * 86_400)))
+        );
+        assert_eq!(cooldown.upstream_allow_unknown_age, Some(true));
+        assert_eq!(cooldown.upstream_min_age_exempt, ["certifi"]);
+        assert!(FileConfig::default().upstream.is_empty());
     }
 
     #[test]

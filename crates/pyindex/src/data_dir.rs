@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use pyindex_catalog::{PgCatalog, SqliteCatalog};
+use pyindex_catalog::{PgCatalog, SqliteCatalog, UpstreamIndex};
 use pyindex_packaging::archive::ArchiveLimits;
 use pyindex_registry::Registry;
 use pyindex_storage::{BlobStore, CachedBlobStore, LocalBlobStore, Spool};
@@ -200,6 +200,29 @@ pub async fn open_sqlite(
     Ok((catalog, Arc::new(blobs)))
 }
 
+/// The upstream proxy's cache index (in the configured catalog) and the file store of an
+/// existing data directory, for the `cache` commands.
+pub async fn open_upstream_index(
+    place: &Place,
+) -> anyhow::Result<(Box<dyn UpstreamIndex>, Arc<dyn BlobStore>)> {
+    let blobs = LocalBlobStore::open(place.data.join("files"))
+        .with_context(|| format!("could not open the file store in {}", place.data.display()))?;
+    let index: Box<dyn UpstreamIndex> = match (&place.database, place.sqlite_path()) {
+        (Database::Postgres(url), _) => Box::new(open_postgres(url, place.pool_size).await?),
+        (Database::Sqlite(_), Some(path)) => Box::new(open_sqlite_file(&path).await?),
+        (Database::Sqlite(_), None) => unreachable!("a SQLite catalog has a path"),
+    };
+    Ok((index, Arc::new(blobs)))
+}
+
+/// Connects to the PostgreSQL catalog at `url`.
+async fn open_postgres(url: &str, pool_size: u32) -> anyhow::Result<PgCatalog> {
+    PgCatalog::connect(url, pool_size).await.context(
+        "could not open the PostgreSQL catalog (--database / PYINDEX_DATABASE): check that the \
+         server is reachable and the URL's user, password and database",
+    )
+}
+
 /// Opens (creating it if needed) the data directory and the registry over it. Commands that
 /// must not start a new index call [`require_catalog`] first.
 pub async fn open(place: &Place, opener: Opener) -> anyhow::Result<Registry> {
@@ -210,10 +233,7 @@ pub async fn open(place: &Place, opener: Opener) -> anyhow::Result<Registry> {
     let limits = ArchiveLimits::default();
     Ok(match (&place.database, place.sqlite_path()) {
         (Database::Postgres(url), _) => {
-            let catalog = PgCatalog::connect(url, place.pool_size).await.context(
-                "could not open the PostgreSQL catalog (--database / PYINDEX_DATABASE): check \
-                 that the server is reachable and the URL's user, password and database",
-            )?;
+            let catalog = open_postgres(url, place.pool_size).await?;
             Registry::new(Arc::new(catalog), blobs, spool, limits)
         }
         (Database::Sqlite(_), Some(path)) => Registry::new(

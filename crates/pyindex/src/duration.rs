@@ -32,7 +32,13 @@ impl TryFrom<DurationSetting> for Timeout {
     }
 }
 
-const UNITS: &[(&str, u64)] = &[("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
+const UNITS: &[(&str, u64)] = &[
+    ("ms", 1),
+    ("s", 1_000),
+    ("m", 60_000),
+    ("h", 3_600_000),
+    ("d", 86_400_000),
+];
 
 impl FromStr for Timeout {
     type Err = String;
@@ -41,7 +47,7 @@ impl FromStr for Timeout {
         match parse_millis(text) {
             Some(ms) if ms > 0 => Ok(Timeout(Duration::from_millis(ms))),
             _ => Err(format!(
-                "'{}' is not a duration: write a positive number with ms, s, m or h (e.g. 30s, 2m), or a number of seconds",
+                "'{}' is not a duration: write a positive number with ms, s, m, h or d (e.g. 30s, 2m, 7d), or a number of seconds",
                 text.trim()
             )),
         }
@@ -60,7 +66,7 @@ impl FromStr for Age {
             .map(|ms| Age(Duration::from_millis(ms)))
             .ok_or_else(|| {
                 format!(
-                    "'{}' is not a duration: write a number with ms, s, m or h (e.g. 0s, 30m, 1h), or a number of seconds",
+                    "'{}' is not a duration: write a number with ms, s, m, h or d (e.g. 0s, 30m, 1h, 7d), or a number of seconds",
                     text.trim()
                 )
             })
@@ -95,6 +101,7 @@ mod tests {
         assert_eq!("30s".parse(), Ok(Timeout(Duration::from_secs(30))));
         assert_eq!("2m".parse(), Ok(Timeout(Duration::from_secs(120))));
         assert_eq!("1h".parse(), Ok(Timeout(Duration::from_secs(3600))));
+        assert_eq!("7d".parse(), Ok(Timeout(Duration::from_secs(7 * 86_400))));
         assert_eq!("500ms".parse(), Ok(Timeout(Duration::from_millis(500))));
         assert_eq!("45".parse(), Ok(Timeout(Duration::from_secs(45))));
         assert_eq!(" 5 S ".parse(), Ok(Timeout(Duration::from_secs(5))));

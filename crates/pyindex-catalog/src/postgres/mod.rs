@@ -15,6 +15,7 @@
 
 mod accounts;
 mod browse;
+mod upstream;
 
 use std::str::FromStr;
 
@@ -34,11 +35,23 @@ use crate::{
 
 /// The schema migrations, in order. Version 6 is the whole schema of SQLite's version 6, so
 /// that a version number means the same schema on both engines.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    6,
-    "init",
-    include_str!("../../migrations/postgres/0006_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        6,
+        "init",
+        include_str!("../../migrations/postgres/0006_init.sql"),
+    ),
+    (
+        7,
+        "upstream cache",
+        include_str!("../../migrations/postgres/0007_upstream_cache.sql"),
+    ),
+    (
+        8,
+        "rendered readme",
+        include_str!("../../migrations/postgres/0008_rendered_readme.sql"),
+    ),
+];
 
 /// The advisory lock key held while migrating: "pyindex" in ASCII. One key per database, so
 /// replicas migrating one database (in any schema) take turns.
@@ -328,8 +341,9 @@ async fn insert_release(
         .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
     let new_release = sqlx::query(
         "INSERT INTO releases (project_id, version, canonical_version, summary, description, \
-         description_content_type, requires_python, requires_dist, created_us, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         description_content_type, requires_python, requires_dist, created_us, details, \
+         readme_html) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
          ON CONFLICT (project_id, canonical_version) DO NOTHING",
     )
     .bind(project_id)
@@ -342,6 +356,7 @@ async fn insert_release(
     .bind(requires_dist)
     .bind(micros(file.uploaded))
     .bind(crate::sqlite::browse::details_json(&release.details)?)
+    .bind(&release.readme_html)
     .execute(&mut *tx)
     .await?
     .rows_affected()

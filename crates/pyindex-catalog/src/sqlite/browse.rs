@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::{SqliteCatalog, from_micros, micros, project_status};
 use crate::{
     Browse, CatalogError, Counts, MissingDetails, NewSession, ReleaseDetails, ReleaseRecord,
-    ReleaseSummary, SearchHit, SearchPage, SearchQuery, SessionRecord, Yank,
+    ReleaseSummary, SearchHit, SearchPage, SearchQuery, SessionRecord, StoredReadme, Yank,
 };
 
 /// The rank and filter of a search; `$1` exact name, `$2` name prefix pattern, `$3` name
@@ -61,6 +61,15 @@ fn details_from(json: Option<String>) -> Result<Option<ReleaseDetails>, CatalogE
     .transpose()
 }
 
+fn stored_readme(row: &SqliteRow) -> Result<StoredReadme, CatalogError> {
+    Ok(StoredReadme {
+        release_id: row.try_get("id")?,
+        html: row.try_get("readme_html")?,
+        description: row.try_get("description")?,
+        content_type: row.try_get("description_content_type")?,
+    })
+}
+
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
@@ -72,7 +81,6 @@ fn release_record(row: &SqliteRow) -> Result<ReleaseRecord, CatalogError> {
         version: row.try_get("version")?,
         canonical_version: row.try_get("canonical_version")?,
         summary: row.try_get("summary")?,
-        description: row.try_get("description")?,
         description_content_type: row.try_get("description_content_type")?,
         requires_python: row.try_get("requires_python")?,
         requires_dist: serde_json::from_str(&requires_dist)
@@ -137,18 +145,11 @@ impl Browse for SqliteCatalog {
         let text = format!("%{}%", like_escaped(&query.text));
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         let mut conn = self.pool.acquire().await?;
-        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) {SEARCH_FROM}"
-        )))
-        .bind(&query.name)
-        .bind(&prefix)
-        .bind(&inside)
-        .bind(&text)
-        .fetch_one(&mut *conn)
-        .await?;
+        // One scan gives the page and, as a window over every match, the total.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT p.name, p.display_name, p.status, p.summary, \
-             CASE WHEN p.name = $1 THEN 0 WHEN p.name LIKE $2 ESCAPE '\\' THEN 1 ELSE 2 END AS rank \
+             CASE WHEN p.name = $1 THEN 0 WHEN p.name LIKE $2 ESCAPE '\\' THEN 1 ELSE 2 END AS rank, \
+             COUNT(*) OVER () AS total \
              {SEARCH_FROM} ORDER BY rank, p.name LIMIT $5 OFFSET $6"
         )))
         .bind(&query.name)
@@ -159,6 +160,22 @@ impl Browse for SqliteCatalog {
         .bind(offset)
         .fetch_all(&mut *conn)
         .await?;
+        let total: i64 = match rows.first() {
+            Some(row) => row.try_get("total")?,
+            // A page past the last: the total needs a scan of its own.
+            None if offset > 0 => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) {SEARCH_FROM}"
+                )))
+                .bind(&query.name)
+                .bind(&prefix)
+                .bind(&inside)
+                .bind(&text)
+                .fetch_one(&mut *conn)
+                .await?
+            }
+            None => 0,
+        };
         let hits = rows
             .iter()
             .map(|row| {
@@ -178,8 +195,8 @@ impl Browse for SqliteCatalog {
 
     async fn releases(&self, project: &str) -> Result<Vec<ReleaseRecord>, CatalogError> {
         sqlx::query(
-            "SELECT r.version, r.canonical_version, r.summary, r.description, \
-             r.description_content_type, r.requires_python, r.requires_dist, r.yanked, \
+            "SELECT r.version, r.canonical_version, r.summary, r.description_content_type, \
+             r.requires_python, r.requires_dist, r.yanked, \
              r.yanked_reason, r.created_us, r.details \
              FROM releases r JOIN projects p ON p.id = r.project_id \
              WHERE p.name = $1 ORDER BY r.id",
@@ -220,6 +237,49 @@ impl Browse for SqliteCatalog {
     ) -> Result<(), CatalogError> {
         sqlx::query("UPDATE releases SET details = $1 WHERE id = $2 AND details IS NULL")
             .bind(details_json(details)?)
+            .bind(release_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn readme(
+        &self,
+        project: &str,
+        canonical_version: &str,
+    ) -> Result<Option<StoredReadme>, CatalogError> {
+        // The description (possibly large) only when there is nothing rendered.
+        sqlx::query(
+            "SELECT r.id, r.readme_html, r.description_content_type, \
+             CASE WHEN r.readme_html IS NULL THEN r.description END AS description \
+             FROM releases r JOIN projects p ON p.id = r.project_id \
+             WHERE p.name = $1 AND r.canonical_version = $2",
+        )
+        .bind(project)
+        .bind(canonical_version)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(stored_readme)
+        .transpose()
+    }
+
+    async fn releases_without_readme(&self, limit: u32) -> Result<Vec<StoredReadme>, CatalogError> {
+        sqlx::query(
+            "SELECT id, readme_html, description, description_content_type FROM releases \
+             WHERE readme_html IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(stored_readme)
+        .collect()
+    }
+
+    async fn set_release_readme(&self, release_id: i64, html: &str) -> Result<(), CatalogError> {
+        sqlx::query("UPDATE releases SET readme_html = $1 WHERE id = $2 AND readme_html IS NULL")
+            .bind(html)
             .bind(release_id)
             .execute(&self.pool)
             .await?;
@@ -325,6 +385,9 @@ mod tests {
         let second = catalog.search(&query("ranker"), 2, 2).await.unwrap();
         assert_eq!(second.hits.len(), 1);
         assert_eq!(second.total, 3);
+        let past = catalog.search(&query("ranker"), 2, 10).await.unwrap();
+        assert!(past.hits.is_empty());
+        assert_eq!(past.total, 3, "a page past the last still counts");
         // Summaries match too, whatever their case.
         let by_summary = SearchQuery {
             name: "zzz".into(),
@@ -370,5 +433,44 @@ mod tests {
         assert_eq!(releases[0].details, Some(details));
         assert_eq!(releases[1].details, None);
         assert!(catalog.project("shared-pkg").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn readmes_are_stored_once_and_read_for_one_release() {
+        let (_dir, catalog) = open().await;
+        crate::suite::publish(&catalog, "shared_pkg-0.1.0-py3-none-any.whl", "aa").await;
+        // As a release from before schema version 7: a description, nothing rendered.
+        sqlx::query("UPDATE releases SET description = 'old *text*', readme_html = NULL")
+            .execute(&catalog.pool)
+            .await
+            .unwrap();
+        let stored = catalog.readme("shared-pkg", "0.1").await.unwrap().unwrap();
+        assert_eq!(stored.html, None);
+        assert_eq!(stored.description.as_deref(), Some("old *text*"));
+        let missing = catalog.releases_without_readme(10).await.unwrap();
+        assert_eq!(missing, std::slice::from_ref(&stored));
+        catalog
+            .set_release_readme(stored.release_id, "<p>first</p>")
+            .await
+            .unwrap();
+        catalog
+            .set_release_readme(stored.release_id, "<p>second</p>")
+            .await
+            .unwrap();
+        let stored = catalog.readme("shared-pkg", "0.1").await.unwrap().unwrap();
+        assert_eq!(
+            stored.html.as_deref(),
+            Some("<p>first</p>"),
+            "the first one stays"
+        );
+        assert_eq!(stored.description, None, "not read once rendered");
+        assert!(
+            catalog
+                .releases_without_readme(10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(catalog.readme("shared-pkg", "9").await.unwrap().is_none());
     }
 }

@@ -7,6 +7,7 @@
 
 mod accounts;
 pub(crate) mod browse;
+mod upstream;
 
 use std::path::Path;
 use std::time::Duration;
@@ -60,6 +61,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "release details and sessions",
         include_str!("../../migrations/sqlite/0006_release_details_and_sessions.sql"),
+    ),
+    (
+        7,
+        "upstream cache",
+        include_str!("../../migrations/sqlite/0007_upstream_cache.sql"),
+    ),
+    (
+        8,
+        "rendered readme",
+        include_str!("../../migrations/sqlite/0008_rendered_readme.sql"),
     ),
 ];
 
@@ -377,8 +388,9 @@ async fn insert_release(
         .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
     let new_release = sqlx::query(
         "INSERT INTO releases (project_id, version, canonical_version, summary, description, \
-         description_content_type, requires_python, requires_dist, created_us, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         description_content_type, requires_python, requires_dist, created_us, details, \
+         readme_html) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
          ON CONFLICT (project_id, canonical_version) DO NOTHING",
     )
     .bind(project_id)
@@ -391,6 +403,7 @@ async fn insert_release(
     .bind(requires_dist)
     .bind(micros(file.uploaded))
     .bind(browse::details_json(&release.details)?)
+    .bind(&release.readme_html)
     .execute(&mut *tx)
     .await?
     .rows_affected()

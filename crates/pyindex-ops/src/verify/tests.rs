@@ -153,6 +153,7 @@ async fn repair_removes_old_orphans_only_and_never_a_referenced_blob() {
     // Within the grace period: kept.
     let kept = remove_orphans(
         &index.catalog,
+        &index.catalog,
         &*index.store,
         Duration::from_secs(3600),
         |_| {},
@@ -161,9 +162,13 @@ async fn repair_removes_old_orphans_only_and_never_a_referenced_blob() {
     .unwrap();
     assert_eq!(kept, Removed::default());
     let mut reported = Vec::new();
-    let removed = remove_orphans(&index.catalog, &*index.store, Duration::ZERO, |b| {
-        reported.push(b.key.clone())
-    })
+    let removed = remove_orphans(
+        &index.catalog,
+        &index.catalog,
+        &*index.store,
+        Duration::ZERO,
+        |b| reported.push(b.key.clone()),
+    )
     .await
     .unwrap();
     assert_eq!(removed.blobs, 1);
@@ -191,4 +196,34 @@ async fn stale_spool_files_are_removed_and_fresh_ones_kept() {
         .unwrap();
     assert_eq!(removed, [spool.join("upload-old")]);
     assert!(spool.join("upload-new").exists());
+}
+
+#[tokio::test]
+async fn repair_keeps_cached_upstream_files() {
+    use pyindex_catalog::UpstreamIndex;
+    let index = Index::new().await;
+    let cached = index.store(b"an upstream wheel").await;
+    let orphan = index.store(b"left by a crash").await;
+    index
+        .catalog
+        .add_upstream_blob(&pyindex_catalog::CachedBlob {
+            sha256: cached.to_string(),
+            size: 17,
+            last_used: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    let mut reported = Vec::new();
+    let removed = remove_orphans(
+        &index.catalog,
+        &index.catalog,
+        &*index.store,
+        Duration::ZERO,
+        |b| reported.push(b.key.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(removed.blobs, 1);
+    assert_eq!(reported, [orphan]);
+    assert!(index.store.size(&cached).await.unwrap().is_some());
 }

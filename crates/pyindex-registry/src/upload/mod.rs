@@ -232,7 +232,7 @@ fn check_agreement(
     Ok(())
 }
 
-fn release_metadata(metadata: &CoreMetadata) -> ReleaseMetadata {
+fn release_metadata(metadata: &CoreMetadata, readme_html: String) -> ReleaseMetadata {
     ReleaseMetadata {
         summary: metadata.summary.clone(),
         description: metadata.description.clone(),
@@ -240,6 +240,7 @@ fn release_metadata(metadata: &CoreMetadata) -> ReleaseMetadata {
         requires_python: metadata.requires_python.clone(),
         requires_dist: metadata.requires_dist.clone(),
         details: crate::browse::release_details(metadata),
+        readme_html: Some(readme_html),
     }
 }
 
@@ -380,6 +381,12 @@ impl Registry {
         } else {
             None
         };
+        // Rendered once here, never per page view.
+        let readme_html = crate::browse::render_readme(
+            metadata.description.clone(),
+            metadata.description_content_type.clone(),
+        )
+        .await?;
         let size = file.len();
         let digests = file.digests().clone();
         self.blobs
@@ -399,7 +406,7 @@ impl Registry {
             blake2_256: digests.blake2_256,
             requires_python: metadata.requires_python.clone(),
             metadata_sha256,
-            release: release_metadata(metadata),
+            release: release_metadata(metadata, readme_html),
             uploaded,
             uploader,
         })

@@ -143,6 +143,11 @@ impl Index {
         }
     }
 
+    /// The data directory (catalog and blobs).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// How many blobs the store holds.
     pub fn blob_count(&self) -> usize {
         count_files(&self.dir.path().join("files"))
@@ -199,6 +204,8 @@ pub struct Dist {
     pub version: String,
     /// Distinguishes otherwise identical archives.
     pub payload: String,
+    /// `Description-Content-Type` and the description (the metadata's body).
+    pub readme: (Option<String>, String),
 }
 
 impl Dist {
@@ -210,7 +217,14 @@ impl Dist {
             name: name.to_owned(),
             version: version.to_owned(),
             payload: "print('hello')\n".to_owned(),
+            readme: (None, "A description.\n".to_owned()),
         }
+    }
+
+    /// The same with another description, of the given content type.
+    pub fn readme(mut self, content_type: &str, description: &str) -> Dist {
+        self.readme = (Some(content_type.to_owned()), description.to_owned());
+        self
     }
 
     /// The same with other metadata (name, version).
@@ -227,10 +241,15 @@ impl Dist {
     }
 
     fn metadata_text(&self) -> String {
+        let content_type = self
+            .readme
+            .0
+            .as_ref()
+            .map_or_else(String::new, |t| format!("Description-Content-Type: {t}\n"));
         format!(
-            "Metadata-Version: 2.1\nName: {}\nVersion: {}\nSummary: A test package\n\n\
-             A description.\n",
-            self.name, self.version
+            "Metadata-Version: 2.1\nName: {}\nVersion: {}\nSummary: A test package\n\
+             {content_type}\n{}",
+            self.name, self.version, self.readme.1
         )
     }
 

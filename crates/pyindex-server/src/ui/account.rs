@@ -16,7 +16,10 @@ use time::OffsetDateTime;
 
 use super::html;
 use super::pages::{Chrome, date};
-use super::session::{COOKIE, Viewer, is_https, local_path, to_sign_in, viewer};
+use super::session::{
+    COOKIE, CarriesCsrf, FormRefusal, SessionForm, SignedIn, Viewer, is_https, local_path,
+    to_sign_in,
+};
 use crate::AppState;
 use crate::auth::address_of;
 use crate::response::registry_error;
@@ -139,24 +142,28 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-/// `POST /signout`: ends the session and clears the cookie.
-pub async fn sign_out(State(app): State<AppState>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let viewer = match viewer(&app, &parts).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
-    let form = Form::<CsrfForm>::from_request(Request::from_parts(parts, body), &())
-        .await
-        .map(|Form(f)| f.csrf)
-        .unwrap_or_default();
-    if let Some(id) = &viewer.session_id {
-        if !viewer.csrf_matches(&form) {
-            return forged();
+impl CarriesCsrf for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /signout`: ends the session and clears the cookie (only the cookie when there is no
+/// session, as when it has expired).
+pub async fn sign_out(
+    State(app): State<AppState>,
+    posted: Result<SessionForm<CsrfForm>, FormRefusal>,
+) -> Response {
+    match posted {
+        Ok(SessionForm { viewer, .. }) => {
+            if let Some(id) = &viewer.session_id
+                && let Err(e) = app.registry.sign_out(id).await
+            {
+                return registry_error(&e);
+            }
         }
-        if let Err(e) = app.registry.sign_out(id).await {
-            return registry_error(&e);
-        }
+        Err(FormRefusal::NotSignedIn) => {}
+        Err(refusal) => return refusal.into_response(),
     }
     let mut response = Redirect::to("/").into_response();
     response.headers_mut().insert(
@@ -164,14 +171,6 @@ pub async fn sign_out(State(app): State<AppState>, request: Request) -> Response
         HeaderValue::from_static("pyindex_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     response
-}
-
-fn forged() -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        "This form has expired or did not come from this site: reload the page and try again.",
-    )
-        .into_response()
 }
 
 /// A token in the list.
@@ -224,16 +223,6 @@ fn token_row(t: &TokenRecord, now: OffsetDateTime) -> TokenRow {
     }
 }
 
-/// The signed-in session of a token page's request, or the answer that sends the visitor to
-/// sign in first.
-async fn signed_in(app: &AppState, parts: &Parts) -> Result<Viewer, Response> {
-    let viewer = viewer(app, parts).await?;
-    if viewer.session.is_none() {
-        return Err(to_sign_in("/account/tokens"));
-    }
-    Ok(viewer)
-}
-
 async fn tokens_response(
     app: &AppState,
     parts: &Parts,
@@ -268,12 +257,11 @@ async fn tokens_response(
 }
 
 /// `GET /account/tokens`.
-pub async fn tokens_page(State(app): State<AppState>, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    match signed_in(&app, &parts).await {
-        Ok(viewer) => tokens_response(&app, &parts, &viewer, String::new(), String::new()).await,
-        Err(response) => response,
-    }
+pub async fn tokens_page(
+    State(app): State<AppState>,
+    SignedIn { viewer, parts }: SignedIn,
+) -> Response {
+    tokens_response(&app, &parts, &viewer, String::new(), String::new()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -291,21 +279,21 @@ pub struct NewTokenForm {
     expires_days: String,
 }
 
-/// `POST /account/tokens`: creates a token and shows its secret once.
-pub async fn create_token(State(app): State<AppState>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let viewer = match signed_in(&app, &parts).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
-    let Ok(Form(form)) =
-        Form::<NewTokenForm>::from_request(Request::from_parts(parts.clone(), body), &()).await
-    else {
-        return (StatusCode::BAD_REQUEST, "The token form was incomplete.").into_response();
-    };
-    if !viewer.csrf_matches(&form.csrf) {
-        return forged();
+impl CarriesCsrf for NewTokenForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
+}
+
+/// `POST /account/tokens`: creates a token and shows its secret once.
+pub async fn create_token(
+    State(app): State<AppState>,
+    SessionForm {
+        viewer,
+        parts,
+        form,
+    }: SessionForm<NewTokenForm>,
+) -> Response {
     let expires_days = match form.expires_days.trim() {
         "" | "never" => None,
         days => match days.parse::<u32>() {
@@ -355,20 +343,8 @@ pub async fn create_token(State(app): State<AppState>, request: Request) -> Resp
 pub async fn revoke_token(
     State(app): State<AppState>,
     Path(id): Path<i64>,
-    request: Request,
+    SessionForm { viewer, parts, .. }: SessionForm<CsrfForm>,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let viewer = match signed_in(&app, &parts).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
-    let csrf = Form::<CsrfForm>::from_request(Request::from_parts(parts.clone(), body), &())
-        .await
-        .map(|Form(f)| f.csrf)
-        .unwrap_or_default();
-    if !viewer.csrf_matches(&csrf) {
-        return forged();
-    }
     let Some(identity) = viewer.identity.as_ref() else {
         return to_sign_in("/account/tokens");
     };

@@ -10,7 +10,6 @@
 mod account;
 mod links;
 mod pages;
-mod readme;
 mod session;
 
 use axum::Router;

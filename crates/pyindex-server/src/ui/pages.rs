@@ -1,8 +1,10 @@
 //! The reading pages: home, search, project, version, and "Using this index".
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::StatusCode;
 use http::request::Parts;
@@ -16,8 +18,7 @@ use time::macros::format_description;
 
 use super::html;
 use super::links::{Link, mail_link, safe_url};
-use super::readme::{Format, render};
-use super::session::{Viewer, reader};
+use super::session::{Reader, Viewer};
 use crate::AppState;
 use crate::landing::base_url_from;
 use crate::response::registry_error;
@@ -116,12 +117,7 @@ pub struct HomePage {
 }
 
 /// `GET /`: search, counts, recent releases and the commands to use this index.
-pub async fn home(State(app): State<AppState>, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    let viewer = match reader(&app, &parts).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
+pub async fn home(State(app): State<AppState>, Reader { viewer, parts }: Reader) -> Response {
     let overview = match app.registry.overview(RECENT_RELEASES).await {
         Ok(overview) => overview,
         Err(e) => return registry_error(&e),
@@ -183,13 +179,8 @@ fn search_href(query: &str, page: u32) -> String {
 pub async fn search(
     State(app): State<AppState>,
     params: Result<Query<SearchParams>, QueryRejection>,
-    request: Request,
+    Reader { viewer, parts }: Reader,
 ) -> Response {
-    let (parts, _) = request.into_parts();
-    let viewer = match reader(&app, &parts).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
     let mut chrome = Chrome::new(&app, &parts, &viewer);
     let Ok(Query(params)) = params else {
         return error_page(
@@ -302,38 +293,33 @@ pub async fn project_redirect(Path(name): Path<String>) -> Response {
 pub async fn project(
     State(app): State<AppState>,
     Path(name): Path<String>,
-    request: Request,
+    reader: Reader,
 ) -> Response {
-    project_or_version(app, name, None, request).await
+    project_or_version(app, name, None, reader).await
 }
 
 /// `GET /project/<name>/<version>/`: the project at one release.
 pub async fn version(
     State(app): State<AppState>,
     Path((name, version)): Path<(String, String)>,
-    request: Request,
+    reader: Reader,
 ) -> Response {
-    project_or_version(app, name, Some(version), request).await
+    project_or_version(app, name, Some(version), reader).await
 }
 
 async fn project_or_version(
     app: AppState,
     name: String,
     version: Option<String>,
-    request: Request,
+    Reader { viewer, parts }: Reader,
 ) -> Response {
-    let (parts, _) = request.into_parts();
-    let viewer = match reader(&app, &parts).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
     let chrome = Chrome::new(&app, &parts, &viewer);
     let normalized = normalize(&name);
     if normalized != name {
         let rest = version.map_or_else(String::new, |v| format!("{v}/"));
         return Redirect::permanent(&format!("/project/{normalized}/{rest}")).into_response();
     }
-    let view = match app.registry.project_view(&name).await {
+    let view = match project_view(&app, &name).await {
         Ok(Some(view)) => view,
         Ok(None) => {
             return error_page(
@@ -356,16 +342,40 @@ async fn project_or_version(
         };
         return error_page(chrome, StatusCode::NOT_FOUND, "No such version", message);
     };
-    let page = project_page(chrome, &view, shown, version.is_some());
+    let readme_html = match app.registry.readme(&view, &shown.release).await {
+        Ok(html) => html,
+        Err(e) => return registry_error(&e),
+    };
+    let page = project_page(chrome, &view, shown, version.is_some(), readme_html);
     html(StatusCode::OK, page.render())
 }
 
-/// The page of `view` showing the release `shown` (`pinned`: reached by its version's URL).
+/// The UI data of the project `name` (normalized), from the cache or read and cached: a page
+/// view then reads no files from the catalog until the project changes.
+async fn project_view(
+    app: &AppState,
+    name: &str,
+) -> Result<Option<Arc<ProjectView>>, pyindex_registry::RegistryError> {
+    if let Some(view) = app.cache.view(name) {
+        return Ok(Some(view));
+    }
+    let epoch = app.cache.epoch();
+    let Some(view) = app.registry.project_view(name).await? else {
+        return Ok(None);
+    };
+    let view = Arc::new(view);
+    app.cache.insert_view(name, view.clone(), epoch);
+    Ok(Some(view))
+}
+
+/// The page of `view` showing the release `shown` (`pinned`: reached by its version's URL) with
+/// its README as stored (sanitized HTML).
 pub fn project_page(
     chrome: Chrome,
     view: &ProjectView,
     shown: &ReleaseFiles,
     pinned: bool,
+    readme_html: String,
 ) -> ProjectPage {
     let project = &view.project;
     let release = &shown.release;
@@ -379,17 +389,6 @@ pub fn project_page(
         project.name.clone()
     };
     let index = format!("{}/simple/", chrome.base_url);
-    let serves = project.status.serves_files();
-    let readme_html = match (&release.description, serves) {
-        (Some(text), true) if !text.trim().is_empty() => {
-            render(
-                text,
-                Format::of(release.description_content_type.as_deref()),
-            )
-            .html
-        }
-        _ => String::new(),
-    };
     let (yanked, yank_reason) = yank_of(&release.yank);
     ProjectPage {
         name: project.name.clone(),
@@ -511,15 +510,12 @@ pub struct UsingPage {
     pub scheme: String,
     /// `host[:port]` and any path of the base URL.
     pub host: String,
+    /// Whether names without a project here are served from upstream indexes.
+    pub proxied: bool,
 }
 
 /// `GET /using`: how to install from and publish to this index, with its URL filled in.
-pub async fn using(State(app): State<AppState>, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    let viewer = match reader(&app, &parts).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
+pub async fn using(State(app): State<AppState>, Reader { viewer, parts }: Reader) -> Response {
     let chrome = Chrome::new(&app, &parts, &viewer);
     let (scheme, host) = chrome
         .base_url
@@ -530,6 +526,7 @@ pub async fn using(State(app): State<AppState>, request: Request) -> Response {
         chrome,
         scheme,
         host,
+        proxied: app.registry.upstream().is_some(),
     };
     html(StatusCode::OK, page.render())
 }

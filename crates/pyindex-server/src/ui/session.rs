@@ -1,11 +1,16 @@
 //! Who is looking at a page: a browser session (cookie), credentials in `Authorization` (for
-//! tools and tests), or no one; and the guard of the `all` mode.
+//! tools and tests), or no one; and the guard of the `all` mode. The handlers get them through
+//! the extractors [`Reader`] (a reading page), [`SignedIn`] (a page of one's own account) and
+//! [`SessionForm`] (a form that changes something: the one place anti-forgery tokens are
+//! checked).
 
-use axum::extract::Request;
+use axum::Form;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::request::Parts;
-use http::{HeaderMap, header};
+use http::{HeaderMap, StatusCode, header};
 use pyindex_registry::{AccessMode, BrowserSession, Identity};
+use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
@@ -61,7 +66,7 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
 
 /// Who is asking: the session, else `Authorization` credentials, else no one. Bad credentials
 /// answer with their error.
-pub async fn viewer(app: &AppState, parts: &Parts) -> Result<Viewer, Response> {
+async fn viewer(app: &AppState, parts: &Parts) -> Result<Viewer, Response> {
     if app.registry.access_mode() == AccessMode::Open {
         return Ok(Viewer::default());
     }
@@ -89,7 +94,7 @@ pub async fn viewer(app: &AppState, parts: &Parts) -> Result<Viewer, Response> {
 /// The viewer of a page that the access mode may close: in `all`, a browser without a session
 /// or credentials is sent to the sign-in page (and back here afterwards); a tool (which does
 /// not ask for HTML) gets 401 with the Basic challenge, like every other private read.
-pub async fn reader(app: &AppState, parts: &Parts) -> Result<Viewer, Response> {
+async fn reader(app: &AppState, parts: &Parts) -> Result<Viewer, Response> {
     let viewer = viewer(app, parts).await?;
     if let Err(e) = app.registry.authorize_read(viewer.identity.as_ref()) {
         if !wants_html(&parts.headers) {
@@ -100,6 +105,122 @@ pub async fn reader(app: &AppState, parts: &Parts) -> Result<Viewer, Response> {
         ));
     }
     Ok(viewer)
+}
+
+/// The visitor of a reading page, allowed by the access mode (see [`reader`]), with the
+/// request's head for the page's chrome. Rejected with the sign-in redirect or the 401.
+pub struct Reader {
+    /// Who.
+    pub viewer: Viewer,
+    /// The request's head.
+    pub parts: Parts,
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Reader, Response> {
+        let viewer = reader(app, parts).await?;
+        Ok(Reader {
+            viewer,
+            parts: parts.clone(),
+        })
+    }
+}
+
+/// A visitor signed in through the sign-in page (a browser session), for the pages of one's
+/// own account. Rejected with a redirect to the sign-in page (back to the tokens page).
+pub struct SignedIn {
+    /// Who, with the session.
+    pub viewer: Viewer,
+    /// The request's head.
+    pub parts: Parts,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<SignedIn, Response> {
+        let viewer = viewer(app, parts).await?;
+        if viewer.session.is_none() {
+            return Err(to_sign_in("/account/tokens"));
+        }
+        Ok(SignedIn {
+            viewer,
+            parts: parts.clone(),
+        })
+    }
+}
+
+/// A form that carries the session's anti-forgery token in its `csrf` field.
+pub trait CarriesCsrf {
+    /// The token the form carried (empty if none).
+    fn csrf(&self) -> &str;
+}
+
+/// A form posted by a signed-in browser session whose anti-forgery token matches the session's
+/// (cross-site posts are refused before, by `cross_site::refuse_cross_site`).
+pub struct SessionForm<T> {
+    /// Who, with the session.
+    pub viewer: Viewer,
+    /// The request's head.
+    pub parts: Parts,
+    /// The form.
+    pub form: T,
+}
+
+/// Why a [`SessionForm`] was refused.
+pub enum FormRefusal {
+    /// Who is asking could not be told (bad credentials, an error): the answer.
+    Failed(Response),
+    /// No browser session.
+    NotSignedIn,
+    /// The form's fields could not be read.
+    Incomplete,
+    /// The anti-forgery token is missing or wrong.
+    Forged,
+}
+
+impl IntoResponse for FormRefusal {
+    fn into_response(self) -> Response {
+        match self {
+            FormRefusal::Failed(response) => response,
+            FormRefusal::NotSignedIn => to_sign_in("/account/tokens"),
+            FormRefusal::Incomplete => (
+                StatusCode::BAD_REQUEST,
+                "The form was incomplete: reload the page and try again.",
+            )
+                .into_response(),
+            FormRefusal::Forged => (
+                StatusCode::FORBIDDEN,
+                "This form has expired or did not come from this site: reload the page and try again.",
+            )
+                .into_response(),
+        }
+    }
+}
+
+impl<T: DeserializeOwned + CarriesCsrf + Send> FromRequest<AppState> for SessionForm<T> {
+    type Rejection = FormRefusal;
+
+    async fn from_request(request: Request, app: &AppState) -> Result<SessionForm<T>, FormRefusal> {
+        let (parts, body) = request.into_parts();
+        let viewer = viewer(app, &parts).await.map_err(FormRefusal::Failed)?;
+        if viewer.session.is_none() {
+            return Err(FormRefusal::NotSignedIn);
+        }
+        let Form(form) = Form::<T>::from_request(Request::from_parts(parts.clone(), body), app)
+            .await
+            .map_err(|_| FormRefusal::Incomplete)?;
+        if !viewer.csrf_matches(form.csrf()) {
+            return Err(FormRefusal::Forged);
+        }
+        Ok(SessionForm {
+            viewer,
+            parts,
+            form,
+        })
+    }
 }
 
 /// Whether the client asks for HTML by name, as browsers do (tools send `*/*` or nothing).

@@ -122,6 +122,9 @@ fn hostile_release() -> ReleaseMetadata {
             classifiers: vec!["<b onmouseover=alert(20)>x</b>".into()],
             ..ReleaseDetails::default()
         },
+        // Not rendered at publication (as a release from before schema version 7): the page
+        // renders it.
+        readme_html: None,
     }
 }
 
@@ -237,6 +240,48 @@ async fn hostile_metadata_runs_nowhere() {
     );
     assert!(!page.contains(">Docs<"), "{page}");
     assert!(page.contains("yanked"), "{page}");
+}
+
+#[tokio::test]
+async fn project_page_shows_the_readme_stored_at_publication() {
+    let f = fixture(AccessMode::Upload).await;
+    let release = ReleaseMetadata {
+        description: Some("# Rendered now".into()),
+        description_content_type: Some("text/markdown".into()),
+        readme_html: Some("<p>stored when published</p>".into()),
+        ..ReleaseMetadata::default()
+    };
+    publish(&f.catalog, "kept", "1.0", release).await;
+    for path in ["/project/kept/", "/project/kept/1.0/"] {
+        let (status, _, page) = get(&f.app, path, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("<p>stored when published</p>"), "{page}");
+        assert!(!page.contains("Rendered now"), "rendered per view: {page}");
+    }
+}
+
+#[tokio::test]
+async fn a_cached_project_page_follows_changes() {
+    let f = fixture(AccessMode::Upload).await;
+    publish(&f.catalog, "moving", "1.0", ReleaseMetadata::default()).await;
+    let (_, _, page) = get(&f.app, "/project/moving/", None).await;
+    assert!(!page.contains("deprecated"), "{page}");
+    // A change through the registry drops the project's cached data.
+    f.app
+        .registry
+        .set_project_status(
+            Actor::Cli,
+            "moving",
+            pyindex_catalog::ProjectStatus::Deprecated,
+            Some("use still"),
+        )
+        .await
+        .unwrap();
+    let (_, _, page) = get(&f.app, "/project/moving/", None).await;
+    assert!(
+        page.contains("deprecated") && page.contains("use still"),
+        "{page}"
+    );
 }
 
 #[tokio::test]
@@ -507,6 +552,21 @@ async fn all_mode_needs_sign_in_and_names_nothing_before() {
     let (_, _, again) = get(&f.app, "/account/tokens", Some(&cookie)).await;
     assert!(!again.contains(&secret) && again.contains("ci"));
     let revoke = format!("/account/tokens/{}/revoke", listed[0].id);
+    // Every form checks the anti-forgery token: without it nothing is revoked, nor signed out.
+    for path in [revoke.as_str(), "/signout"] {
+        let (status, _, _) = post_form(&f.app, path, Some(&cookie), "csrf=forged").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert!(
+        f.app.registry.tokens(Some("alice")).await.unwrap()[0]
+            .revoked
+            .is_none()
+    );
+    assert_eq!(
+        get(&f.app, "/account/tokens", Some(&cookie)).await.0,
+        StatusCode::OK,
+        "still signed in"
+    );
     let (status, _, _) = post_form(&f.app, &revoke, Some(&cookie), &format!("csrf={csrf}")).await;
     assert!(status.is_redirection());
     assert!(

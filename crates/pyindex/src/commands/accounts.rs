@@ -192,6 +192,19 @@ pub async fn project(data: &Place, command: ProjectCommand) -> anyhow::Result<()
             );
             return Ok(());
         }
+        ProjectCommand::Reserve { project } => {
+            let (name, created) = registry.reserve_project(Actor::Cli, &project).await?;
+            if created {
+                println!(
+                    "'{name}' is reserved: it is never looked up upstream and answers 404 until its first upload."
+                );
+            } else {
+                println!(
+                    "'{name}' is a project of this index already: it is never looked up upstream."
+                );
+            }
+            return Ok(());
+        }
         ProjectCommand::AddOwner { project, user } => (project, user, Some(Role::Owner)),
         ProjectCommand::AddMaintainer { project, user } => (project, user, Some(Role::Maintainer)),
         ProjectCommand::RemoveRole { project, user } => (project, user, None),

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod backup;
+mod cache;
 mod docs;
 mod import;
 mod mirror;
@@ -11,7 +12,7 @@ mod yank;
 
 use std::path::PathBuf;
 
-use crate::cli::{Cli, Command, ProjectCommand, TokenCommand, UserCommand};
+use crate::cli::{CacheCommand, Cli, Command, ProjectCommand, TokenCommand, UserCommand};
 use crate::config::{DEFAULT_DATA, FileConfig};
 use crate::data_dir::{self, Database, Place};
 
@@ -52,6 +53,11 @@ fn needs_catalog(command: &Command) -> Option<String> {
             format!("project remove-role {project} {user}")
         }
         Command::Project(ProjectCommand::Roles { project }) => format!("project roles {project}"),
+        Command::Project(ProjectCommand::Reserve { project }) => {
+            format!("project reserve {project}")
+        }
+        Command::Cache(CacheCommand::Stats { .. }) => "cache stats".to_owned(),
+        Command::Cache(CacheCommand::Prune { .. }) => "cache prune".to_owned(),
         Command::Project(ProjectCommand::Status {
             project, status, ..
         }) => format!("project status {project} {status}"),
@@ -120,7 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         None => {}
     }
     match cli.command {
-        Command::Serve(args) => serve::run(args, &file, &place).await,
+        Command::Serve(args) => serve::run(*args, &file, &place).await,
         Command::Yank {
             project,
             version,
@@ -131,6 +137,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(command) => accounts::token(&place, command).await,
         Command::Project(command) => accounts::project(&place, command).await,
         Command::Audit { limit } => accounts::audit(&place, limit).await,
+        Command::Cache(command) => cache::run(&place, &file, command).await,
         Command::Verify { repair, grace } => verify::run(&place, repair, grace.0).await,
         Command::Backup { dest } => backup::backup(&place, &dest).await,
         Command::Restore { src } => backup::restore(&src, &place).await,

@@ -14,7 +14,10 @@ use pyindex_server::{AppState, HostPolicy, PublicUrl, TrustedProxies};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogFormat, ServeArgs};
-use crate::config::{DEFAULT_FILE_CACHE, DEFAULT_LISTEN, DEFAULT_MAX_UPLOAD_SIZE, FileConfig};
+use crate::config::{
+    DEFAULT_FILE_CACHE, DEFAULT_LISTEN, DEFAULT_MAX_UPLOAD_SIZE, DEFAULT_UPSTREAM_CACHE_SIZE,
+    DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_UPSTREAM_TTL, FileConfig,
+};
 use crate::data_dir::{self, Opener, Place};
 use crate::duration::Timeout;
 use crate::log_writer::{self, FlushGuard};
@@ -164,6 +167,80 @@ fn deployment(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Deployment>
     })
 }
 
+/// Environment variables with upstream credentials, for upstream URLs without userinfo.
+const UPSTREAM_USERNAME_ENV: &str = "PYINDEX_UPSTREAM_USERNAME";
+const UPSTREAM_PASSWORD_ENV: &str = "PYINDEX_UPSTREAM_PASSWORD";
+
+/// The upstream proxy's settings (flags, then environment, then the file), or `None` when no
+/// upstream is configured (the default).
+fn upstream_settings(
+    args: &ServeArgs,
+    file: &FileConfig,
+    max_file_size: u64,
+) -> anyhow::Result<Option<pyindex_upstream::Settings>> {
+    let urls = if args.upstreams.is_empty() {
+        &file.upstream
+    } else {
+        &args.upstreams
+    };
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    let credentials = match std::env::var(UPSTREAM_USERNAME_ENV) {
+        Ok(user) if !user.is_empty() => Some((
+            user,
+            std::env::var(UPSTREAM_PASSWORD_ENV).unwrap_or_default(),
+        )),
+        _ => None,
+    };
+    let indexes = urls
+        .iter()
+        .map(|url| pyindex_upstream::IndexUrl::parse(url, credentials.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let pick = |flag: Option<Timeout>, from_file: Option<Timeout>, default| {
+        flag.or(from_file).map_or(default, |t| t.0)
+    };
+    Ok(Some(pyindex_upstream::Settings {
+        indexes,
+        timeout: pick(
+            args.upstream_timeout,
+            file.upstream_timeout,
+            DEFAULT_UPSTREAM_TIMEOUT,
+        ),
+        ttl: pick(args.upstream_ttl, file.upstream_ttl, DEFAULT_UPSTREAM_TTL),
+        cache_size: args
+            .upstream_cache_size
+            .or(file.upstream_cache_size)
+            .map_or(DEFAULT_UPSTREAM_CACHE_SIZE, |s| s.0),
+        max_file_size,
+    }))
+}
+
+/// The cooldown on new upstream releases (flags, then environment, then the file; off by
+/// default). Exempt names are normalized; a name that is no project name is an error.
+fn cooldown(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<pyindex_registry::Cooldown> {
+    let exempt = if args.upstream_min_age_exempt.is_empty() {
+        &file.upstream_min_age_exempt
+    } else {
+        &args.upstream_min_age_exempt
+    };
+    let exempt = exempt
+        .iter()
+        .map(|name| {
+            pyindex_packaging::ProjectName::new(name)
+                .map(|n| n.as_str().to_owned())
+                .map_err(|e| anyhow::anyhow!("--upstream-min-age-exempt '{name}': {e}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(pyindex_registry::Cooldown {
+        min_age: args.upstream_min_age.or(file.upstream_min_age).map(|t| t.0),
+        allow_unknown_age: args.upstream_allow_unknown_age
+            || file.upstream_allow_unknown_age.unwrap_or(false),
+        exempt,
+    })
+}
+
 /// Raises the open-file limit to the hard limit and returns the limit in force, logging it.
 fn raise_open_file_limit() -> u64 {
     match listener::raise_open_file_limit() {
@@ -185,6 +262,19 @@ fn raise_open_file_limit() -> u64 {
 
 /// Creates the first admin when credentials are needed and no account exists yet, with the
 /// password from the environment or a generated one written to a 0600 file in the data dir.
+/// Renders, in the background, the READMEs of releases stored before READMEs were rendered at
+/// publication (a page viewed before it gets there renders its own), and logs how many.
+fn spawn_readme_rendering(registry: Registry) {
+    tokio::spawn(async move {
+        match registry.render_missing_readmes().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(releases = n, "READMEs of older releases rendered"),
+            Err(e) => tracing::warn!(error = %e,
+                "could not render the READMEs of older releases; their pages render them when viewed"),
+        }
+    });
+}
+
 async fn ensure_first_admin(registry: &Registry, data: &Path) -> anyhow::Result<()> {
     if registry.has_accounts().await? {
         return Ok(());
@@ -275,8 +365,29 @@ pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::R
             "--max-connections is above what the open-file limit leaves room for; clients may see refused connections"
         );
     }
+    // Upstream files are bounded by the cache size, and by the largest upload at least 1 GiB.
+    let upstream = upstream_settings(&args, file, max_upload_size.max(1 << 30))?;
     let _lock = data_dir::lock_for_server(data)?;
-    let registry = data_dir::open(place, Opener::Server { file_cache }).await?;
+    let mut registry = data_dir::open(place, Opener::Server { file_cache }).await?;
+    if let Some(settings) = upstream {
+        tracing::info!(
+            upstreams = ?settings.indexes,
+            timeout = ?settings.timeout,
+            ttl = ?settings.ttl,
+            cache_size = settings.cache_size,
+            "proxying names without a local project to the upstream indexes, in this order"
+        );
+        let cooldown = cooldown(&args, file)?;
+        if let Some(min_age) = cooldown.min_age {
+            tracing::info!(
+                ?min_age,
+                allow_unknown_age = cooldown.allow_unknown_age,
+                exempt = ?cooldown.exempt,
+                "upstream files younger than the cooldown are held back"
+            );
+        }
+        registry = registry.with_upstream(settings)?.with_cooldown(cooldown);
+    }
     let mode = access_mode(
         args.auth.or(file.auth),
         listen,
@@ -309,6 +420,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::R
             "release details read from stored metadata"
         );
     }
+    spawn_readme_rendering(state.registry.clone());
     let _watcher = state.registry.spawn_change_watcher();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -350,7 +462,7 @@ mod tests {
         use clap::Parser;
         let argv = ["pyindex", "serve"].iter().chain(flags);
         match crate::cli::Cli::try_parse_from(argv).unwrap().command {
-            crate::cli::Command::Serve(args) => args,
+            crate::cli::Command::Serve(args) => *args,
             _ => unreachable!(),
         }
     }

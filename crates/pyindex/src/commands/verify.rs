@@ -62,6 +62,7 @@ async fn repair_data_dir(
 ) -> anyhow::Result<()> {
     let removed = verify::remove_orphans(
         registry.catalog().as_ref(),
+        registry.upstream_index().as_ref(),
         registry.blobs().as_ref(),
         grace,
         |blob| {

@@ -1,7 +1,13 @@
 //! A release's description as HTML, by its Description-Content-Type, the way the public index
 //! renders READMEs: Markdown (GitHub-flavoured) through comrak, then sanitized by ammonia
 //! (raw HTML in Markdown is allowed in, then everything executable is taken out); every other
-//! type (reStructuredText has no well-kept Rust renderer, plain text) as escaped preformatted text.
+//! type (reStructuredText, plain text) as escaped preformatted text.
+//!
+//! reStructuredText is not rendered because no Rust renderer is fit to run on uploaded text:
+//! `rst_renderer` 0.4.2 panics (`not implemented`) on an ordinary README with a badge, a
+//! code block and a named link, and `docutils-core` 0.1.0 (a first release) did not finish
+//! within 30 s on a 1.3 kB license text. Rendering is pure and synchronous; callers run it
+//! off the async runtime and store the result, so it runs once per release.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -55,6 +61,15 @@ impl Format {
 pub struct Rendered {
     /// Sanitized HTML (for Markdown) or the escaped text in a `<pre>`.
     pub html: String,
+}
+
+/// The HTML shown for a description with the given Description-Content-Type: empty when
+/// there is no description (or only white space).
+pub fn render_description(description: Option<&str>, content_type: Option<&str>) -> String {
+    match description {
+        Some(text) if !text.trim().is_empty() => render(text, Format::of(content_type)).html,
+        _ => String::new(),
+    }
 }
 
 /// Renders `text` in `format`.
@@ -175,6 +190,20 @@ mod tests {
         ] {
             assert!(!html.contains(bad), "{bad} in {html}");
         }
+    }
+
+    #[test]
+    fn descriptions_render_by_their_content_type() {
+        assert_eq!(render_description(None, Some("text/markdown")), "");
+        assert_eq!(render_description(Some(" \n"), Some("text/markdown")), "");
+        assert_eq!(
+            render_description(Some("*hi*"), Some("text/markdown")),
+            "<p><em>hi</em></p>\n"
+        );
+        assert_eq!(
+            render_description(Some("*hi*"), Some("text/x-rst")),
+            "<pre class=\"readme-text\">*hi*</pre>"
+        );
     }
 
     #[test]

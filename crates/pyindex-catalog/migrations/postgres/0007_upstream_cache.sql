@@ -1,0 +1,22 @@
+-- pyindex catalog, schema version 7 (PostgreSQL): the upstream proxy's cache index, as SQLite's
+-- version 7. Upstream files are not published files: they live in their own tables.
+
+-- The last good page of each proxied project (one per normalized name), in parsed form.
+CREATE TABLE upstream_pages (
+    project        TEXT   COLLATE "C" PRIMARY KEY,  -- normalized name
+    upstream       TEXT   NOT NULL,     -- the index URL it came from (without credentials)
+    page           TEXT   NOT NULL,     -- the parsed page, JSON
+    etag           TEXT,
+    last_modified  TEXT,
+    fetched_us     BIGINT NOT NULL      -- when it was last fetched or revalidated
+);
+
+-- Cached upstream blobs by the SHA-256 that is their key in the blob store, with when they were
+-- last served, for least-recently-used eviction.
+CREATE TABLE upstream_blobs (
+    sha256        TEXT   COLLATE "C" PRIMARY KEY,
+    size          BIGINT NOT NULL,
+    last_used_us  BIGINT NOT NULL
+);
+
+CREATE INDEX upstream_blobs_last_used ON upstream_blobs (last_used_us);

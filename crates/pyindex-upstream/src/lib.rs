@@ -1,0 +1,495 @@
+//! Upstream simple indexes for the proxy: the HTTP client ([`client`]), PEP 691 JSON and
+//! PEP 503 HTML page parsing ([`parse`]) into one typed page model ([`page`]), and the cache
+//! ([`Upstream`]): pages stored in parsed form and revalidated after a TTL, served stale while
+//! the upstream is down; files fetched on first request, coalesced ([`fetch`]), checked against
+//! the upstream's SHA-256, kept in the blob store under a size limit with LRU eviction.
+//!
+//! Which names are proxied at all is the registry's decision, not this crate's.
+
+pub mod client;
+pub mod fetch;
+pub mod page;
+pub mod parse;
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use lru::LruCache;
+use pyindex_catalog::{CachedBlob, CatalogError, StoredPage, UpstreamIndex};
+use pyindex_storage::{BlobContent, BlobKey, BlobStore, Spool};
+use time::OffsetDateTime;
+
+pub use client::{Client, IndexUrl};
+pub use fetch::{Coalescer, LocalCoalescer};
+pub use page::{UpstreamFile, UpstreamPage};
+
+use client::{PageAnswer, Validators};
+use fetch::Download;
+
+/// Errors of the upstream proxy.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// The upstream could not be reached, answered an error, or sent something unusable.
+    #[error("upstream unavailable: {0}")]
+    Unavailable(String),
+    /// The HTTP client could not be set up or a URL was invalid.
+    #[error("upstream client error: {0}")]
+    Client(String),
+    /// The cache index or the blob store failed.
+    #[error("upstream cache error: {0}")]
+    Cache(String),
+}
+
+impl From<CatalogError> for UpstreamError {
+    fn from(e: CatalogError) -> UpstreamError {
+        UpstreamError::Cache(e.to_string())
+    }
+}
+
+/// The proxy's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The upstream indexes, in priority order.
+    pub indexes: Vec<IndexUrl>,
+    /// Connect timeout, whole-page timeout and per-read timeout for files.
+    pub timeout: Duration,
+    /// How long a fetched page is served before it is revalidated.
+    pub ttl: Duration,
+    /// The most bytes of upstream files kept in the cache.
+    pub cache_size: u64,
+    /// The largest upstream file fetched.
+    pub max_file_size: u64,
+}
+
+/// A proxied project's page as the cache holds it.
+#[derive(Debug, Clone)]
+pub struct ProxiedPage {
+    /// The page.
+    pub page: Arc<UpstreamPage>,
+    /// The index it came from.
+    pub upstream: String,
+    /// Whether it is served past its TTL because the upstream could not be asked.
+    pub stale: bool,
+    /// How much longer it may be served without asking the upstream again.
+    pub fresh_for: Duration,
+}
+
+/// A file's body from the cache or from the upstream.
+pub struct FileBody {
+    /// Its length, when known before it is read.
+    pub len: Option<u64>,
+    /// The bytes; an error at the end when the upstream's bytes did not match its hash.
+    pub body: BoxStream<'static, std::io::Result<Bytes>>,
+    /// Whether it came from the cache.
+    pub cached: bool,
+}
+
+/// An upstream file to fetch.
+#[derive(Debug, Clone)]
+pub struct FetchTarget {
+    /// The normalized name of its project.
+    pub project: String,
+    /// The version, from the distribution's filename, when it parses.
+    pub version: Option<String>,
+    /// The upstream's upload time of the distribution, when it gives one.
+    pub upload_time: Option<OffsetDateTime>,
+    /// The filename served (the distribution's, or its `.metadata`).
+    pub filename: String,
+    /// Where the upstream serves it.
+    pub url: String,
+    /// The SHA-256 the upstream lists for it.
+    pub sha256: String,
+    /// Its size, if listed.
+    pub size: Option<u64>,
+}
+
+/// What the cache holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Stored project pages.
+    pub pages: u64,
+    /// Cached files.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// The size limit.
+    pub limit: u64,
+}
+
+/// The upstream proxy's cache.
+pub struct Upstream {
+    client: Client,
+    settings: Settings,
+    index: Arc<dyn UpstreamIndex>,
+    blobs: Arc<dyn BlobStore>,
+    spool: Spool,
+    coalescer: Arc<dyn Coalescer>,
+    /// Blobs known to be cached whose use was recorded lately, so that serving a cached file
+    /// writes to the catalog at most once per [`USE_RECORD_INTERVAL`] per file, not on every
+    /// download. Bounded.
+    recently_used: Mutex<LruCache<String, Instant>>,
+}
+
+/// How often the last use of a cached file is written to the cache index, at most.
+const USE_RECORD_INTERVAL: Duration = Duration::from_secs(60);
+/// How many recently used files are remembered in memory.
+const RECENTLY_USED: usize = 10_000;
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn elapsed(since: OffsetDateTime) -> Duration {
+    (OffsetDateTime::now_utc() - since)
+        .try_into()
+        .unwrap_or(Duration::ZERO)
+}
+
+impl Upstream {
+    /// The proxy over `index` (pages and blob index), `blobs` and `spool`.
+    pub fn new(
+        settings: Settings,
+        index: Arc<dyn UpstreamIndex>,
+        blobs: Arc<dyn BlobStore>,
+        spool: Spool,
+    ) -> Result<Upstream, UpstreamError> {
+        Ok(Upstream {
+            client: Client::new(settings.indexes.clone(), settings.timeout)?,
+            settings,
+            index,
+            blobs,
+            spool,
+            coalescer: Arc::new(LocalCoalescer::default()),
+            recently_used: Mutex::new(LruCache::new(
+                NonZeroUsize::new(RECENTLY_USED).unwrap_or(NonZeroUsize::MIN),
+            )),
+        })
+    }
+
+    /// The same proxy with another [`Coalescer`] (a shared one, for replicas).
+    pub fn with_coalescer(mut self, coalescer: Arc<dyn Coalescer>) -> Upstream {
+        self.coalescer = coalescer;
+        self
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn proxied(&self, stored: &StoredPage, stale: bool) -> Result<ProxiedPage, UpstreamError> {
+        let page: UpstreamPage = serde_json::from_str(&stored.page)
+            .map_err(|e| UpstreamError::Cache(format!("stored page unreadable: {e}")))?;
+        let fresh_for = if stale {
+            // Ask again soon, not at every request.
+            self.settings.timeout.min(self.settings.ttl)
+        } else {
+            self.settings.ttl.saturating_sub(elapsed(stored.fetched))
+        };
+        Ok(ProxiedPage {
+            page: Arc::new(page),
+            upstream: stored.upstream.clone(),
+            stale,
+            fresh_for,
+        })
+    }
+
+    /// The page of `project` (a normalized name) from the first upstream that knows it: the
+    /// stored one while fresh, else asked again (conditionally). When an upstream cannot be
+    /// asked, the stored page is served, marked stale; with none stored, the error. `None`
+    /// when no upstream knows the name.
+    pub async fn project_page(&self, project: &str) -> Result<Option<ProxiedPage>, UpstreamError> {
+        let stored = self.index.upstream_page(project).await?;
+        if let Some(stored) = &stored
+            && elapsed(stored.fetched) < self.settings.ttl
+        {
+            return self.proxied(stored, false).map(Some);
+        }
+        for upstream in self.client.indexes() {
+            let mine = stored.as_ref().filter(|s| s.upstream == upstream.as_str());
+            let validators = Validators {
+                etag: mine.and_then(|s| s.etag.as_deref()),
+                last_modified: mine.and_then(|s| s.last_modified.as_deref()),
+            };
+            match self.client.page(upstream, project, validators).await {
+                Ok(PageAnswer::Page {
+                    page,
+                    etag,
+                    last_modified,
+                }) => {
+                    return self
+                        .store_page(upstream, page, etag, last_modified)
+                        .await
+                        .map(Some);
+                }
+                Ok(PageAnswer::NotModified) => {
+                    if let Some(mine) = mine {
+                        let now = OffsetDateTime::now_utc();
+                        self.index.touch_upstream_page(project, now).await?;
+                        let fresh = StoredPage {
+                            fetched: now,
+                            ..mine.clone()
+                        };
+                        return self.proxied(&fresh, false).map(Some);
+                    }
+                }
+                Ok(PageAnswer::NotFound) => continue,
+                Err(error) => {
+                    let Some(stored) = &stored else {
+                        return Err(error);
+                    };
+                    tracing::warn!(%project, %error, "upstream unavailable: serving the last good page");
+                    return self.proxied(stored, true).map(Some);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn store_page(
+        &self,
+        upstream: &IndexUrl,
+        page: UpstreamPage,
+        etag: Option<String>,
+        last_modified: Option<String>,
+    ) -> Result<ProxiedPage, UpstreamError> {
+        let stored = StoredPage {
+            project: page.name.clone(),
+            upstream: upstream.as_str().to_owned(),
+            page: serde_json::to_string(&page).map_err(|e| UpstreamError::Cache(e.to_string()))?,
+            etag,
+            last_modified,
+            fetched: OffsetDateTime::now_utc(),
+        };
+        self.index.put_upstream_page(&stored).await?;
+        Ok(ProxiedPage {
+            page: Arc::new(page),
+            upstream: stored.upstream,
+            stale: false,
+            fresh_for: self.settings.ttl,
+        })
+    }
+
+    /// The bytes of an upstream file: from the cache, or fetched (one download however many
+    /// ask at once), streamed while it is cached and checked.
+    pub async fn open_file(&self, target: &FetchTarget) -> Result<FileBody, UpstreamError> {
+        let key =
+            BlobKey::parse(&target.sha256).map_err(|e| UpstreamError::Cache(e.to_string()))?;
+        if let Some(cached) = self.cached(&key).await? {
+            return Ok(cached);
+        }
+        let download = match self.coalescer.running(&target.sha256) {
+            Some(download) => download,
+            None => self.start(target).await?,
+        };
+        Ok(FileBody {
+            len: target.size,
+            body: download.body(),
+            cached: false,
+        })
+    }
+
+    /// Whether the blob is in the cache index (read every time: `pyindex cache prune` may
+    /// have evicted it), recording its use at most once a minute (a write, fsynced).
+    async fn use_cached(&self, sha256: &str) -> Result<bool, UpstreamError> {
+        let recent = self
+            .recently_used
+            .lock()
+            .ok()
+            .and_then(|mut recent| recent.get(sha256).copied())
+            .is_some_and(|at| at.elapsed() < USE_RECORD_INTERVAL);
+        if recent {
+            return Ok(self.index.has_upstream_blob(sha256).await?);
+        }
+        let indexed = self
+            .index
+            .use_upstream_blob(sha256, OffsetDateTime::now_utc())
+            .await?;
+        if indexed && let Ok(mut recent) = self.recently_used.lock() {
+            recent.put(sha256.to_owned(), Instant::now());
+        }
+        Ok(indexed)
+    }
+
+    async fn cached(&self, key: &BlobKey) -> Result<Option<FileBody>, UpstreamError> {
+        if !self.use_cached(&key.to_string()).await? {
+            return Ok(None);
+        }
+        let blob = self
+            .blobs
+            .get(key, None)
+            .await
+            .map_err(|e| UpstreamError::Cache(e.to_string()))?;
+        Ok(blob.map(|blob| FileBody {
+            len: Some(blob.len),
+            body: match blob.content {
+                BlobContent::Bytes(bytes) => futures::stream::once(async { Ok(bytes) }).boxed(),
+                BlobContent::Stream(stream) => stream,
+            },
+            cached: true,
+        }))
+    }
+
+    /// Starts the download of `target` (or joins one another caller started first).
+    async fn start(&self, target: &FetchTarget) -> Result<Arc<Download>, UpstreamError> {
+        let (download, sink) = Download::start(&self.spool, self.settings.max_file_size)
+            .await
+            .map_err(|e| UpstreamError::Cache(e.to_string()))?;
+        if !self.coalescer.register(&target.sha256, download.clone()) {
+            return self
+                .coalescer
+                .running(&target.sha256)
+                .ok_or_else(|| UpstreamError::Cache("a concurrent download vanished".into()));
+        }
+        let response = match self.client.file(&target.url).await {
+            Ok(response) => response,
+            Err(error) => {
+                sink.fail(error.to_string());
+                self.coalescer.finished(&target.sha256);
+                return Err(error);
+            }
+        };
+        let job = FetchJob {
+            target: target.clone(),
+            index: self.index.clone(),
+            blobs: self.blobs.clone(),
+            coalescer: self.coalescer.clone(),
+            cache_size: self.settings.cache_size,
+        };
+        tokio::spawn(job.run(response, sink));
+        Ok(download)
+    }
+
+    /// What the cache holds.
+    pub async fn stats(&self) -> Result<CacheStats, UpstreamError> {
+        stats(self.index.as_ref(), self.settings.cache_size).await
+    }
+
+    /// Evicts least recently used files until the cache fits `limit`; the files removed.
+    pub async fn prune(&self, limit: u64) -> Result<Vec<CachedBlob>, UpstreamError> {
+        prune(self.index.as_ref(), self.blobs.as_ref(), limit).await
+    }
+}
+
+/// What the cache in `index` holds, against `limit`.
+pub async fn stats(index: &dyn UpstreamIndex, limit: u64) -> Result<CacheStats, UpstreamError> {
+    let blobs = index.upstream_blobs().await?;
+    Ok(CacheStats {
+        pages: index.upstream_page_count().await?,
+        files: blobs.len() as u64,
+        bytes: blobs.iter().map(|b| b.size).sum(),
+        limit,
+    })
+}
+
+/// Evicts least recently used files until the cache fits `limit`; the files removed. A blob
+/// that a published file shares is forgotten by the cache but kept in the store.
+pub async fn prune(
+    index: &dyn UpstreamIndex,
+    blobs: &dyn BlobStore,
+    limit: u64,
+) -> Result<Vec<CachedBlob>, UpstreamError> {
+    let cached = index.upstream_blobs().await?;
+    let mut total: u64 = cached.iter().map(|b| b.size).sum();
+    let mut removed = Vec::new();
+    for blob in cached {
+        if total <= limit {
+            break;
+        }
+        if index.remove_upstream_blob(&blob.sha256).await?
+            && let Ok(key) = BlobKey::parse(&blob.sha256)
+        {
+            blobs
+                .delete(&key)
+                .await
+                .map_err(|e| UpstreamError::Cache(e.to_string()))?;
+        }
+        total = total.saturating_sub(blob.size);
+        removed.push(blob);
+    }
+    Ok(removed)
+}
+
+/// A download running in its own task.
+struct FetchJob {
+    target: FetchTarget,
+    index: Arc<dyn UpstreamIndex>,
+    blobs: Arc<dyn BlobStore>,
+    coalescer: Arc<dyn Coalescer>,
+    cache_size: u64,
+}
+
+impl FetchJob {
+    async fn run(self, response: reqwest::Response, mut sink: fetch::Sink) {
+        let mut stream = response.bytes_stream();
+        let mut failure = None;
+        while let Some(chunk) = stream.next().await {
+            let written = match chunk {
+                Ok(chunk) => sink.write(&chunk).await,
+                Err(e) => Err(format!(
+                    "the upstream download of {} broke off: {e}",
+                    self.target.filename
+                )),
+            };
+            if let Err(e) = written {
+                failure = Some(e);
+                break;
+            }
+        }
+        let outcome = match failure {
+            Some(error) => {
+                sink.fail(error.clone());
+                Err(error)
+            }
+            None => sink.finish(&self.target.sha256, self.blobs.as_ref()).await,
+        };
+        match outcome {
+            Ok(size) => self.fetched(size).await,
+            Err(error) => {
+                tracing::warn!(file = %self.target.filename, %error, "upstream file not cached");
+            }
+        }
+        self.coalescer.finished(&self.target.sha256);
+    }
+
+    /// An upstream file was fetched, verified and stored: the one place where a completed
+    /// fetch is recorded (the cache index; a fetch log belongs here too: the target names the
+    /// project, version, filename, sha256 and upstream upload time), then the cache is
+    /// brought back under its size limit.
+    async fn fetched(&self, size: u64) {
+        let blob = CachedBlob {
+            sha256: self.target.sha256.clone(),
+            size,
+            last_used: OffsetDateTime::now_utc(),
+        };
+        if let Err(error) = self.index.add_upstream_blob(&blob).await {
+            tracing::warn!(file = %self.target.filename, %error, "could not record a cached upstream file");
+            return;
+        }
+        tracing::info!(
+            project = %self.target.project,
+            file = %self.target.filename,
+            size,
+            sha256 = %self.target.sha256,
+            "upstream file fetched and cached"
+        );
+        match prune(self.index.as_ref(), self.blobs.as_ref(), self.cache_size).await {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(
+                    files = removed.len(),
+                    "upstream cache over its size limit: least recently used files evicted"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not prune the upstream cache"),
+        }
+    }
+}
