@@ -14,6 +14,7 @@
 
 pub mod accounts;
 pub mod auth;
+mod blocks;
 pub mod browse;
 mod changes;
 mod error;
@@ -28,6 +29,7 @@ mod yank;
 
 pub use accounts::{Actor, CreatedToken, TokenRequest};
 pub use auth::{AccessMode, Credentials, Identity};
+pub use blocks::{Blocks, ReleaseSpec};
 pub use browse::{Overview, ProjectView, ReleaseFiles};
 pub use changes::{CHANGE_POLL_INTERVAL, ChangeObserver};
 pub use error::{RegistryError, Rejection};
