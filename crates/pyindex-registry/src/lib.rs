@@ -5,7 +5,10 @@
 //! yank state, [`Registry::set_project_status`] changes a project's PEP 792 status, [`auth`]
 //! decides who may do what, and [`accounts`] manages users, tokens, roles and the audit log.
 //! The read side ([`Registry::project_page`], [`Registry::download`], [`Registry::blobs`])
-//! gives the index pages and downloads what they may show, the quarantine already applied.
+//! gives the index pages and downloads what they may show, the quarantine already applied;
+//! [`Registry::index_page`] and [`Registry::upstream_download`] do the same for names served
+//! from an upstream, with the operator's blocks ([`Registry::block_upstream`]) and the cooldown
+//! applied.
 //!
 //! The registry also owns cache invalidation: every change it makes, and every change another
 //! process makes (seen by [`Registry::spawn_change_watcher`]), is handed to the
