@@ -28,7 +28,7 @@ pub use model::{
 };
 pub use postgres::PgCatalog;
 pub use sqlite::SqliteCatalog;
-pub use upstream::{CachedBlob, StoredPage, UpstreamIndex};
+pub use upstream::{CachedBlob, StoredPage, UpstreamBlock, UpstreamFetch, UpstreamIndex};
 
 use async_trait::async_trait;
 use pyindex_packaging::DistKey;

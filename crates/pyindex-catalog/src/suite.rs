@@ -9,8 +9,9 @@
 use time::OffsetDateTime;
 
 use crate::{
-    Accounts, AddOutcome, AuditEntry, Catalog, Change, NewFile, NewToken, ProjectStatus,
-    ProjectSummary, ReleaseMetadata, Role, StoredFile, Uploader, Yank,
+    Accounts, AddOutcome, AuditEntry, CachedBlob, Catalog, Change, NewFile, NewToken,
+    ProjectStatus, ProjectSummary, ReleaseMetadata, Role, StoredFile, Uploader, UpstreamBlock,
+    UpstreamFetch, UpstreamIndex, Yank,
 };
 
 /// Generates one `#[tokio::test]` per suite function, each on a database opened by `$open`
@@ -44,6 +45,8 @@ macro_rules! catalog_suite {
             every_write_is_audited_with_its_change,
             audit_log_keeps_the_newest_entries_in_order,
             stored_files_name_every_blob_whatever_the_status,
+            upstream_blocks_are_keyed_audited_and_change_their_project,
+            the_fetch_log_keeps_the_first_fetch_and_counts_fetches,
         );
     };
     (@tests (@required $open:expr); $($name:ident,)*) => {
@@ -631,4 +634,166 @@ pub async fn stored_files_name_every_blob_whatever_the_status(c: &impl Catalog) 
             },
         ]
     );
+}
+
+fn block(project: &str, version: Option<&str>, reason: &str) -> UpstreamBlock {
+    UpstreamBlock {
+        project: project.into(),
+        version: version.map(Into::into),
+        version_key: version.unwrap_or_default().into(),
+        reason: reason.into(),
+        created: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+        created_by: "cli".into(),
+    }
+}
+
+pub async fn upstream_blocks_are_keyed_audited_and_change_their_project<
+    C: Catalog + Accounts + UpstreamIndex,
+>(
+    c: &C,
+) {
+    let before = c.generation().await.unwrap();
+    let release = block("evil", Some("1.2"), "hijacked release");
+    assert!(
+        c.add_upstream_block(&release, &audit("upstream.block", "evil==1.2"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        c.add_upstream_block(
+            &block("evil", None, "whole"),
+            &audit("upstream.block", "evil")
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        c.add_upstream_block(
+            &block("other", Some("3"), "x"),
+            &audit("upstream.block", "other==3")
+        )
+        .await
+        .unwrap()
+    );
+    let again = block("evil", Some("1.2"), "confirmed malicious");
+    assert!(
+        !c.add_upstream_block(&again, &audit("upstream.block", "evil==1.2"))
+            .await
+            .unwrap(),
+        "one block per key"
+    );
+
+    let evil = c.upstream_blocks(Some("evil")).await.unwrap();
+    assert_eq!(
+        evil,
+        [block("evil", None, "whole"), again.clone()],
+        "whole project first"
+    );
+    assert_eq!(c.upstream_blocks(None).await.unwrap().len(), 3);
+    assert!(c.upstream_blocks(Some("nothing")).await.unwrap().is_empty());
+
+    assert!(
+        c.remove_upstream_block("evil", "", &audit("upstream.unblock", "evil"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !c.remove_upstream_block("evil", "", &audit("upstream.unblock", "evil"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(c.upstream_blocks(Some("evil")).await.unwrap(), [again]);
+
+    let changes = c.changes_since(before).await.unwrap().changes;
+    assert!(
+        changes.iter().all(|ch| matches!(ch, Change::Project(_))),
+        "{changes:?}"
+    );
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|ch| **ch == Change::Project("evil".into()))
+            .count(),
+        4
+    );
+    let actions: Vec<String> = c
+        .audit(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "upstream.block").count(),
+        4,
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions.iter().filter(|a| *a == "upstream.unblock").count(),
+        1,
+        "nothing lifted, nothing audited"
+    );
+}
+
+fn fetch(filename: &str, sha256: &str, at: i64) -> UpstreamFetch {
+    let at = OffsetDateTime::from_unix_timestamp(at).unwrap();
+    UpstreamFetch {
+        project: "up".into(),
+        version: Some("1.0".into()),
+        filename: filename.into(),
+        sha256: sha256.into(),
+        upload_time: Some(OffsetDateTime::from_unix_timestamp(1_000).unwrap()),
+        first_fetched: at,
+        last_fetched: at,
+        fetches: 1,
+        last_served: at,
+    }
+}
+
+pub async fn the_fetch_log_keeps_the_first_fetch_and_counts_fetches<C: UpstreamIndex>(c: &C) {
+    let sha = "a".repeat(64);
+    c.record_upstream_fetch(&fetch("up-1.0.tar.gz", &sha, 2_000))
+        .await
+        .unwrap();
+    c.record_upstream_fetch(&fetch("up-1.0-py3-none-any.whl", &"b".repeat(64), 2_500))
+        .await
+        .unwrap();
+    // Fetched again after an eviction.
+    c.record_upstream_fetch(&fetch("up-1.0.tar.gz", &sha, 3_000))
+        .await
+        .unwrap();
+    c.add_upstream_blob(&CachedBlob {
+        sha256: sha.clone(),
+        size: 3,
+        last_used: OffsetDateTime::now_utc(),
+    })
+    .await
+    .unwrap();
+    let served = OffsetDateTime::from_unix_timestamp(4_000).unwrap();
+    assert!(c.use_upstream_blob(&sha, served).await.unwrap());
+
+    let log = c.upstream_fetches("up").await.unwrap();
+    let names: Vec<&str> = log.iter().map(|f| f.filename.as_str()).collect();
+    assert_eq!(
+        names,
+        ["up-1.0.tar.gz", "up-1.0-py3-none-any.whl"],
+        "first fetched first"
+    );
+    let sdist = &log[0];
+    assert_eq!(
+        sdist.first_fetched,
+        OffsetDateTime::from_unix_timestamp(2_000).unwrap()
+    );
+    assert_eq!(
+        sdist.last_fetched,
+        OffsetDateTime::from_unix_timestamp(3_000).unwrap()
+    );
+    assert_eq!(sdist.fetches, 2);
+    assert_eq!(sdist.last_served, served);
+    assert_eq!(
+        sdist.upload_time,
+        Some(OffsetDateTime::from_unix_timestamp(1_000).unwrap())
+    );
+    assert_eq!(log[1].fetches, 1);
+    assert!(c.upstream_fetches("other").await.unwrap().is_empty());
 }

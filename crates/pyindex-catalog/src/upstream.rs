@@ -1,5 +1,6 @@
 //! The upstream proxy's cache index: the last good page of each proxied project and the
-//! cached upstream blobs with their last use, for least-recently-used eviction. Kept apart from
+//! cached upstream blobs with their last use, for least-recently-used eviction; the operator's
+//! blocks on upstream projects and releases; the log of upstream files fetched. Kept apart from
 //! published files. Behind a trait so that replicas can later share one index.
 
 use async_trait::async_trait;
@@ -35,6 +36,48 @@ pub struct CachedBlob {
     pub last_used: OffsetDateTime,
 }
 
+/// An upstream project or release blocked by an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamBlock {
+    /// The normalized project name.
+    pub project: String,
+    /// The blocked release's version in normal form; `None` blocks the whole project.
+    pub version: Option<String>,
+    /// The canonical version (PEP 440-equal versions share it), the block's key beside the
+    /// project; `""` for the whole project.
+    pub version_key: String,
+    /// Why, shown in every refusal.
+    pub reason: String,
+    /// When it was blocked (last, if blocked again with a new reason).
+    pub created: OffsetDateTime,
+    /// Who blocked it (an account name, or `cli`).
+    pub created_by: String,
+}
+
+/// An upstream distribution fetched: one per project, filename and content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamFetch {
+    /// The normalized project name.
+    pub project: String,
+    /// The version, from the filename, when it parses.
+    pub version: Option<String>,
+    /// The filename.
+    pub filename: String,
+    /// The SHA-256 of the bytes fetched (checked against the upstream's).
+    pub sha256: String,
+    /// The upstream's upload time, when it gives one.
+    pub upload_time: Option<OffsetDateTime>,
+    /// When it was first fetched.
+    pub first_fetched: OffsetDateTime,
+    /// When it was last fetched from the upstream (again after an eviction).
+    pub last_fetched: OffsetDateTime,
+    /// How many times it was downloaded from the upstream (downloads from the cache are not
+    /// fetches).
+    pub fetches: u64,
+    /// When it was last served, from the upstream or the cache (recorded at most once a minute).
+    pub last_served: OffsetDateTime,
+}
+
 /// The upstream cache index.
 #[async_trait]
 pub trait UpstreamIndex: Send + Sync {
@@ -51,7 +94,8 @@ pub trait UpstreamIndex: Send + Sync {
         at: OffsetDateTime,
     ) -> Result<(), CatalogError>;
 
-    /// Whether the blob `sha256` is cached; if so, records its use at `at`.
+    /// Whether the blob `sha256` is cached; if so, records its use at `at` (also as the last
+    /// time the fetch log's files of that content were served).
     async fn use_upstream_blob(
         &self,
         sha256: &str,
@@ -83,4 +127,37 @@ pub trait UpstreamIndex: Send + Sync {
         display_name: &str,
         audit: &AuditEntry,
     ) -> Result<bool, CatalogError>;
+
+    /// Blocks an upstream project or release (replacing the reason of an existing block of
+    /// the same key), with `audit` and a change of the project in the same transaction.
+    /// Returns whether the block is new.
+    async fn add_upstream_block(
+        &self,
+        block: &UpstreamBlock,
+        audit: &AuditEntry,
+    ) -> Result<bool, CatalogError>;
+
+    /// Lifts the block of `project` with `version_key` (`""`: the whole-project block), with
+    /// `audit` and a change of the project in the same transaction. Returns `false`, and
+    /// changes nothing, when there is no such block.
+    async fn remove_upstream_block(
+        &self,
+        project: &str,
+        version_key: &str,
+        audit: &AuditEntry,
+    ) -> Result<bool, CatalogError>;
+
+    /// The blocks on `project`, or on every project when `None`; sorted by project, the
+    /// whole-project block first, then by version key.
+    async fn upstream_blocks(
+        &self,
+        project: Option<&str>,
+    ) -> Result<Vec<UpstreamBlock>, CatalogError>;
+
+    /// Records that an upstream distribution was fetched at `fetch.last_fetched`: a new entry,
+    /// or one more fetch of a known one (its first fetch and upload time kept).
+    async fn record_upstream_fetch(&self, fetch: &UpstreamFetch) -> Result<(), CatalogError>;
+
+    /// The fetch log of `project`, oldest first fetch first.
+    async fn upstream_fetches(&self, project: &str) -> Result<Vec<UpstreamFetch>, CatalogError>;
 }

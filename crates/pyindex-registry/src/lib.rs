@@ -5,7 +5,10 @@
 //! yank state, [`Registry::set_project_status`] changes a project's PEP 792 status, [`auth`]
 //! decides who may do what, and [`accounts`] manages users, tokens, roles and the audit log.
 //! The read side ([`Registry::project_page`], [`Registry::download`], [`Registry::blobs`])
-//! gives the index pages and downloads what they may show, the quarantine already applied.
+//! gives the index pages and downloads what they may show, the quarantine already applied;
+//! [`Registry::index_page`] and [`Registry::upstream_download`] do the same for names served
+//! from an upstream, with the operator's blocks ([`Registry::block_upstream`]) and the cooldown
+//! applied.
 //!
 //! The registry also owns cache invalidation: every change it makes, and every change another
 //! process makes (seen by [`Registry::spawn_change_watcher`]), is handed to the
@@ -14,6 +17,7 @@
 
 pub mod accounts;
 pub mod auth;
+mod blocks;
 pub mod browse;
 mod changes;
 mod error;
@@ -28,6 +32,7 @@ mod yank;
 
 pub use accounts::{Actor, CreatedToken, TokenRequest};
 pub use auth::{AccessMode, Credentials, Identity};
+pub use blocks::{Blocks, ReleaseSpec};
 pub use browse::{Overview, ProjectView, ReleaseFiles};
 pub use changes::{CHANGE_POLL_INTERVAL, ChangeObserver};
 pub use error::{RegistryError, Rejection};

@@ -10,13 +10,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyindex_catalog::AuditEntry;
+use pyindex_catalog::{AuditEntry, UpstreamBlock};
 use pyindex_packaging::ProjectName;
 use pyindex_upstream::{
     FetchTarget, FileBody, ProxiedPage, Settings, Upstream, UpstreamError, UpstreamFile,
 };
 use time::OffsetDateTime;
 
+use crate::blocks::{Blocks, describe};
 use crate::{Actor, ProjectPage, Registry, RegistryError, Rejection};
 
 /// The file URL suffix of a PEP 658 metadata file.
@@ -60,6 +61,15 @@ impl Cooldown {
             }
         }
     }
+}
+
+/// What a name is: a local project (its page, `None` without visible files), an upstream's
+/// (its page as the upstream lists it, `None` when no upstream knows it, and the blocks on
+/// it), or a wholly blocked upstream project.
+enum Found {
+    Local(Option<ProjectPage>),
+    Upstream(Option<ProxiedPage>, Blocks),
+    Blocked(UpstreamBlock),
 }
 
 /// A project page: the local project's, or an upstream's.
@@ -132,40 +142,60 @@ impl Registry {
 
     /// The page to serve for `project` (a normalized name): the local project's, or the first
     /// knowing upstream's when there is no local project. `Err` with 404 for a reserved name
-    /// without files; `None` when the name is unknown everywhere.
+    /// without files and for a blocked upstream project; `None` when the name is unknown
+    /// everywhere.
     pub async fn index_page(&self, project: &str) -> Result<Option<IndexPage>, RegistryError> {
         Ok(match self.lookup(project).await? {
-            Some(IndexPage::Proxied(page)) => {
-                Some(IndexPage::Proxied(self.visible_upstream_page(page)))
+            Found::Local(page) => page.map(IndexPage::Local),
+            Found::Upstream(page, blocks) => {
+                page.map(|page| IndexPage::Proxied(self.visible_upstream_page(page, &blocks)))
             }
-            other => other,
+            Found::Blocked(block) => {
+                return Err(RegistryError::rejected(
+                    Rejection::NotFound,
+                    format!("No project named '{project}' here: {}.", describe(&block)),
+                ));
+            }
         })
     }
 
-    /// The local page, or the upstream page as the upstream lists it (unfiltered).
-    async fn lookup(&self, project: &str) -> Result<Option<IndexPage>, RegistryError> {
+    /// The local page, or the upstream page as the upstream lists it (unfiltered) with the
+    /// blocks on it; never asks the upstream for a wholly blocked project.
+    async fn lookup(&self, project: &str) -> Result<Found, RegistryError> {
         if let Some(local) = self.catalog.project_files(project).await? {
             if local.files.is_empty() {
                 return Err(reserved(project));
             }
-            return Ok(self.project_page(project).await?.map(IndexPage::Local));
+            return Ok(Found::Local(self.project_page(project).await?));
         }
         let Some(upstream) = &self.upstream else {
-            return Ok(None);
+            return Ok(Found::Local(None));
         };
-        Ok(upstream
-            .project_page(project)
-            .await?
-            .map(IndexPage::Proxied))
+        let blocks = self.blocks_of(project).await?;
+        if let Some(block) = blocks.project() {
+            return Ok(Found::Blocked(block.clone()));
+        }
+        Ok(Found::Upstream(
+            upstream.project_page(project).await?,
+            blocks,
+        ))
     }
 
     /// Why the upstream file `file` of `project` may not be listed or served now, if it may
-    /// not: the one rule deciding which upstream files are visible (the cooldown today).
+    /// not: the one rule deciding which upstream files are visible (an operator's block on
+    /// its project or release, then the cooldown).
     pub fn upstream_file_refusal(
         &self,
         project: &str,
         file: &UpstreamFile,
+        blocks: &Blocks,
     ) -> Option<RegistryError> {
+        if let Some(block) = blocks.blocking(file.version.as_deref()) {
+            return Some(RegistryError::rejected(
+                Rejection::Forbidden,
+                format!("'{}' is not served: {}.", file.filename, describe(block)),
+            ));
+        }
         let hidden = self
             .cooldown
             .hides(project, file, OffsetDateTime::now_utc())?;
@@ -192,26 +222,33 @@ impl Registry {
 
     /// What of an upstream page clients may see: the one place where upstream pages are
     /// filtered before any answer. Files refused by [`Registry::upstream_file_refusal`] are
-    /// left out; under a cooldown `versions` keeps only versions with a visible file, and the
-    /// page is cached no longer than until the next held-back file becomes visible.
-    pub fn visible_upstream_page(&self, mut proxied: ProxiedPage) -> ProxiedPage {
-        if self.cooldown.min_age.is_none() {
+    /// left out; `versions` loses blocked releases and, under a cooldown, keeps only versions
+    /// with a visible file; the page is cached no longer than until the next held-back file
+    /// becomes visible.
+    pub fn visible_upstream_page(&self, mut proxied: ProxiedPage, blocks: &Blocks) -> ProxiedPage {
+        if self.cooldown.min_age.is_none() && blocks.is_empty() {
             return proxied;
         }
         let now = OffsetDateTime::now_utc();
         let project = proxied.page.name.clone();
         let mut page = (*proxied.page).clone();
         let mut next_visible: Option<OffsetDateTime> = None;
-        page.files
-            .retain(|file| match self.cooldown.hides(&project, file, now) {
+        page.files.retain(|file| {
+            if blocks.blocking(file.version.as_deref()).is_some() {
+                return false;
+            }
+            match self.cooldown.hides(&project, file, now) {
                 None => true,
                 Some(Hidden::Until(at)) => {
                     next_visible = Some(next_visible.map_or(at, |t| t.min(at)));
                     false
                 }
                 Some(Hidden::UnknownAge) => false,
-            });
-        if !self.cooldown.exempt.contains(&project) {
+            }
+        });
+        page.versions
+            .retain(|v| blocks.blocking(Some(v.as_str())).is_none());
+        if self.cooldown.min_age.is_some() && !self.cooldown.exempt.contains(&project) {
             let visible: HashSet<&str> = page
                 .files
                 .iter()
@@ -234,8 +271,15 @@ impl Registry {
         project: &str,
         filename: &str,
     ) -> Result<Option<FetchTarget>, RegistryError> {
-        let Some(IndexPage::Proxied(proxied)) = self.lookup(project).await? else {
-            return Ok(None);
+        let (proxied, blocks) = match self.lookup(project).await? {
+            Found::Upstream(Some(proxied), blocks) => (proxied, blocks),
+            Found::Local(_) | Found::Upstream(None, _) => return Ok(None),
+            Found::Blocked(block) => {
+                return Err(RegistryError::rejected(
+                    Rejection::Forbidden,
+                    format!("'{filename}' is not served: {}.", describe(&block)),
+                ));
+            }
         };
         let page = &proxied.page;
         let listed = page.file(filename).or_else(|| {
@@ -243,7 +287,9 @@ impl Registry {
                 .strip_suffix(METADATA_SUFFIX)
                 .and_then(|d| page.file(d))
         });
-        if let Some(refusal) = listed.and_then(|file| self.upstream_file_refusal(project, file)) {
+        if let Some(refusal) =
+            listed.and_then(|file| self.upstream_file_refusal(project, file, &blocks))
+        {
             return Err(refusal);
         }
         if let Some(file) = page.file(filename) {
@@ -252,6 +298,7 @@ impl Registry {
                 version: file.version.clone(),
                 upload_time: file.upload_time,
                 filename: file.filename.clone(),
+                is_metadata: false,
                 url: file.url.clone(),
                 sha256: file.sha256.clone(),
                 size: file.size,
@@ -266,6 +313,7 @@ impl Registry {
                     version: file.version.clone(),
                     upload_time: file.upload_time,
                     filename: filename.to_owned(),
+                    is_metadata: true,
                     url: file.metadata_url()?,
                     sha256: file.core_metadata_sha256.clone()?,
                     size: None,
@@ -393,7 +441,11 @@ mod tests {
     }
 
     fn shown(registry: &Registry) -> (Vec<String>, Vec<String>, Duration) {
-        let page = registry.visible_upstream_page(proxied_page());
+        shown_with(registry, &Blocks::default())
+    }
+
+    fn shown_with(registry: &Registry, blocks: &Blocks) -> (Vec<String>, Vec<String>, Duration) {
+        let page = registry.visible_upstream_page(proxied_page(), blocks);
         let files = page.page.files.iter().map(|f| f.filename.clone()).collect();
         (files, page.page.versions.clone(), page.fresh_for)
     }
@@ -421,13 +473,13 @@ mod tests {
         );
         let young = upstream_file("2.0", Some(Duration::from_secs(3_600)));
         let refusal = cooled
-            .upstream_file_refusal("up", &young)
+            .upstream_file_refusal("up", &young, &Blocks::default())
             .unwrap()
             .to_string();
         assert!(refusal.contains("held back until"), "{refusal}");
         assert!(refusal.contains("7d"), "{refusal}");
         let unknown = cooled
-            .upstream_file_refusal("up", &upstream_file("3.0", None))
+            .upstream_file_refusal("up", &upstream_file("3.0", None), &Blocks::default())
             .unwrap()
             .to_string();
         assert!(unknown.contains("unknown"), "{unknown}");
@@ -451,7 +503,53 @@ mod tests {
             exempt: HashSet::from(["up".to_owned()]),
         });
         assert_eq!(shown(&exempt).0.len(), 3);
-        assert!(exempt.upstream_file_refusal("up", &young).is_none());
+        assert!(
+            exempt
+                .upstream_file_refusal("up", &young, &Blocks::default())
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn blocks_hide_files_and_versions_with_or_without_a_cooldown() {
+        let h = Harness::new().await;
+        let block = |version: &str| pyindex_catalog::UpstreamBlock {
+            project: "up".into(),
+            version: Some(version.into()),
+            version_key: version.into(),
+            reason: "hijacked".into(),
+            created: OffsetDateTime::UNIX_EPOCH,
+            created_by: "cli".into(),
+        };
+        let blocks = Blocks::of(vec![block("2.0.0")]);
+        let (files, versions, _) = shown_with(&h.registry, &blocks);
+        assert_eq!(files, ["up-1.0.tar.gz", "up-3.0.tar.gz"]);
+        assert_eq!(
+            versions,
+            ["1.0", "3.0"],
+            "versions rebuilt without the block"
+        );
+        let refusal = h
+            .registry
+            .upstream_file_refusal("up", &upstream_file("2.0", None), &blocks)
+            .unwrap();
+        assert!(matches!(
+            &refusal,
+            RegistryError::Rejected { rejection: Rejection::Forbidden, message }
+                if message.contains("blocked") && message.contains("hijacked")
+        ));
+        let cooled = h.registry.clone().with_cooldown(Cooldown {
+            min_age: Some(Duration::from_secs(60)),
+            allow_unknown_age: true,
+            exempt: HashSet::from(["up".to_owned()]),
+        });
+        let (files, versions, _) = shown_with(&cooled, &Blocks::of(vec![block("1")]));
+        assert_eq!(
+            files,
+            ["up-2.0.tar.gz", "up-3.0.tar.gz"],
+            "an exemption does not lift a block"
+        );
+        assert_eq!(versions, ["2.0", "3.0"]);
     }
 
     #[tokio::test]

@@ -43,19 +43,19 @@ fn is_refused_in_reason(c: char) -> bool {
 
 /// Trims a reason; an empty one is no reason. Refuses what [`is_refused_in_reason`] names and
 /// overlong text.
-fn clean_reason(reason: Option<&str>) -> Result<Option<String>, RegistryError> {
+pub(crate) fn clean_reason(reason: Option<&str>) -> Result<Option<String>, RegistryError> {
     let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(None);
     };
     if reason.chars().any(is_refused_in_reason) {
         return Err(RegistryError::bad_request(
-            "The status reason must be one line of text, without control characters, line \
+            "The reason must be one line of text, without control characters, line \
              separators or text-direction controls.",
         ));
     }
     if reason.chars().count() > MAX_STATUS_REASON_CHARS {
         return Err(RegistryError::bad_request(format!(
-            "The status reason is too long: use at most {MAX_STATUS_REASON_CHARS} characters."
+            "The reason is too long: use at most {MAX_STATUS_REASON_CHARS} characters."
         )));
     }
     Ok(Some(reason.to_owned()))

@@ -5,6 +5,10 @@
 //! | `POST /api/v1/projects/{project}/releases/{version}/yank` | yank (body `{"reason": "..."}`, optional) |
 //! | `POST /api/v1/projects/{project}/releases/{version}/unyank` | undo a yank |
 //! | `POST /api/v1/projects/{project}/status` | set the PEP 792 status (body `{"status": "archived", "reason": "..."}`) |
+//! | `POST /api/v1/projects/{project}/reserve` | make a name private before its first upload (admins) |
+//! | `GET /api/v1/upstream/blocks` | the blocks on upstream projects and releases (admins) |
+//! | `POST /api/v1/upstream/blocks` | block an upstream project or release (admins; body `{"project": "x", "version": "1.0", "reason": "..."}`, `version` optional) |
+//! | `DELETE /api/v1/upstream/blocks/{project}[/{version}]` | lift a block (admins) |
 //! | `POST /api/v1/tokens` | create a token for oneself (`projects`, `read_only`, `expires_days`, `description`) |
 //! | `GET /api/v1/tokens` | one's own tokens (no secrets) |
 //! | `DELETE /api/v1/tokens/{id}` | revoke one of one's own tokens |
@@ -17,8 +21,8 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use pyindex_catalog::{ProjectStatus, TokenRecord, Yank};
-use pyindex_registry::{Actor, Identity, RegistryError, Rejection, TokenRequest};
+use pyindex_catalog::{ProjectStatus, TokenRecord, UpstreamBlock, Yank};
+use pyindex_registry::{Actor, Identity, RegistryError, Rejection, ReleaseSpec, TokenRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -343,4 +347,135 @@ pub async fn revoke_token(
         Ok(()) => Json(json!({ "id": id, "revoked": true })).into_response(),
         Err(e) => registry_error(&e),
     }
+}
+
+/// Body of a block request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockBody {
+    project: String,
+    version: Option<String>,
+    reason: String,
+}
+
+fn block_json(b: &UpstreamBlock) -> Value {
+    json!({
+        "project": b.project,
+        "version": b.version,
+        "reason": b.reason,
+        "created": upload_time(b.created),
+        "created_by": b.created_by,
+    })
+}
+
+/// `GET /api/v1/upstream/blocks` (admins)
+pub async fn list_blocks(
+    State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+) -> Response {
+    let identity = match caller(&app, &headers, &address).await {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    let actor = Actor::User {
+        identity: &identity,
+        address: &address,
+    };
+    match app.registry.upstream_blocks(actor, None).await {
+        Ok(blocks) => Json(Value::Array(blocks.iter().map(block_json).collect())).into_response(),
+        Err(e) => registry_error(&e),
+    }
+}
+
+/// `POST /api/v1/upstream/blocks` (admins): `201` when new, `200` when the reason of an
+/// existing block was replaced.
+pub async fn block(
+    State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let identity = match caller(&app, &headers, &address).await {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    let body = match json_body::<Option<BlockBody>>(&body) {
+        Ok(Some(body)) => body,
+        Ok(None) => {
+            return registry_error(&RegistryError::bad_request(
+                "Send a JSON body like {\"project\": \"name\", \"version\": \"1.0\", \"reason\": \"...\"} (version optional: without it the whole project is blocked).",
+            ));
+        }
+        Err(response) => return response,
+    };
+    let spec = match ReleaseSpec::new(&body.project, body.version.as_deref()) {
+        Ok(spec) => spec,
+        Err(e) => return registry_error(&e),
+    };
+    let actor = Actor::User {
+        identity: &identity,
+        address: &address,
+    };
+    match app
+        .registry
+        .block_upstream(actor, &spec, &body.reason)
+        .await
+    {
+        Ok((block, created)) => {
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(block_json(&block))).into_response()
+        }
+        Err(e) => registry_error(&e),
+    }
+}
+
+async fn unblock_spec(
+    app: &AppState,
+    headers: &HeaderMap,
+    address: &str,
+    project: &str,
+    version: Option<&str>,
+) -> Response {
+    let identity = match caller(app, headers, address).await {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    let spec = match ReleaseSpec::new(project, version) {
+        Ok(spec) => spec,
+        Err(e) => return registry_error(&e),
+    };
+    let actor = Actor::User {
+        identity: &identity,
+        address,
+    };
+    match app.registry.unblock_upstream(actor, &spec).await {
+        Ok(()) => Json(json!({ "project": spec.project, "version": version, "blocked": false }))
+            .into_response(),
+        Err(e) => registry_error(&e),
+    }
+}
+
+/// `DELETE /api/v1/upstream/blocks/{project}` (admins): lifts a whole-project block.
+pub async fn unblock_project(
+    State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    unblock_spec(&app, &headers, &address, &project, None).await
+}
+
+/// `DELETE /api/v1/upstream/blocks/{project}/{version}` (admins): lifts a release block.
+pub async fn unblock_release(
+    State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Path((project, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    unblock_spec(&app, &headers, &address, &project, Some(&version)).await
 }

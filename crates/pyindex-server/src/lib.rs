@@ -202,6 +202,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/projects/{project}/status", post(api::set_status))
         .route("/api/v1/projects/{project}/reserve", post(api::reserve))
         .route(
+            "/api/v1/upstream/blocks",
+            post(api::block).get(api::list_blocks),
+        )
+        .route(
+            "/api/v1/upstream/blocks/{project}",
+            delete(api::unblock_project),
+        )
+        .route(
+            "/api/v1/upstream/blocks/{project}/{version}",
+            delete(api::unblock_release),
+        )
+        .route(
             "/api/v1/tokens",
             post(api::create_token).get(api::list_tokens),
         )

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use lru::LruCache;
-use pyindex_catalog::{CachedBlob, CatalogError, StoredPage, UpstreamIndex};
+use pyindex_catalog::{CachedBlob, CatalogError, StoredPage, UpstreamFetch, UpstreamIndex};
 use pyindex_storage::{BlobContent, BlobKey, BlobStore, Spool};
 use time::OffsetDateTime;
 
@@ -99,6 +99,9 @@ pub struct FetchTarget {
     pub upload_time: Option<OffsetDateTime>,
     /// The filename served (the distribution's, or its `.metadata`).
     pub filename: String,
+    /// Whether it is a distribution's PEP 658 metadata file (not logged as a fetch: it holds
+    /// no code).
+    pub is_metadata: bool,
     /// Where the upstream serves it.
     pub url: String,
     /// The SHA-256 the upstream lists for it.
@@ -461,18 +464,21 @@ impl FetchJob {
     }
 
     /// An upstream file was fetched, verified and stored: the one place where a completed
-    /// fetch is recorded (the cache index; a fetch log belongs here too: the target names the
-    /// project, version, filename, sha256 and upstream upload time), then the cache is
-    /// brought back under its size limit.
+    /// fetch is recorded (the cache index, and the fetch log for distributions), then the
+    /// cache is brought back under its size limit.
     async fn fetched(&self, size: u64) {
+        let now = OffsetDateTime::now_utc();
         let blob = CachedBlob {
             sha256: self.target.sha256.clone(),
             size,
-            last_used: OffsetDateTime::now_utc(),
+            last_used: now,
         };
         if let Err(error) = self.index.add_upstream_blob(&blob).await {
             tracing::warn!(file = %self.target.filename, %error, "could not record a cached upstream file");
             return;
+        }
+        if !self.target.is_metadata {
+            self.log_fetch(now).await;
         }
         tracing::info!(
             project = %self.target.project,
@@ -490,6 +496,25 @@ impl FetchJob {
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "could not prune the upstream cache"),
+        }
+    }
+
+    /// Records the fetch of a distribution in the fetch log.
+    async fn log_fetch(&self, at: OffsetDateTime) {
+        let t = &self.target;
+        let fetch = UpstreamFetch {
+            project: t.project.clone(),
+            version: t.version.clone(),
+            filename: t.filename.clone(),
+            sha256: t.sha256.clone(),
+            upload_time: t.upload_time,
+            first_fetched: at,
+            last_fetched: at,
+            fetches: 1,
+            last_served: at,
+        };
+        if let Err(error) = self.index.record_upstream_fetch(&fetch).await {
+            tracing::warn!(file = %t.filename, %error, "could not record an upstream fetch in the fetch log");
         }
     }
 }

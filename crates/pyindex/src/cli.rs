@@ -129,6 +129,9 @@ pub enum Command {
     /// Inspect and prune the upstream proxy's file cache.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Block upstream projects and releases, and read the log of upstream files fetched.
+    #[command(subcommand)]
+    Upstream(UpstreamCommand),
     /// Print a shell completion script, e.g. `pyindex completions bash > /etc/bash_completion.d/pyindex`.
     Completions {
         /// bash, elvish, fish, powershell or zsh.
@@ -227,6 +230,41 @@ pub enum CacheCommand {
         /// --upstream-cache-size, or 10GiB].
         #[arg(long, env = "PYINDEX_UPSTREAM_CACHE_SIZE", value_name = "SIZE")]
         max_size: Option<ByteSize>,
+    },
+}
+
+/// `pyindex upstream ...`
+#[derive(Debug, Subcommand)]
+pub enum UpstreamCommand {
+    /// Block an upstream project (NAME) or release (NAME==VERSION): hidden from index pages
+    /// and refused as a download at once, cached or not (a running server applies it within a
+    /// second). `==1.0` also blocks 1.0.0 and local builds such as 1.0+cpu. Projects of this
+    /// index are never affected. Blocking again replaces the reason.
+    Block {
+        /// NAME or NAME==VERSION.
+        spec: String,
+        /// Why, shown in every refusal, e.g. "compromised release, see advisory X".
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a block made with `pyindex upstream block` (the same NAME or NAME==VERSION).
+    Unblock {
+        /// NAME or NAME==VERSION.
+        spec: String,
+    },
+    /// List the blocks.
+    Blocks {
+        /// Only this project's.
+        project: Option<String>,
+    },
+    /// The upstream files of a project or release fetched through this index, with their
+    /// upload time and when they were first fetched: did any build pull it, and when?
+    Log {
+        /// NAME or NAME==VERSION.
+        spec: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 

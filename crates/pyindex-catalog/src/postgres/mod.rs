@@ -16,6 +16,7 @@
 mod accounts;
 mod browse;
 mod upstream;
+mod upstream_log;
 
 use std::str::FromStr;
 
@@ -50,6 +51,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "rendered readme",
         include_str!("../../migrations/postgres/0008_rendered_readme.sql"),
+    ),
+    (
+        9,
+        "upstream blocks and fetch log",
+        include_str!("../../migrations/postgres/0009_upstream_blocks_and_fetch_log.sql"),
     ),
 ];
 

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{PgCatalog, accounts::insert_audit, from_micros, micros, record_changes};
-use crate::upstream::{CachedBlob, StoredPage, UpstreamIndex};
+use super::{PgCatalog, accounts::insert_audit, from_micros, micros, record_changes, upstream_log};
+use crate::upstream::{CachedBlob, StoredPage, UpstreamBlock, UpstreamFetch, UpstreamIndex};
 use crate::{AuditEntry, CatalogError, Change};
 
 #[async_trait]
@@ -73,6 +73,9 @@ impl UpstreamIndex for PgCatalog {
             .execute(&self.pool)
             .await?
             .rows_affected();
+        if updated > 0 {
+            upstream_log::served(&self.pool, sha256, at).await?;
+        }
         Ok(updated > 0)
     }
 
@@ -168,6 +171,38 @@ impl UpstreamIndex for PgCatalog {
         }
         tx.commit().await?;
         Ok(created)
+    }
+
+    async fn add_upstream_block(
+        &self,
+        block: &UpstreamBlock,
+        audit: &AuditEntry,
+    ) -> Result<bool, CatalogError> {
+        upstream_log::add_block(&self.pool, block, audit).await
+    }
+
+    async fn remove_upstream_block(
+        &self,
+        project: &str,
+        version_key: &str,
+        audit: &AuditEntry,
+    ) -> Result<bool, CatalogError> {
+        upstream_log::remove_block(&self.pool, project, version_key, audit).await
+    }
+
+    async fn upstream_blocks(
+        &self,
+        project: Option<&str>,
+    ) -> Result<Vec<UpstreamBlock>, CatalogError> {
+        upstream_log::blocks(&self.pool, project).await
+    }
+
+    async fn record_upstream_fetch(&self, fetch: &UpstreamFetch) -> Result<(), CatalogError> {
+        upstream_log::record_fetch(&self.pool, fetch).await
+    }
+
+    async fn upstream_fetches(&self, project: &str) -> Result<Vec<UpstreamFetch>, CatalogError> {
+        upstream_log::fetches(&self.pool, project).await
     }
 }
 

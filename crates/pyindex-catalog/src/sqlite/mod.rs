@@ -8,6 +8,7 @@
 mod accounts;
 pub(crate) mod browse;
 mod upstream;
+mod upstream_log;
 
 use std::path::Path;
 use std::time::Duration;
@@ -71,6 +72,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "rendered readme",
         include_str!("../../migrations/sqlite/0008_rendered_readme.sql"),
+    ),
+    (
+        9,
+        "upstream blocks and fetch log",
+        include_str!("../../migrations/sqlite/0009_upstream_blocks_and_fetch_log.sql"),
     ),
 ];
 

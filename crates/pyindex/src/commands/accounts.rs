@@ -236,7 +236,7 @@ pub async fn audit(data: &Place, limit: i64) -> anyhow::Result<()> {
 
 /// Escapes control characters (tabs, newlines, terminal escapes) in user-supplied text, so that
 /// a yank reason or token description cannot forge log lines or drive the terminal.
-fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
             if c.is_control() {

@@ -7,12 +7,15 @@ mod docs;
 mod import;
 mod mirror;
 mod serve;
+mod upstream;
 mod verify;
 mod yank;
 
 use std::path::PathBuf;
 
-use crate::cli::{CacheCommand, Cli, Command, ProjectCommand, TokenCommand, UserCommand};
+use crate::cli::{
+    CacheCommand, Cli, Command, ProjectCommand, TokenCommand, UpstreamCommand, UserCommand,
+};
 use crate::config::{DEFAULT_DATA, FileConfig};
 use crate::data_dir::{self, Database, Place};
 
@@ -62,6 +65,12 @@ fn needs_catalog(command: &Command) -> Option<String> {
             project, status, ..
         }) => format!("project status {project} {status}"),
         Command::Audit { .. } => "audit".to_owned(),
+        Command::Upstream(UpstreamCommand::Block { spec, .. }) => {
+            format!("upstream block {spec} --reason ...")
+        }
+        Command::Upstream(UpstreamCommand::Unblock { spec }) => format!("upstream unblock {spec}"),
+        Command::Upstream(UpstreamCommand::Blocks { .. }) => "upstream blocks".to_owned(),
+        Command::Upstream(UpstreamCommand::Log { spec, .. }) => format!("upstream log {spec}"),
     })
 }
 
@@ -138,6 +147,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project(command) => accounts::project(&place, command).await,
         Command::Audit { limit } => accounts::audit(&place, limit).await,
         Command::Cache(command) => cache::run(&place, &file, command).await,
+        Command::Upstream(command) => upstream::run(&place, command).await,
         Command::Verify { repair, grace } => verify::run(&place, repair, grace.0).await,
         Command::Backup { dest } => backup::backup(&place, &dest).await,
         Command::Restore { src } => backup::restore(&src, &place).await,
