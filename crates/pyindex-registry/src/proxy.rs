@@ -327,7 +327,17 @@ impl Registry {
             .upstream
             .as_ref()
             .ok_or_else(|| RegistryError::Internal("no upstream configured".into()))?;
-        Ok(upstream.open_file(target).await?)
+        upstream.open_file(target).await.map_err(|e| match e {
+            UpstreamError::Unavailable(message) => RegistryError::rejected(
+                Rejection::BadGateway,
+                format!(
+                    "{message}. The file '{}' is not cached yet (`pyindex mirror` fetches what a \
+                     build needs ahead of time); try again when the upstream answers.",
+                    target.filename
+                ),
+            ),
+            other => other.into(),
+        })
     }
 
     /// Creates the project `name` with no files, so that it is private before its first

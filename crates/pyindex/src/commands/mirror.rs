@@ -126,11 +126,36 @@ struct Download {
     sha256: String,
     /// Where the expected hash comes from, for messages.
     hash_from: &'static str,
+    /// The sha256 of the file's PEP 658 metadata file, when the page lists one.
+    core_metadata: Option<String>,
+    /// Whether this is such a metadata file (counted apart from distributions).
+    is_metadata: bool,
+}
+
+impl Download {
+    /// The file's PEP 658 metadata file (`URL.metadata`), when the page lists one. pip and uv
+    /// read it before the distribution, so a build offline needs it cached too.
+    fn metadata_file(&self) -> Option<Download> {
+        let sha256 = self.core_metadata.clone()?;
+        let mut url = self.url.clone();
+        url.set_fragment(None);
+        url.set_path(&format!("{}.metadata", self.url.path()));
+        Some(Download {
+            filename: format!("{}.metadata", self.filename),
+            url,
+            sha256,
+            hash_from: "the index page",
+            core_metadata: None,
+            is_metadata: true,
+        })
+    }
 }
 
 /// What happened, for the summary.
 struct Report {
     fetched: usize,
+    /// PEP 658 metadata files fetched besides the distributions.
+    metadata: usize,
     bytes: u64,
     local: Vec<String>,
     /// `(what, why)`.
@@ -141,6 +166,7 @@ impl Report {
     fn new(lock: &Lock) -> Report {
         Report {
             fetched: 0,
+            metadata: 0,
             bytes: 0,
             local: lock.local.clone(),
             failed: lock
@@ -156,8 +182,13 @@ impl Report {
             0 => String::new(),
             n => format!("; {n} local (not from an index): {}", self.local.join(", ")),
         };
+        let metadata = match self.metadata {
+            0 => String::new(),
+            1 => " with 1 metadata file".to_owned(),
+            n => format!(" with {n} metadata files"),
+        };
         println!(
-            "Mirrored {} ({kind}) through {index}: {} {} fetched and verified ({}), {} failed{local}.",
+            "Mirrored {} ({kind}) through {index}: {} {} fetched and verified{metadata} ({}), {} failed{local}.",
             file.display(),
             self.fetched,
             if self.fetched == 1 { "file" } else { "files" },
@@ -214,7 +245,10 @@ async fn plan(index: &Index, entries: &[Entry], jobs: usize, report: &mut Report
         };
         for item in resolved {
             match item {
-                Ok(download) if seen.insert(download.url.clone()) => downloads.push(download),
+                Ok(download) if seen.insert(download.url.clone()) => {
+                    downloads.extend(download.metadata_file());
+                    downloads.push(download);
+                }
                 Ok(_) => {}
                 Err(why) => report.failed.push((what.clone(), why)),
             }
@@ -357,6 +391,8 @@ fn download(
         url,
         sha256,
         hash_from,
+        core_metadata: file.core_metadata_sha256(),
+        is_metadata: false,
     })
 }
 
@@ -381,6 +417,14 @@ async fn fetch_all(index: &Index, downloads: Vec<Download>, jobs: usize, report:
             }
         });
         match checked {
+            Ok(bytes) if d.is_metadata => {
+                report.metadata += 1;
+                report.bytes += bytes;
+                progress.done(&format!(
+                    "fetched the metadata file {} ({bytes} bytes, sha256 ok)",
+                    d.filename
+                ));
+            }
             Ok(bytes) => {
                 report.fetched += 1;
                 report.bytes += bytes;
@@ -436,6 +480,35 @@ mod tests {
         assert_eq!(human_size(384), "384 bytes");
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(human_size(3 << 20), "3.0 MiB");
+    }
+
+    #[test]
+    fn a_file_with_core_metadata_brings_its_metadata_file() {
+        let page: Page = serde_json::from_str(
+            r#"{"files": [
+                {"filename": "a-1.0-py3-none-any.whl", "url": "../../files/a-1.0-py3-none-any.whl",
+                 "hashes": {"sha256": "AA"}, "core-metadata": {"sha256": "BB"}},
+                {"filename": "a-1.0.tar.gz", "url": "../../files/a-1.0.tar.gz",
+                 "hashes": {"sha256": "cc"}, "core-metadata": false}
+            ]}"#,
+        )
+        .unwrap();
+        let page_url = Url::parse("http://127.0.0.1:9001/simple/a/").unwrap();
+        let downloads: Vec<Download> = resolve_pin(&page_url, &page, "1.0", &[])
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let metadata: Vec<Download> = downloads
+            .iter()
+            .filter_map(Download::metadata_file)
+            .collect();
+        assert_eq!(metadata.len(), 1, "only the file listed with core-metadata");
+        assert_eq!(
+            metadata[0].url.as_str(),
+            "http://127.0.0.1:9001/files/a-1.0-py3-none-any.whl.metadata"
+        );
+        assert_eq!(metadata[0].sha256, "bb");
+        assert!(metadata[0].is_metadata && metadata[0].metadata_file().is_none());
     }
 
     #[test]

@@ -39,6 +39,18 @@ pub struct PageFile {
     /// Hashes by algorithm.
     #[serde(default)]
     pub hashes: HashMap<String, String>,
+    /// PEP 658 / 714: `true`/`false`, or the hashes of the file's core metadata, served at
+    /// `url` + `.metadata`.
+    #[serde(default, rename = "core-metadata", alias = "dist-info-metadata")]
+    pub core_metadata: Option<serde_json::Value>,
+}
+
+impl PageFile {
+    /// The sha256 of the file's PEP 658 metadata file, when the page lists one with it.
+    pub fn core_metadata_sha256(&self) -> Option<String> {
+        let hash = self.core_metadata.as_ref()?.get("sha256")?.as_str()?;
+        Some(hash.to_ascii_lowercase())
+    }
 }
 
 /// The outcome of one download that arrived whole.
