@@ -301,7 +301,7 @@ impl Upstream {
     }
 
     /// Whether the blob is in the cache index (read every time: `pyindex cache prune` may
-    /// have evicted it), recording its use at most once a minute (a write, fsynced).
+    /// have evicted it), recording its use at most once a minute (a write that does not wait for the disk).
     async fn use_cached(&self, sha256: &str) -> Result<bool, UpstreamError> {
         let recent = self
             .recently_used

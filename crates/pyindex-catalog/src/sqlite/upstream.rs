@@ -46,7 +46,7 @@ impl UpstreamIndex for SqliteCatalog {
         .bind(&page.etag)
         .bind(&page.last_modified)
         .bind(micros(page.fetched))
-        .execute(&self.pool)
+        .execute(&self.cache_pool)
         .await?;
         Ok(())
     }
@@ -59,7 +59,7 @@ impl UpstreamIndex for SqliteCatalog {
         sqlx::query("UPDATE upstream_pages SET fetched_us = $1 WHERE project = $2")
             .bind(micros(at))
             .bind(project)
-            .execute(&self.pool)
+            .execute(&self.cache_pool)
             .await?;
         Ok(())
     }
@@ -72,11 +72,11 @@ impl UpstreamIndex for SqliteCatalog {
         let updated = sqlx::query("UPDATE upstream_blobs SET last_used_us = $1 WHERE sha256 = $2")
             .bind(micros(at))
             .bind(sha256)
-            .execute(&self.pool)
+            .execute(&self.cache_pool)
             .await?
             .rows_affected();
         if updated > 0 {
-            upstream_log::served(&self.pool, sha256, at).await?;
+            upstream_log::served(&self.cache_pool, sha256, at).await?;
         }
         Ok(updated > 0)
     }
@@ -98,7 +98,7 @@ impl UpstreamIndex for SqliteCatalog {
         .bind(&blob.sha256)
         .bind(i64::try_from(blob.size).unwrap_or(i64::MAX))
         .bind(micros(blob.last_used))
-        .execute(&self.pool)
+        .execute(&self.cache_pool)
         .await?;
         Ok(())
     }
@@ -200,7 +200,7 @@ impl UpstreamIndex for SqliteCatalog {
     }
 
     async fn record_upstream_fetch(&self, fetch: &UpstreamFetch) -> Result<(), CatalogError> {
-        upstream_log::record_fetch(&self.pool, fetch).await
+        upstream_log::record_fetch(&self.cache_pool, fetch).await
     }
 
     async fn upstream_fetches(&self, project: &str) -> Result<Vec<UpstreamFetch>, CatalogError> {
