@@ -268,6 +268,17 @@ impl BlobStore for LocalBlobStore {
 }
 
 #[cfg(test)]
+mod suite {
+    async fn open() -> Option<(tempfile::TempDir, super::LocalBlobStore)> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::LocalBlobStore::open(dir.path().join("files")).unwrap();
+        Some((dir, store))
+    }
+
+    crate::suite::blob_store_suite!(open());
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::Spool;
