@@ -186,3 +186,59 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mirror(args) => mirror::run(args, &file).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn resolved(args: &[&str], toml: &str) -> anyhow::Result<Storage> {
+        let cli = Cli::try_parse_from([&["pyindex"], args, &["verify"]].concat()).unwrap();
+        let file: FileConfig = toml::from_str(toml).unwrap();
+        storage(&cli, &file, Path::new("/srv/data"))
+    }
+
+    #[test]
+    fn storage_defaults_to_files_in_the_data_directory_and_flags_win_over_the_file() {
+        let Storage::Files(dir) = resolved(&[], "").unwrap() else {
+            panic!("files by default");
+        };
+        assert_eq!(dir, Path::new("/srv/data/files"));
+        let toml = "storage = \"s3://from-file/p\"\ns3_endpoint = \"http://127.0.0.1:1\"\n\
+                    s3_secret_access_key = \"k\"\n";
+        let Storage::S3(config) = resolved(&["--storage", "s3://from-flag/a/b"], toml).unwrap()
+        else {
+            panic!("a bucket");
+        };
+        assert_eq!(
+            (config.bucket.as_str(), config.prefix.as_str()),
+            ("from-flag", "a/b")
+        );
+        assert_eq!(config.endpoint.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(config.secret_access_key.as_deref(), Some("k"));
+        let Storage::S3(config) =
+            resolved(&["--s3-path-style=false", "--s3-region", "eu-1"], toml).unwrap()
+        else {
+            panic!("the file's bucket");
+        };
+        assert_eq!(config.bucket, "from-file");
+        assert_eq!(config.path_style, Some(false));
+        assert_eq!(config.region.as_deref(), Some("eu-1"));
+    }
+
+    #[test]
+    fn s3_settings_without_a_bucket_are_refused() {
+        let err = resolved(&["--s3-endpoint", "http://127.0.0.1:1"], "")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("add --storage s3://BUCKET/PREFIX"), "{err}");
+        let err = resolved(&["--storage", "file:///x", "--s3-path-style"], "")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("are set, but the files are not in a bucket"),
+            "{err}"
+        );
+    }
+}
