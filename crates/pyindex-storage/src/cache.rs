@@ -144,6 +144,13 @@ impl BlobStore for CachedBlobStore {
         }
         self.inner.delete(key).await
     }
+
+    async fn remove_leftovers(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<String>, StorageError> {
+        self.inner.remove_leftovers(older_than).await
+    }
 }
 
 #[cfg(test)]

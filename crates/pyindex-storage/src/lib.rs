@@ -4,18 +4,22 @@
 //! same content and two writers racing on one key can only ever write identical bytes. Incoming
 //! data is first streamed into a [`Spool`] (a temporary file on local disk, hashed and fsynced as
 //! it is written), then published into a [`BlobStore`] with put-if-absent semantics. The local
-//! filesystem backend lives in [`local`]; other backends (object storage) implement the same trait.
+//! filesystem backend lives in [`local`], the S3-compatible one in [`s3`].
 
 pub mod cache;
 mod digest;
 mod key;
 pub mod local;
+pub mod s3;
 mod spool;
+#[cfg(test)]
+mod suite;
 
 pub use cache::CachedBlobStore;
 pub use digest::{Digests, Hasher};
 pub use key::{BlobKey, InvalidBlobKey};
 pub use local::LocalBlobStore;
+pub use s3::{S3Config, S3Store};
 pub use spool::{Spool, SpoolWriter, SpooledFile};
 
 use async_trait::async_trait;
@@ -34,6 +38,9 @@ pub enum StorageError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The object storage service failed or refused a request.
+    #[error("object storage error: {0}")]
+    Remote(String),
 }
 
 /// A byte range `start..end` (end exclusive) of a blob.
@@ -109,6 +116,18 @@ pub trait BlobStore: Send + Sync {
     /// Deletes the blob. Returns whether it existed. Only repair calls this, for blobs that no
     /// catalog row references: the store itself never knows whether a blob is in use.
     async fn delete(&self, key: &BlobKey) -> Result<bool, StorageError>;
+
+    /// Removes what interrupted writes left in the store itself, if last written at least
+    /// `older_than` ago (incomplete multipart uploads and staging objects on S3; nothing on
+    /// local disk, where the spool holds unfinished files), and says what it removed. Never
+    /// touches a blob.
+    async fn remove_leftovers(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<String>, StorageError> {
+        let _ = older_than;
+        Ok(Vec::new())
+    }
 }
 
 /// Collects a body into one buffer (unit tests of the stores).

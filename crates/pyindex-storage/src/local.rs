@@ -59,7 +59,7 @@ fn publish(spooled: SpooledFile, target: &Path, root: &Path) -> std::io::Result<
         .parent()
         .ok_or_else(|| std::io::Error::other("blob path has no parent directory"))?;
     std::fs::create_dir_all(parent)?;
-    match std::fs::hard_link(spooled.path(), target) {
+    match link_or_copy(spooled.path(), target, root) {
         Ok(()) => {}
         // Same key, same bytes: an earlier or concurrent writer already published them. Mark
         // the blob as stored now, so that repair's grace period protects it until the caller
@@ -84,6 +84,54 @@ fn publish(spooled: SpooledFile, target: &Path, root: &Path) -> std::io::Result<
     }
     Ok(())
     // `spooled` drops here and unlinks the spool name; the blob name keeps the data.
+}
+
+/// Prefix of the temporary copies made when the spool is on another filesystem.
+const INCOMING: &str = ".incoming-";
+
+/// Hard-links `spooled` to `target`, which fails if `target` exists. When the store is on
+/// another filesystem than the spool (`--storage file://...`), copies the file to a temporary
+/// name beside the blobs first and makes it durable, then links that.
+fn link_or_copy(spooled: &Path, target: &Path, root: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(spooled, target) {
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            let copy = tempfile::Builder::new()
+                .prefix(INCOMING)
+                .tempfile_in(root)?;
+            std::fs::copy(spooled, copy.path())?;
+            copy.as_file().sync_all()?;
+            std::fs::hard_link(copy.path(), target)
+        }
+        other => other,
+    }
+}
+
+/// Removes the temporary copies in `root` last written before `cutoff` (left by a crash).
+fn remove_incoming(root: &Path, cutoff: std::time::SystemTime) -> std::io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for entry in entries(root)? {
+        let named = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(INCOMING));
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if named && meta.is_file() && meta.modified()? < cutoff {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed.push(format!(
+                    "removed the interrupted copy {} ({} bytes)",
+                    entry.path().display(),
+                    meta.len()
+                )),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Streams the next `len` bytes of `file` in chunks, each read by one blocking call straight
@@ -265,6 +313,30 @@ impl BlobStore for LocalBlobStore {
             Err(e) => Err(e.into()),
         }
     }
+    async fn remove_leftovers(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<String>, StorageError> {
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(older_than)
+            .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+        let root = self.root.clone();
+        let removed = tokio::task::spawn_blocking(move || remove_incoming(&root, cutoff))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod suite {
+    async fn open() -> Option<(tempfile::TempDir, super::LocalBlobStore)> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::LocalBlobStore::open(dir.path().join("files")).unwrap();
+        Some((dir, store))
+    }
+
+    crate::suite::blob_store_suite!(open());
 }
 
 #[cfg(test)]
@@ -378,6 +450,27 @@ mod tests {
         store.put_spooled(&key, file).await.unwrap();
         let listed: Vec<StoredBlob> = store.list().map(Result::unwrap).collect().await;
         assert!(listed[0].modified > old + std::time::Duration::from_secs(3600));
+    }
+
+    #[tokio::test]
+    async fn leftover_copies_from_another_filesystem_are_removed_when_old() {
+        let (dir, store, key) = store_with(b"kept").await;
+        let root = dir.path().join("files");
+        std::fs::write(root.join(".incoming-abc"), b"partial").unwrap();
+        std::fs::write(root.join("unrelated"), b"x").unwrap();
+        let young = store
+            .remove_leftovers(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert!(young.is_empty(), "{young:?}");
+        let removed = store
+            .remove_leftovers(std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(removed.len(), 1, "{removed:?}");
+        assert!(!root.join(".incoming-abc").exists());
+        assert!(root.join("unrelated").exists());
+        assert_eq!(store.size(&key).await.unwrap(), Some(4));
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use pyindex_catalog::ProjectStatus;
 use pyindex_registry::AccessMode;
 use pyindex_server::MetricsAccess;
 
-use crate::data_dir::Database;
+use crate::data_dir::{Database, StorageUrl};
 use crate::duration::{Age, Timeout};
 use crate::size::ByteSize;
 
@@ -40,9 +40,40 @@ pub struct Cli {
     #[arg(long, global = true, env = "PYINDEX_DATABASE_POOL_SIZE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_pool_size: Option<u32>,
 
+    /// Where files are stored: `file://PATH` or `s3://BUCKET/PREFIX` [default: the data
+    /// directory's files/]. In a bucket, several servers can serve one index (with a PostgreSQL
+    /// catalog); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the
+    /// configuration file).
+    #[arg(long, global = true, env = "PYINDEX_STORAGE", value_name = "URL", value_parser = StorageUrl::parse)]
+    pub storage: Option<StorageUrl>,
+
+    /// The S3 server's URL, e.g. http://127.0.0.1:8333 [default: AWS, or AWS_ENDPOINT].
+    #[arg(long, global = true, env = "PYINDEX_S3_ENDPOINT", value_name = "URL", value_parser = parse_endpoint)]
+    pub s3_endpoint: Option<String>,
+
+    /// The bucket's region [default: AWS_REGION or AWS_DEFAULT_REGION, else us-east-1].
+    #[arg(long, global = true, env = "PYINDEX_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+
+    /// Path-style requests (ENDPOINT/BUCKET/KEY), or with `=false` virtual-hosted ones
+    /// (BUCKET.ENDPOINT/KEY) [default: path-style with --s3-endpoint, virtual-hosted without].
+    #[arg(long, global = true, env = "PYINDEX_S3_PATH_STYLE", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub s3_path_style: Option<bool>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Accepts an `http://` or `https://` URL.
+pub fn parse_endpoint(text: &str) -> Result<String, String> {
+    if text.starts_with("http://") || text.starts_with("https://") {
+        Ok(text.trim_end_matches('/').to_owned())
+    } else {
+        Err(format!(
+            "'{text}' is not an endpoint URL: use http://HOST:PORT or https://HOST"
+        ))
+    }
 }
 
 /// The subcommands.

@@ -11,7 +11,7 @@ use pyindex_registry::AccessMode;
 use pyindex_server::MetricsAccess;
 
 use crate::cli::LogFormat;
-use crate::data_dir::Database;
+use crate::data_dir::{Database, StorageUrl};
 
 use crate::duration::Timeout;
 use crate::size::ByteSize;
@@ -95,6 +95,45 @@ pub struct FileConfig {
     pub database: Option<Database>,
     /// `database_pool_size = 10`
     pub database_pool_size: Option<u32>,
+    /// `storage = "s3://pyindex-files/prod"` (or `file://PATH`)
+    #[serde(default, deserialize_with = "storage")]
+    pub storage: Option<StorageUrl>,
+    /// `s3_endpoint = "http://127.0.0.1:8333"`
+    #[serde(default, deserialize_with = "endpoint")]
+    pub s3_endpoint: Option<String>,
+    /// `s3_region = "eu-west-1"`
+    pub s3_region: Option<String>,
+    /// `s3_path_style = true`
+    pub s3_path_style: Option<bool>,
+    /// `s3_access_key_id = "..."` (AWS_ACCESS_KEY_ID wins)
+    pub s3_access_key_id: Option<String>,
+    /// `s3_secret_access_key = "..."` (AWS_SECRET_ACCESS_KEY wins with AWS_ACCESS_KEY_ID)
+    pub s3_secret_access_key: Option<Secret>,
+}
+
+/// A secret setting: its debug output hides it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+fn storage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<StorageUrl>, D::Error> {
+    let text = String::deserialize(d)?;
+    StorageUrl::parse(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn endpoint<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::cli::parse_endpoint(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 fn database<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Database>, D::Error> {
@@ -235,6 +274,52 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sqlite://PATH or postgres://"), "{err}");
+    }
+
+    #[test]
+    fn reads_storage_settings() {
+        let config: FileConfig = toml::from_str(
+            "storage = \"s3://pyindex-files/prod/\"\ns3_endpoint = \"http://127.0.0.1:8333/\"\n\
+             s3_region = \"eu-west-1\"\ns3_path_style = false\n\
+             s3_access_key_id = \"AKID\"\ns3_secret_access_key = \"s3cr3t-value\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.storage,
+            Some(StorageUrl::S3 {
+                bucket: "pyindex-files".into(),
+                prefix: "prod".into()
+            })
+        );
+        assert_eq!(config.s3_endpoint.as_deref(), Some("http://127.0.0.1:8333"));
+        assert_eq!(config.s3_region.as_deref(), Some("eu-west-1"));
+        assert_eq!(config.s3_path_style, Some(false));
+        assert_eq!(config.s3_access_key_id.as_deref(), Some("AKID"));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+        let file: FileConfig = toml::from_str("storage = \"file:///srv/files\"").unwrap();
+        assert_eq!(
+            file.storage,
+            Some(StorageUrl::File(PathBuf::from("/srv/files")))
+        );
+        for (bad, says) in [
+            (
+                "storage = \"gs://bucket\"",
+                "file://PATH or s3://BUCKET/PREFIX",
+            ),
+            (
+                "storage = \"s3://Bad_Bucket/x\"",
+                "is not an S3 bucket name",
+            ),
+            (
+                "storage = \"s3://bucket/a/../b\"",
+                "is not a usable key prefix",
+            ),
+            ("s3_endpoint = \"127.0.0.1:8333\"", "http://HOST:PORT"),
+        ] {
+            let err = toml::from_str::<FileConfig>(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

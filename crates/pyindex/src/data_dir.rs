@@ -3,6 +3,7 @@
 //! ```text
 //! <data>/catalog.sqlite3   the catalog (SQLite, WAL mode: also -wal and -shm files)
 //! <data>/files/sha256/ab/cd/<sha256>   every distribution and metadata file, by content hash
+//!                          (unless --storage puts them elsewhere: another directory or a bucket)
 //! <data>/tmp/              uploads in progress (emptied when the server starts)
 //! <data>/server.lock       held by the serving process: one server per data directory
 //! <data>/admin-password    the first admin's generated password (0600), until deleted
@@ -16,7 +17,7 @@ use anyhow::Context;
 use pyindex_catalog::{PgCatalog, SqliteCatalog, UpstreamIndex};
 use pyindex_packaging::archive::ArchiveLimits;
 use pyindex_registry::Registry;
-use pyindex_storage::{BlobStore, CachedBlobStore, LocalBlobStore, Spool};
+use pyindex_storage::{BlobStore, CachedBlobStore, LocalBlobStore, S3Config, S3Store, Spool};
 
 /// Where the catalog lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,15 +57,91 @@ impl Database {
     }
 }
 
-/// The data directory and the catalog database a command works on.
+/// Where files are stored, as given with `--storage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    /// A local directory.
+    File(PathBuf),
+    /// An S3-compatible bucket and a key prefix in it (may be empty).
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key prefix, without leading or trailing `/`.
+        prefix: String,
+    },
+}
+
+impl StorageUrl {
+    /// Parses `file://PATH` or `s3://BUCKET/PREFIX` (the prefix is optional).
+    pub fn parse(text: &str) -> Result<StorageUrl, String> {
+        if let Some(path) = text.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err("file:// needs a path, e.g. file:///srv/pyindex/files".into());
+            }
+            return Ok(StorageUrl::File(PathBuf::from(path)));
+        }
+        if let Some(rest) = text.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let valid_bucket = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                });
+            if !valid_bucket {
+                return Err(format!(
+                    "'{bucket}' is not an S3 bucket name (3 to 63 lower-case letters, digits,                      '-' and '.'): use s3://BUCKET/PREFIX"
+                ));
+            }
+            let prefix = prefix.trim_matches('/');
+            if prefix.split('/').any(|part| matches!(part, "." | "..")) || prefix.contains("//") {
+                return Err(format!("'{prefix}' is not a usable key prefix"));
+            }
+            return Ok(StorageUrl::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.to_owned(),
+            });
+        }
+        Err(format!(
+            "unknown storage '{}': use file://PATH or s3://BUCKET/PREFIX",
+            text.split("://").next().unwrap_or(text)
+        ))
+    }
+}
+
+/// Where files are stored, with everything needed to reach them.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// A local directory (by default the data directory's `files/`).
+    Files(PathBuf),
+    /// An S3-compatible bucket.
+    S3(S3Config),
+}
+
+impl Storage {
+    /// Where the files are, for messages (never a credential).
+    pub fn shown(&self) -> String {
+        match self {
+            Storage::Files(dir) => shown(dir).display().to_string(),
+            Storage::S3(config) => format!("s3://{}/{}", config.bucket, config.prefix),
+        }
+    }
+}
+
+/// The data directory, the catalog database and the file storage a command works on.
 #[derive(Debug, Clone)]
 pub struct Place {
-    /// The data directory (files, spool, locks; and the SQLite catalog by default).
+    /// The data directory (spool, locks; files and the SQLite catalog by default).
     pub data: PathBuf,
     /// The catalog database.
     pub database: Database,
     /// Most connections to a PostgreSQL catalog.
     pub pool_size: u32,
+    /// Where distribution and metadata files are stored.
+    pub storage: Storage,
+}
+
+/// The default file store inside the data directory `data`.
+pub fn default_files(data: &Path) -> PathBuf {
+    data.join("files")
 }
 
 /// Default size of a PostgreSQL connection pool.
@@ -91,6 +168,19 @@ impl Place {
                  copy; restore with pg_restore and the files"
             )
         })
+    }
+
+    /// The local file store's directory; refuses a command (`what`) that works on local files
+    /// only when the files are in a bucket.
+    pub fn require_local_files(&self, what: &str) -> anyhow::Result<PathBuf> {
+        match &self.storage {
+            Storage::Files(dir) => Ok(dir.clone()),
+            Storage::S3(_) => anyhow::bail!(
+                "`pyindex {what}` works on local files, and this index's files are in an S3 \
+                 bucket (--storage / PYINDEX_STORAGE): back the bucket up with the storage's own \
+                 tools (versioning, replication, or a copy of the bucket) beside the catalog"
+            ),
+        }
     }
 }
 
@@ -191,12 +281,12 @@ pub async fn open_sqlite(
     what: &str,
 ) -> anyhow::Result<(SqliteCatalog, Arc<dyn BlobStore>)> {
     let catalog_path = place.require_sqlite(what)?;
-    let dir = &place.data;
+    let files = place.require_local_files(what)?;
     let catalog = SqliteCatalog::open(&catalog_path)
         .await
         .with_context(|| format!("could not open the catalog {}", catalog_path.display()))?;
-    let blobs = LocalBlobStore::open(dir.join("files"))
-        .with_context(|| format!("could not open the file store in {}", dir.display()))?;
+    let blobs = LocalBlobStore::open(&files)
+        .with_context(|| format!("could not open the file store {}", files.display()))?;
     Ok((catalog, Arc::new(blobs)))
 }
 
@@ -205,14 +295,31 @@ pub async fn open_sqlite(
 pub async fn open_upstream_index(
     place: &Place,
 ) -> anyhow::Result<(Box<dyn UpstreamIndex>, Arc<dyn BlobStore>)> {
-    let blobs = LocalBlobStore::open(place.data.join("files"))
-        .with_context(|| format!("could not open the file store in {}", place.data.display()))?;
+    let blobs = open_storage(&place.storage).await?;
     let index: Box<dyn UpstreamIndex> = match (&place.database, place.sqlite_path()) {
         (Database::Postgres(url), _) => Box::new(open_postgres(url, place.pool_size).await?),
         (Database::Sqlite(_), Some(path)) => Box::new(open_sqlite_file(&path).await?),
         (Database::Sqlite(_), None) => unreachable!("a SQLite catalog has a path"),
     };
-    Ok((index, Arc::new(blobs)))
+    Ok((index, blobs))
+}
+
+/// Opens the configured file storage.
+pub async fn open_storage(storage: &Storage) -> anyhow::Result<Arc<dyn BlobStore>> {
+    Ok(match storage {
+        Storage::Files(dir) => Arc::new(
+            LocalBlobStore::open(dir)
+                .with_context(|| format!("could not open the file store {}", dir.display()))?,
+        ),
+        Storage::S3(config) => Arc::new(S3Store::connect(config).await.with_context(|| {
+            format!(
+                "could not open the file storage {} (--storage / PYINDEX_STORAGE): check that \
+                 the bucket exists and that --s3-endpoint, --s3-region, --s3-path-style and \
+                 the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) are right",
+                storage.shown()
+            )
+        })?),
+    })
 }
 
 /// Connects to the PostgreSQL catalog at `url`.
@@ -229,7 +336,7 @@ pub async fn open(place: &Place, opener: Opener) -> anyhow::Result<Registry> {
     let dir = place.data.as_path();
     std::fs::create_dir_all(dir)
         .with_context(|| format!("could not create the data directory {}", dir.display()))?;
-    let (spool, blobs) = open_files(dir, opener)?;
+    let (spool, blobs) = open_files(place, opener).await?;
     let limits = ArchiveLimits::default();
     Ok(match (&place.database, place.sqlite_path()) {
         (Database::Postgres(url), _) => {
@@ -275,27 +382,24 @@ async fn open_sqlite_file(catalog_path: &Path) -> anyhow::Result<SqliteCatalog> 
         .with_context(|| format!("could not open the catalog {}", catalog_path.display()))
 }
 
-/// The file store and the upload spool of the data directory `dir`.
-fn open_files(dir: &Path, opener: Opener) -> anyhow::Result<(Spool, Arc<dyn BlobStore>)> {
-    let local: Arc<dyn BlobStore> = Arc::new(
-        LocalBlobStore::open(dir.join("files"))
-            .with_context(|| format!("could not open the file store in {}", dir.display()))?,
-    );
-    let spool_dir: PathBuf = spool_dir(dir);
+/// The file store and the upload spool of `place`.
+async fn open_files(place: &Place, opener: Opener) -> anyhow::Result<(Spool, Arc<dyn BlobStore>)> {
+    let store = open_storage(&place.storage).await?;
+    let spool_dir: PathBuf = spool_dir(&place.data);
     let (spool, blobs) = match opener {
         Opener::Server { file_cache } => {
             let blobs: Arc<dyn BlobStore> = if file_cache > 0 {
                 Arc::new(CachedBlobStore::new(
-                    local,
+                    store,
                     CACHED_FILE_MAX.min(file_cache),
                     file_cache,
                 ))
             } else {
-                local
+                store
             };
             (Spool::open(&spool_dir), blobs)
         }
-        Opener::Command => (Spool::open_without_cleaning(&spool_dir), local),
+        Opener::Command => (Spool::open_without_cleaning(&spool_dir), store),
     };
     let spool = spool
         .with_context(|| format!("could not open the upload spool {}", spool_dir.display()))?;
@@ -313,6 +417,7 @@ mod tests {
             data: dir.clone(),
             database: Database::Sqlite(None),
             pool_size: DEFAULT_POOL_SIZE,
+            storage: Storage::Files(default_files(&dir)),
         };
         let err = require_catalog(&place, "yank shared 0.1.1")
             .unwrap_err()

@@ -31,6 +31,13 @@ pub async fn backup(place: &Place, dest: &Path) -> anyhow::Result<()> {
 /// Restores the backup in `src` into the (empty) data directory `data`.
 pub async fn restore(src: &Path, place: &Place) -> anyhow::Result<()> {
     place.require_sqlite("restore")?;
+    let files = place.require_local_files("restore")?;
+    if files != data_dir::default_files(&place.data) {
+        anyhow::bail!(
+            "`pyindex restore` writes the files into the data directory's files/, and --storage \
+             (or PYINDEX_STORAGE) points elsewhere: restore without it, then move files/ there"
+        );
+    }
     let data = place.data.as_path();
     let manifest = backup::restore(src, data, |problem| println!("{problem}")).await?;
     let shown = data_dir::shown(data);

@@ -11,13 +11,14 @@ mod upstream;
 mod verify;
 mod yank;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::cli::{
     CacheCommand, Cli, Command, ProjectCommand, TokenCommand, UpstreamCommand, UserCommand,
 };
 use crate::config::{DEFAULT_DATA, FileConfig};
-use crate::data_dir::{self, Database, Place};
+use crate::data_dir::{self, Database, Place, Storage, StorageUrl};
+use pyindex_storage::S3Config;
 
 /// For a command that works only on an existing index, an example of it (after `pyindex`) for
 /// the message that refuses a data directory without a catalog; `None` for the commands that may
@@ -91,6 +92,34 @@ impl std::fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+/// Where files are stored: flags, then environment (both through clap), then the file, then
+/// the data directory's files/. S3 settings without S3 storage are refused, so that a server
+/// meant to write to a bucket never writes to local disk instead.
+fn storage(cli: &Cli, file: &FileConfig, data: &Path) -> anyhow::Result<Storage> {
+    let url = cli.storage.clone().or_else(|| file.storage.clone());
+    let endpoint = cli.s3_endpoint.clone().or_else(|| file.s3_endpoint.clone());
+    let region = cli.s3_region.clone().or_else(|| file.s3_region.clone());
+    let path_style = cli.s3_path_style.or(file.s3_path_style);
+    match url {
+        Some(StorageUrl::S3 { bucket, prefix }) => Ok(Storage::S3(S3Config {
+            bucket,
+            prefix,
+            endpoint,
+            region,
+            path_style,
+            access_key_id: file.s3_access_key_id.clone(),
+            secret_access_key: file.s3_secret_access_key.clone().map(|s| s.0),
+        })),
+        _ if endpoint.is_some() || region.is_some() || path_style.is_some() => anyhow::bail!(
+            "S3 settings (--s3-endpoint, --s3-region, --s3-path-style or their PYINDEX_S3_* \
+             variables or keys in the configuration file) are set, but the files are not in a \
+             bucket: add --storage s3://BUCKET/PREFIX (or PYINDEX_STORAGE), or remove them"
+        ),
+        Some(StorageUrl::File(dir)) => Ok(Storage::Files(dir)),
+        None => Ok(Storage::Files(data_dir::default_files(data))),
+    }
+}
+
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // Generated from the command line itself: no configuration or data directory involved.
@@ -106,7 +135,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .or_else(|| file.data.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
     let place = Place {
-        data,
         database: cli
             .database
             .clone()
@@ -116,6 +144,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .database_pool_size
             .or(file.database_pool_size)
             .unwrap_or(data_dir::DEFAULT_POOL_SIZE),
+        storage: storage(&cli, &file, &data)?,
+        data,
     };
     let data = &place.data;
     match needs_catalog(&cli.command) {
@@ -154,5 +184,61 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions { .. } | Command::Man { .. } => Ok(()),
         Command::Import { source, jobs } => import::run(&place, &source, jobs).await,
         Command::Mirror(args) => mirror::run(args, &file).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn resolved(args: &[&str], toml: &str) -> anyhow::Result<Storage> {
+        let cli = Cli::try_parse_from([&["pyindex"], args, &["verify"]].concat()).unwrap();
+        let file: FileConfig = toml::from_str(toml).unwrap();
+        storage(&cli, &file, Path::new("/srv/data"))
+    }
+
+    #[test]
+    fn storage_defaults_to_files_in_the_data_directory_and_flags_win_over_the_file() {
+        let Storage::Files(dir) = resolved(&[], "").unwrap() else {
+            panic!("files by default");
+        };
+        assert_eq!(dir, Path::new("/srv/data/files"));
+        let toml = "storage = \"s3://from-file/p\"\ns3_endpoint = \"http://127.0.0.1:1\"\n\
+                    s3_secret_access_key = \"k\"\n";
+        let Storage::S3(config) = resolved(&["--storage", "s3://from-flag/a/b"], toml).unwrap()
+        else {
+            panic!("a bucket");
+        };
+        assert_eq!(
+            (config.bucket.as_str(), config.prefix.as_str()),
+            ("from-flag", "a/b")
+        );
+        assert_eq!(config.endpoint.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(config.secret_access_key.as_deref(), Some("k"));
+        let Storage::S3(config) =
+            resolved(&["--s3-path-style=false", "--s3-region", "eu-1"], toml).unwrap()
+        else {
+            panic!("the file's bucket");
+        };
+        assert_eq!(config.bucket, "from-file");
+        assert_eq!(config.path_style, Some(false));
+        assert_eq!(config.region.as_deref(), Some("eu-1"));
+    }
+
+    #[test]
+    fn s3_settings_without_a_bucket_are_refused() {
+        let err = resolved(&["--s3-endpoint", "http://127.0.0.1:1"], "")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("add --storage s3://BUCKET/PREFIX"), "{err}");
+        let err = resolved(&["--storage", "file:///x", "--s3-path-style"], "")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("are set, but the files are not in a bucket"),
+            "{err}"
+        );
     }
 }

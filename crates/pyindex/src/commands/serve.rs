@@ -429,6 +429,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::R
         %listen,
         data = %data.display(),
         database = place.database.engine(),
+        storage = %place.storage.shown(),
         max_upload_size,
         auth = %mode,
         ?limits,

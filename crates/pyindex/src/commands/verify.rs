@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use pyindex_ops::verify;
 
 use crate::data_dir::{self, Opener, Place};
@@ -73,6 +74,15 @@ async fn repair_data_dir(
         },
     )
     .await?;
+    // Incomplete uploads and staging objects an interrupted write left in the store itself.
+    let leftovers = registry
+        .blobs()
+        .remove_leftovers(grace)
+        .await
+        .context("could not clean up interrupted uploads in the file storage")?;
+    for leftover in &leftovers {
+        println!("{leftover}");
+    }
     // With no server running, every spool file is a leftover; hold the server lock meanwhile so
     // that none starts and spools an upload while they are removed.
     let idle = data_dir::try_lock_idle(data)?;
@@ -87,10 +97,12 @@ async fn repair_data_dir(
         println!("removed stale spool file {}", path.display());
     }
     println!(
-        "Repair removed {} unreferenced blob(s) ({}) and {} spool file(s); listed files are never \
-         removed, and unreferenced ones younger than {}s were kept (an upload may still record them).",
+        "Repair removed {} unreferenced blob(s) ({}), {} interrupted upload(s) in the storage and \
+         {} spool file(s); listed files are never removed, and unreferenced ones younger than {}s \
+         were kept (an upload may still record them).",
         removed.blobs,
         mib(removed.bytes),
+        leftovers.len(),
         spooled.len(),
         grace.as_secs()
     );
