@@ -46,6 +46,10 @@ use tower_http::trace::TraceLayer;
 /// The header that carries a request's id (set when the client sent none).
 const REQUEST_ID: &str = "x-request-id";
 
+/// The log target of the request span and of the line logged per request, so that both can be
+/// turned off together (`--request-log off`, or `RUST_LOG=info,pyindex_server::requests=off`).
+pub const REQUEST_LOG_TARGET: &str = "pyindex_server::requests";
+
 pub use cache::ResponseCache;
 pub use forwarded::{RequestOrigin, TrustedProxies};
 pub use host_check::HostPolicy;
@@ -269,10 +273,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The one line logged per request, when its response head is ready (target
-/// `pyindex_server::requests`, so `RUST_LOG=info,pyindex_server::requests=off` silences it).
+/// [`REQUEST_LOG_TARGET`]).
 fn log_response<B>(response: &http::Response<B>, latency: Duration, _: &tracing::Span) {
     tracing::info!(
-        target: "pyindex_server::requests",
+        target: REQUEST_LOG_TARGET,
         status = response.status().as_u16(),
         latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
         "request answered"
@@ -280,7 +284,8 @@ fn log_response<B>(response: &http::Response<B>, latency: Duration, _: &tracing:
 }
 
 /// The span every log line of a request is in: its id (also sent back in `x-request-id`),
-/// method and path. The response line adds status and latency.
+/// method and path. The response line adds status and latency. Both have the target
+/// [`REQUEST_LOG_TARGET`]: with the request log off, other lines carry no request id.
 fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
     let id = request
         .headers()
@@ -288,6 +293,7 @@ fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
     tracing::info_span!(
+        target: REQUEST_LOG_TARGET,
         "request",
         id = %id,
         method = %request.method(),

@@ -522,6 +522,21 @@ pub struct ServeArgs {
     /// object per line) [default: human].
     #[arg(long, env = "PYINDEX_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// One log line per request (method, path, status, latency, request id), and the request
+    /// span that gives other lines their request id: on or off, as nginx's `access_log`
+    /// [default: on].
+    #[arg(long, env = "PYINDEX_REQUEST_LOG", value_name = "ON|OFF")]
+    pub request_log: Option<Switch>,
+}
+
+/// A setting that is on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
 }
 
 /// The format of log lines.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use pyindex_registry::AccessMode;
 use pyindex_server::MetricsAccess;
 
-use crate::cli::LogFormat;
+use crate::cli::{LogFormat, Switch};
 use crate::data_dir::{Database, StorageUrl};
 
 use crate::duration::Timeout;
@@ -74,6 +74,8 @@ pub struct FileConfig {
     pub metrics: Option<MetricsAccess>,
     /// `log_format = "json"` (human or json)
     pub log_format: Option<LogFormat>,
+    /// `request_log = "off"` (on or off)
+    pub request_log: Option<Switch>,
     /// `upstream = ["http://mirror.internal/simple/"]` (or one as a string), in priority order
     #[serde(default, deserialize_with = "one_or_many")]
     pub upstream: Vec<String>,
@@ -255,6 +257,9 @@ mod tests {
         assert_eq!(config.log_format, Some(LogFormat::Json));
         assert!(toml::from_str::<FileConfig>("metrics = \"secret\"").is_err());
         assert!(toml::from_str::<FileConfig>("log_format = \"xml\"").is_err());
+        let config: FileConfig = toml::from_str("request_log = \"off\"").unwrap();
+        assert_eq!(config.request_log, Some(Switch::Off));
+        assert!(toml::from_str::<FileConfig>("request_log = \"maybe\"").is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use pyindex_server::tls::{self, Tls};
 use pyindex_server::{AppState, HostPolicy, PublicUrl, TrustedProxies};
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{LogFormat, ServeArgs};
+use crate::cli::{LogFormat, ServeArgs, Switch};
 use crate::config::{
     DEFAULT_FILE_CACHE, DEFAULT_LISTEN, DEFAULT_MAX_UPLOAD_SIZE, DEFAULT_UPSTREAM_CACHE_SIZE,
     DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_UPSTREAM_TTL, FileConfig,
@@ -33,8 +33,15 @@ const ADMIN_PASSWORD_ENV: &str = "PYINDEX_ADMIN_PASSWORD";
 /// terminal, or one JSON object per line with the request's span (its id) in `span`. Lines are
 /// written in batches by a thread of their own (see [`crate::log_writer`]); the returned guard
 /// writes what is left when it is dropped at exit.
-fn init_logging(format: LogFormat) -> FlushGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+fn init_logging(format: LogFormat, request_log: Switch) -> FlushGuard {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if request_log == Switch::Off {
+        // The request span and line have their own target (see pyindex_server's router).
+        match format!("{}=off", pyindex_server::REQUEST_LOG_TARGET).parse() {
+            Ok(directive) => filter = filter.add_directive(directive),
+            Err(e) => eprintln!("pyindex: could not turn the request log off: {e}"),
+        }
+    }
     let (writer, guard) = log_writer::batched(std::io::stderr());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -330,6 +337,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::R
         args.log_format
             .or(file.log_format)
             .unwrap_or(LogFormat::Human),
+        args.request_log.or(file.request_log).unwrap_or(Switch::On),
     );
     let listen = match args.listen.or(file.listen) {
         Some(addr) => addr,
