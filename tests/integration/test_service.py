@@ -177,6 +177,19 @@ def test_json_logs_carry_the_request_id(server_factory):
     assert isinstance(by_id[mine]["fields"]["latency_us"], int)
 
 
+def test_request_log_off_writes_no_request_lines_but_keeps_the_rest(server_factory):
+    srv = server_factory("quiet", extra_args=["--request-log", "off"])
+    for path in ("/simple/", "/simple/absent/", "/health"):
+        srv.get(path)
+    # A line logged after the requests, through the same writer: when it is there, any request
+    # line would be too.
+    srv.stop()
+    log = srv.log_text()
+    assert "shutting down" in log, log
+    assert "request answered" not in log, log
+    assert "x-request-id" not in log and "request{" not in log, log
+
+
 def connection_refused(port: int) -> bool:
     """No new connection is taken: refused, or reset when the listener closed with it queued."""
     try:
