@@ -104,6 +104,24 @@ ranker.rank(["b", "a"])
 """
 
 
+def submit_and_wait(b, button, condition, what: str, timeout: float = 30) -> None:
+    """Clicks a form's submit button and waits (bounded) until the page that answers it meets
+    `condition`: the click returns before the browser has loaded the answer, and an element of
+    the old page read meanwhile is stale."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    button.click()
+
+    def met(driver):
+        try:
+            return condition(driver)
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False
+
+    WebDriverWait(b, timeout).until(met, message=f"{what} did not load within {timeout} s")
+
+
 def test_find_read_install_and_get_a_token(server_factory, module_dists, browser, make_venv, tmp_path):
     srv = server_factory("ui-browser", **A.server_args("upload"))
     A.add_user(srv.data, "alice", "alice-Pw-771")
@@ -148,11 +166,20 @@ def test_find_read_install_and_get_a_token(server_factory, module_dists, browser
     b.find_element(By.LINK_TEXT, "Sign in").click()
     b.find_element(By.ID, "user").send_keys("alice")
     b.find_element(By.ID, "password").send_keys("alice-Pw-771")
-    b.find_element(By.CSS_SELECTOR, "form.stack button").click()
-    assert "Sign out alice" in b.find_element(By.CSS_SELECTOR, "header").text
+    submit_and_wait(
+        b,
+        b.find_element(By.CSS_SELECTOR, "form.stack button"),
+        lambda d: "Sign out alice" in d.find_element(By.CSS_SELECTOR, "header").text,
+        "the signed-in page",
+    )
     b.find_element(By.LINK_TEXT, "My tokens").click()
     b.find_element(By.ID, "description").send_keys("laptop")
-    b.find_element(By.CSS_SELECTOR, "form.stack button").click()
+    submit_and_wait(
+        b,
+        b.find_element(By.CSS_SELECTOR, "form.stack button"),
+        lambda d: d.find_element(By.ID, "new-token").text,
+        "the page showing the new token",
+    )
     secret = b.find_element(By.ID, "new-token").text
     assert secret.startswith("pyindex_"), secret
     shoot(b, shots / "tokens-phone.png", 390, 844)
