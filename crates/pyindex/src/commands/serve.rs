@@ -349,53 +349,20 @@ pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::R
         .max_upload_size
         .or(file.max_upload_size)
         .map_or(DEFAULT_MAX_UPLOAD_SIZE, |s| s.0);
-    let file_cache = args
-        .file_cache
-        .or(file.file_cache)
-        .map_or(DEFAULT_FILE_CACHE, |s| s.0);
     let allowed_hosts = if args.allowed_hosts.is_empty() {
         &file.allowed_host
     } else {
         &args.allowed_hosts
     };
-    let mut host_policy = HostPolicy::new(listen, allowed_hosts).map_err(anyhow::Error::msg)?;
     let deployment = deployment(&args, file)?;
+    let mut host_policy = HostPolicy::new(listen, allowed_hosts).map_err(anyhow::Error::msg)?;
     if let Some(public_url) = &deployment.public_url {
         host_policy = host_policy.also_allowing(public_url.host());
     }
     let metrics = args.metrics.or(file.metrics).unwrap_or_default();
-    let open_files = raise_open_file_limit();
-    let limits = connection_limits(&args, file, open_files)?;
-    if limits.max_connections as u64 > listener::default_max_connections(open_files) as u64 {
-        tracing::warn!(
-            max_connections = limits.max_connections,
-            open_files,
-            "--max-connections is above what the open-file limit leaves room for; clients may see refused connections"
-        );
-    }
-    // Upstream files are bounded by the cache size, and by the largest upload at least 1 GiB.
-    let upstream = upstream_settings(&args, file, max_upload_size.max(1 << 30))?;
+    let limits = checked_connection_limits(&args, file)?;
     let _lock = data_dir::lock_for_server(data)?;
-    let mut registry = data_dir::open(place, Opener::Server { file_cache }).await?;
-    if let Some(settings) = upstream {
-        tracing::info!(
-            upstreams = ?settings.indexes,
-            timeout = ?settings.timeout,
-            ttl = ?settings.ttl,
-            cache_size = settings.cache_size,
-            "proxying names without a local project to the upstream indexes, in this order"
-        );
-        let cooldown = cooldown(&args, file)?;
-        if let Some(min_age) = cooldown.min_age {
-            tracing::info!(
-                ?min_age,
-                allow_unknown_age = cooldown.allow_unknown_age,
-                exempt = ?cooldown.exempt,
-                "upstream files younger than the cooldown are held back"
-            );
-        }
-        registry = registry.with_upstream(settings)?.with_cooldown(cooldown);
-    }
+    let registry = open_registry(&args, file, place, max_upload_size).await?;
     let mode = access_mode(
         args.auth.or(file.auth),
         listen,
@@ -417,18 +384,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::R
         None if deployment.transport.tls.is_some() => format!("https://{listen}"),
         None => format!("http://{listen}"),
     };
-    let filled = state
-        .registry
-        .fill_release_details()
-        .await
-        .context("could not fill in the details of releases published before they were kept")?;
-    if filled > 0 {
-        tracing::info!(
-            releases = filled,
-            "release details read from stored metadata"
-        );
-    }
-    spawn_readme_rendering(state.registry.clone());
+    complete_release_details(&state.registry).await?;
     let _watcher = state.registry.spawn_change_watcher();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -456,6 +412,77 @@ pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::R
         shutdown_signal(),
     )
     .await;
+    Ok(())
+}
+
+/// The connection limits, after raising the open-file limit they depend on; warns when the
+/// configured connection cap is above what that limit leaves room for.
+fn checked_connection_limits(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> anyhow::Result<ConnectionLimits> {
+    let open_files = raise_open_file_limit();
+    let limits = connection_limits(args, file, open_files)?;
+    if limits.max_connections as u64 > listener::default_max_connections(open_files) as u64 {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_files,
+            "--max-connections is above what the open-file limit leaves room for; clients may see refused connections"
+        );
+    }
+    Ok(limits)
+}
+
+/// The registry on the configured catalog and storage, proxying to the configured upstreams.
+async fn open_registry(
+    args: &ServeArgs,
+    file: &FileConfig,
+    place: &Place,
+    max_upload_size: u64,
+) -> anyhow::Result<Registry> {
+    let file_cache = args
+        .file_cache
+        .or(file.file_cache)
+        .map_or(DEFAULT_FILE_CACHE, |s| s.0);
+    // Upstream files are bounded by the cache size, and by the largest upload at least 1 GiB.
+    let upstream = upstream_settings(args, file, max_upload_size.max(1 << 30))?;
+    let registry = data_dir::open(place, Opener::Server { file_cache }).await?;
+    let Some(settings) = upstream else {
+        return Ok(registry);
+    };
+    tracing::info!(
+        upstreams = ?settings.indexes,
+        timeout = ?settings.timeout,
+        ttl = ?settings.ttl,
+        cache_size = settings.cache_size,
+        "proxying names without a local project to the upstream indexes, in this order"
+    );
+    let cooldown = cooldown(args, file)?;
+    if let Some(min_age) = cooldown.min_age {
+        tracing::info!(
+            ?min_age,
+            allow_unknown_age = cooldown.allow_unknown_age,
+            exempt = ?cooldown.exempt,
+            "upstream files younger than the cooldown are held back"
+        );
+    }
+    Ok(registry.with_upstream(settings)?.with_cooldown(cooldown))
+}
+
+/// Fills in the details of releases published before they were kept, and renders the READMEs
+/// not rendered yet in the background.
+async fn complete_release_details(registry: &Registry) -> anyhow::Result<()> {
+    let filled = registry
+        .fill_release_details()
+        .await
+        .context("could not fill in the details of releases published before they were kept")?;
+    if filled > 0 {
+        tracing::info!(
+            releases = filled,
+            "release details read from stored metadata"
+        );
+    }
+    spawn_readme_rendering(registry.clone());
     Ok(())
 }
 
