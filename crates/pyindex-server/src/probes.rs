@@ -7,7 +7,8 @@ use http::{StatusCode, header};
 
 use crate::AppState;
 
-/// 200 `ready` when the catalog answers a query and the blob store accepts a write probe;
+/// 200 `ready` when the catalog (SQLite or PostgreSQL) answers a query and the blob store (the
+/// files directory or the bucket) accepts a write probe;
 /// otherwise 503 naming what failed (the details go to the log).
 pub async fn ready(State(app): State<AppState>) -> Response {
     let registry = &app.registry;
@@ -19,7 +20,7 @@ pub async fn ready(State(app): State<AppState>) -> Response {
     }
     if let Err(e) = storage {
         tracing::error!(error = %e, "readiness check: the file storage is not writable");
-        failed.push("storage: the files directory is not a writable directory");
+        failed.push("storage: does not take a write (the files directory, or the bucket)");
     }
     let (status, body) = if failed.is_empty() {
         (StatusCode::OK, "ready\n".to_owned())
