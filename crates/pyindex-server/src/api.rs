@@ -51,6 +51,19 @@ fn json_body<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T,
     })
 }
 
+/// A JSON body a route cannot do without: an empty one is refused with `example`, the form it
+/// takes.
+fn required_json_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    example: &str,
+) -> Result<T, Response> {
+    json_body::<Option<T>>(body)?.ok_or_else(|| {
+        registry_error(&RegistryError::bad_request(format!(
+            "Send a JSON body like {example}."
+        )))
+    })
+}
+
 /// The authenticated caller of a route that always needs credentials (the token routes).
 async fn caller(app: &AppState, headers: &HeaderMap, address: &str) -> Result<Identity, Response> {
     identify(app, headers, address)
@@ -205,13 +218,11 @@ pub async fn set_status(
         Ok(identity) => identity,
         Err(response) => return response,
     };
-    let body = match json_body::<Option<StatusBody>>(&body) {
-        Ok(Some(body)) => body,
-        Ok(None) => {
-            return registry_error(&RegistryError::bad_request(
-                "Send a JSON body like {\"status\": \"archived\", \"reason\": \"...\"} (reason optional).",
-            ));
-        }
+    let body = match required_json_body::<StatusBody>(
+        &body,
+        "{\"status\": \"archived\", \"reason\": \"...\"} (reason optional)",
+    ) {
+        Ok(body) => body,
         Err(response) => return response,
     };
     let status = match body.status.parse::<ProjectStatus>() {
@@ -400,13 +411,11 @@ pub async fn block(
         Ok(identity) => identity,
         Err(response) => return response,
     };
-    let body = match json_body::<Option<BlockBody>>(&body) {
-        Ok(Some(body)) => body,
-        Ok(None) => {
-            return registry_error(&RegistryError::bad_request(
-                "Send a JSON body like {\"project\": \"name\", \"version\": \"1.0\", \"reason\": \"...\"} (version optional: without it the whole project is blocked).",
-            ));
-        }
+    let body = match required_json_body::<BlockBody>(
+        &body,
+        "{\"project\": \"name\", \"version\": \"1.0\", \"reason\": \"...\"} (version optional: without it the whole project is blocked)",
+    ) {
+        Ok(body) => body,
         Err(response) => return response,
     };
     let spec = match ReleaseSpec::new(&body.project, body.version.as_deref()) {
