@@ -192,6 +192,54 @@ fn valid_filename(name: &str) -> bool {
         && !name.chars().any(char::is_control)
 }
 
+/// A locked file's name: as the lock gives it (in its `field`), else the name its URL or path
+/// ends in; an error when the given name is no plain filename.
+fn locked_filename(
+    given: Option<&str>,
+    field: &str,
+    url: Option<&str>,
+    path: Option<&str>,
+) -> Result<Option<String>, String> {
+    match given {
+        Some(name) if valid_filename(name) => Ok(Some(name.to_owned())),
+        Some(name) => Err(format!("{field} {} is not a plain filename", quote(name))),
+        None => Ok(url.or(path).and_then(last_segment)),
+    }
+}
+
+impl Lock {
+    /// Records one package's files: an entry with each file that could be read, a refusal for
+    /// each that could not, and `none_listed` when the package lists no file at all.
+    fn add_files(
+        &mut self,
+        name: String,
+        origin: String,
+        files: Vec<Result<LockedFile, String>>,
+        none_listed: &str,
+    ) {
+        if files.is_empty() {
+            self.refused.push(refused(origin.clone(), none_listed));
+        }
+        let mut locked = Vec::new();
+        for file in files {
+            match file {
+                Ok(file) => locked.push(file),
+                Err(reason) => self.refused.push(Refused {
+                    origin: origin.clone(),
+                    reason,
+                }),
+            }
+        }
+        if !locked.is_empty() {
+            self.entries.push(Entry {
+                name,
+                origin,
+                want: Want::Files(locked),
+            });
+        }
+    }
+}
+
 /// A refusal, with the offending text quoted safely.
 fn refused(origin: impl Into<String>, reason: impl Into<String>) -> Refused {
     Refused {

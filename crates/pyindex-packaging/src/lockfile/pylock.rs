@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Entry, Lock, LockError, LockKind, LockedFile, Refused, Sha256, Want, refused};
+use super::{Lock, LockError, LockKind, LockedFile, Sha256, refused};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -94,47 +94,22 @@ fn add_package(lock: &mut Lock, package: Package) {
         lock.local.push(format!("{shown} (directory)"));
         return;
     }
-    let files = package.sdist.iter().chain(&package.wheels);
-    let mut locked = Vec::new();
-    for file in files {
-        match locked_file(file) {
-            Ok(file) => locked.push(file),
-            Err(reason) => lock.refused.push(Refused {
-                origin: origin.clone(),
-                reason,
-            }),
-        }
-    }
-    if package.sdist.is_none() && package.wheels.is_empty() {
-        lock.refused.push(refused(
-            origin.clone(),
-            "lists no sdist, wheel or other source",
-        ));
-    }
-    if !locked.is_empty() {
-        lock.entries.push(Entry {
-            name: package.name,
-            origin,
-            want: Want::Files(locked),
-        });
-    }
+    let files = package.sdist.iter().chain(&package.wheels).map(locked_file);
+    lock.add_files(
+        package.name,
+        origin,
+        files.collect(),
+        "lists no sdist, wheel or other source",
+    );
 }
 
 fn locked_file(file: &File) -> Result<LockedFile, String> {
-    let filename = match &file.name {
-        Some(name) if super::valid_filename(name) => Some(name.clone()),
-        Some(name) => {
-            return Err(format!(
-                "file name {} is not a plain filename",
-                crate::text::quote(name)
-            ));
-        }
-        None => file
-            .url
-            .as_deref()
-            .or(file.path.as_deref())
-            .and_then(super::last_segment),
-    };
+    let filename = super::locked_filename(
+        file.name.as_deref(),
+        "file name",
+        file.url.as_deref(),
+        file.path.as_deref(),
+    )?;
     let filename = filename.ok_or("a file with no name, and no url or path ending in one")?;
     let sha256 = match file.hashes.get("sha256") {
         Some(hex) => Sha256::parse(hex).ok_or_else(|| {
@@ -155,6 +130,7 @@ fn locked_file(file: &File) -> Result<LockedFile, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lockfile::Want;
 
     fn hash(c: char) -> String {
         c.to_string().repeat(64)

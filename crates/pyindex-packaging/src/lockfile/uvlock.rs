@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::{Entry, Lock, LockError, LockKind, LockedFile, Refused, Sha256, Want, refused};
+use super::{Lock, LockError, LockKind, LockedFile, Sha256, refused};
 
 /// The lock format version this reads (`version = 1`).
 const SUPPORTED_VERSION: i64 = 1;
@@ -79,44 +79,22 @@ fn add_package(lock: &mut Lock, package: Package) {
             return;
         }
     }
-    let mut locked = Vec::new();
-    for file in package.sdist.iter().chain(&package.wheels) {
-        match locked_file(file) {
-            Ok(file) => locked.push(file),
-            Err(reason) => lock.refused.push(Refused {
-                origin: origin.clone(),
-                reason,
-            }),
-        }
-    }
-    if package.sdist.is_none() && package.wheels.is_empty() {
-        lock.refused
-            .push(refused(origin.clone(), "lists no sdist and no wheels"));
-    }
-    if !locked.is_empty() {
-        lock.entries.push(Entry {
-            name: package.name,
-            origin,
-            want: Want::Files(locked),
-        });
-    }
+    let files = package.sdist.iter().chain(&package.wheels).map(locked_file);
+    lock.add_files(
+        package.name,
+        origin,
+        files.collect(),
+        "lists no sdist and no wheels",
+    );
 }
 
 fn locked_file(file: &File) -> Result<LockedFile, String> {
-    let filename = match &file.filename {
-        Some(name) if super::valid_filename(name) => Some(name.clone()),
-        Some(name) => {
-            return Err(format!(
-                "filename {} is not a plain filename",
-                crate::text::quote(name)
-            ));
-        }
-        None => file
-            .url
-            .as_deref()
-            .or(file.path.as_deref())
-            .and_then(super::last_segment),
-    };
+    let filename = super::locked_filename(
+        file.filename.as_deref(),
+        "filename",
+        file.url.as_deref(),
+        file.path.as_deref(),
+    )?;
     let filename = filename.ok_or("a file with no url, path or filename naming it")?;
     let hash = file
         .hash
@@ -138,6 +116,7 @@ fn locked_file(file: &File) -> Result<LockedFile, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lockfile::Want;
 
     fn hash(c: char) -> String {
         c.to_string().repeat(64)
