@@ -331,11 +331,23 @@ pub enum OpenCatalog {
 }
 
 impl OpenCatalog {
-    /// Opens (creating and migrating it if needed) the catalog `database`; a SQLite one
-    /// without a path is `catalog.sqlite3` in `data`.
-    pub async fn open(database: &Database, data: &Path, pool_size: u32) -> anyhow::Result<Self> {
+    /// Opens (creating and migrating it if needed) the catalog `database`, given with
+    /// `option` (for messages); a SQLite one without a path is `catalog.sqlite3` in `data`.
+    pub async fn open(
+        database: &Database,
+        option: &str,
+        data: &Path,
+        pool_size: u32,
+    ) -> anyhow::Result<Self> {
         Ok(match database {
-            Database::Postgres(url) => OpenCatalog::Postgres(open_postgres(url, pool_size).await?),
+            Database::Postgres(url) => OpenCatalog::Postgres(
+                PgCatalog::connect(url, pool_size).await.with_context(|| {
+                    format!(
+                        "could not open the PostgreSQL catalog ({option}): check that the \
+                         server is reachable and the URL's user, password and database"
+                    )
+                })?,
+            ),
             Database::Sqlite(path) => {
                 let path = path.clone().unwrap_or_else(|| data.join(CATALOG_FILE));
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -1,10 +1,11 @@
 //! `pyindex migrate --to-database URL --to-storage URL`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use pyindex_ops::migrate::{self, Report, Side};
-use pyindex_storage::{S3Config, Spool};
+use pyindex_storage::{BlobStore, LocalBlobStore, S3Config, S3Store, Spool};
 
 use super::verify::mib;
 use crate::cli::MigrateArgs;
@@ -29,15 +30,20 @@ pub async fn run(args: MigrateArgs, file: &FileConfig, place: &Place) -> anyhow:
              during the move is detected and stops it before the catalog is copied."
         );
     }
-    let source = OpenCatalog::open(&place.database, &place.data, place.pool_size).await?;
-    let target = OpenCatalog::open(&args.to_database, &place.data, place.pool_size)
-        .await
-        .with_context(|| {
-            format!(
-                "could not open the target {} catalog (--to-database)",
-                args.to_database.engine()
-            )
-        })?;
+    let source = OpenCatalog::open(
+        &place.database,
+        "--database / PYINDEX_DATABASE",
+        &place.data,
+        place.pool_size,
+    )
+    .await?;
+    let target = OpenCatalog::open(
+        &args.to_database,
+        "the target, --to-database",
+        &place.data,
+        place.pool_size,
+    )
+    .await?;
     let result = copy(place, &source, &target, &target_storage).await;
     source.close().await;
     target.close().await;
@@ -58,9 +64,7 @@ async fn copy(
     };
     let to = Side {
         catalog: target.transfer(),
-        blobs: data_dir::open_storage(target_storage)
-            .await
-            .context("could not open the target file storage (--to-storage)")?,
+        blobs: open_target_storage(target_storage).await?,
     };
     let spool_dir = data_dir::spool_dir(&place.data);
     let spool = Spool::open_without_cleaning(&spool_dir)
@@ -68,6 +72,27 @@ async fn copy(
     let started = Instant::now();
     let report = migrate::migrate(from, to, spool, |problem| println!("{problem}")).await?;
     Ok((report, started.elapsed().as_secs_f64()))
+}
+
+/// Opens the target storage, with messages naming the target's options (unlike
+/// [`data_dir::open_storage`], whose messages name the source's).
+async fn open_target_storage(storage: &Storage) -> anyhow::Result<Arc<dyn BlobStore>> {
+    Ok(match storage {
+        Storage::Files(dir) => Arc::new(LocalBlobStore::open(dir).with_context(|| {
+            format!(
+                "could not create the target file store {} (--to-storage)",
+                dir.display()
+            )
+        })?),
+        Storage::S3(config) => Arc::new(S3Store::connect(config).await.with_context(|| {
+            format!(
+                "could not open the target storage {} (--to-storage): check that the bucket \
+                 exists and that --to-s3-endpoint, --to-s3-region, --to-s3-path-style and the \
+                 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) are right",
+                storage.shown()
+            )
+        })?),
+    })
 }
 
 /// The target storage, with its own S3 settings (never the source's) and the shared
@@ -132,4 +157,46 @@ fn print_report(place: &Place, to: &Database, storage: &Storage, report: &Report
          sessions (users sign in again). Serve the new place with the same --database and \
          --storage (and S3 settings) as given here with --to-."
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn target(args: &[&str], toml: &str) -> anyhow::Result<Storage> {
+        let cli = Cli::try_parse_from([&["pyindex", "migrate"], args].concat()).unwrap();
+        let Command::Migrate(args) = cli.command else {
+            panic!("migrate");
+        };
+        target_storage(&args, &toml::from_str(toml).unwrap())
+    }
+
+    #[test]
+    fn a_target_bucket_takes_its_own_settings_and_the_shared_credentials() {
+        let db = ["--to-database", "postgres://u:p@127.0.0.1/db"];
+        let toml = "s3_endpoint = \"http://127.0.0.1:1\"\ns3_access_key_id = \"AKID\"\n";
+        let bucket = [
+            &db[..],
+            &["--to-storage", "s3://files/prod", "--to-s3-region", "eu-1"],
+        ];
+        let Storage::S3(config) = target(&bucket.concat(), toml).unwrap() else {
+            panic!("a bucket");
+        };
+        assert_eq!(
+            (config.bucket.as_str(), config.prefix.as_str()),
+            ("files", "prod")
+        );
+        assert_eq!(config.region.as_deref(), Some("eu-1"));
+        // The source's endpoint is not the target's.
+        assert_eq!(config.endpoint, None);
+        assert_eq!(config.access_key_id.as_deref(), Some("AKID"));
+        let local = [&db[..], &["--to-storage", "file:///srv/new/files"]].concat();
+        assert!(matches!(target(&local, "").unwrap(), Storage::Files(_)));
+        let mixed = [&local[..], &["--to-s3-endpoint", "http://127.0.0.1:2"]].concat();
+        let err = target(&mixed, "").unwrap_err().to_string();
+        assert!(err.contains("--to-storage is not a bucket"), "{err}");
+    }
 }
