@@ -105,13 +105,28 @@ enum Moved {
     Present(u64),
 }
 
+/// What a move tells as it goes.
+pub trait Progress {
+    /// A blob that could not be copied intact (the move fails at the end of the copy).
+    fn problem(&mut self, problem: &Problem);
+    /// `done` of `total` blobs are in the target (copied or found there), every
+    /// [`PROGRESS_EVERY`] blobs.
+    fn blobs(&mut self, done: usize, total: usize) {
+        let _ = (done, total);
+    }
+}
+
+/// How often [`Progress::blobs`] is told.
+pub const PROGRESS_EVERY: usize = 100;
+
 /// Moves the registry of `source` into `target` (see the module documentation), spooling
-/// blobs in `spool`, and hands each blob that cannot be copied intact to `report`.
+/// blobs in `spool`, and tells `report` of each blob that cannot be copied intact and of the
+/// progress.
 pub async fn migrate(
     source: Side<'_>,
     target: Side<'_>,
     spool: Spool,
-    mut report: impl FnMut(&Problem),
+    mut report: impl Progress,
 ) -> Result<Report, MigrateError> {
     let dump = source.catalog.export().await?;
     let existing = target.catalog.export().await?;
@@ -166,15 +181,21 @@ async fn copy_blobs(
     target: &Side<'_>,
     spool: Spool,
     outcome: &mut Report,
-    report: &mut impl FnMut(&Problem),
+    report: &mut impl Progress,
 ) -> Result<usize, MigrateError> {
+    let total = blobs.len();
     let mut results = futures::stream::iter(blobs.into_iter().map(|blob| {
         let (from, to, spool) = (source.blobs.clone(), target.blobs.clone(), spool.clone());
         tokio::spawn(async move { move_blob(&*from, &*to, &spool, &blob).await })
     }))
     .buffer_unordered(PARALLELISM);
     let mut problems = 0;
+    let mut done = 0;
     while let Some(result) = results.next().await {
+        done += 1;
+        if done % PROGRESS_EVERY == 0 {
+            report.blobs(done, total);
+        }
         match result? {
             Ok(Moved::Copied(len)) => {
                 outcome.copied.0 += 1;
@@ -186,7 +207,7 @@ async fn copy_blobs(
             }
             Err(problem) => {
                 problems += 1;
-                report(&problem);
+                report.problem(&problem);
             }
         }
     }

@@ -15,14 +15,29 @@ fn side(index: &Index) -> Side<'_> {
     }
 }
 
+/// What a move told.
+#[derive(Default)]
+struct Told {
+    problems: Vec<String>,
+    progress: Vec<(usize, usize)>,
+}
+
+impl Progress for &mut Told {
+    fn problem(&mut self, problem: &Problem) {
+        self.problems.push(problem.to_string());
+    }
+
+    fn blobs(&mut self, done: usize, total: usize) {
+        self.progress.push((done, total));
+    }
+}
+
 async fn run(from: &Index, to: &Index) -> (Result<Report, MigrateError>, Vec<String>) {
-    let mut problems = Vec::new();
+    let mut told = Told::default();
     let spool = Spool::open_without_cleaning(from.dir.path().join("tmp")).unwrap();
-    let result = migrate(side(from), side(to), spool, |p| {
-        problems.push(p.to_string())
-    })
-    .await;
-    (result, problems)
+    let result = migrate(side(from), side(to), spool, &mut told).await;
+    assert!(told.progress.is_empty(), "fewer blobs than PROGRESS_EVERY");
+    (result, told.problems)
 }
 
 fn count(report: &Report, what: &str) -> usize {
@@ -156,7 +171,7 @@ async fn a_source_written_during_the_move_stops_it_before_the_catalog() {
             wrote: AtomicBool::new(false),
         }),
     };
-    let err = migrate(from, side(&target), spool, |_| {})
+    let err = migrate(from, side(&target), spool, &mut Told::default())
         .await
         .unwrap_err();
     assert!(matches!(err, MigrateError::SourceChanged(_)), "{err}");
@@ -213,4 +228,24 @@ impl BlobStore for WritingStore {
     async fn delete(&self, key: &BlobKey) -> Result<bool, StorageError> {
         self.blobs.delete(key).await
     }
+}
+
+#[tokio::test]
+async fn progress_is_told_every_so_many_blobs() {
+    let source = Index::new().await;
+    // Each file has a metadata file: two blobs per version.
+    for n in 0..PROGRESS_EVERY / 2 + 5 {
+        source
+            .publish(&format!("1.{n}"), format!("content {n}").as_bytes())
+            .await;
+    }
+    let target = Index::new().await;
+    let spool = Spool::open_without_cleaning(source.dir.path().join("tmp")).unwrap();
+    let mut told = Told::default();
+    let report = migrate(side(&source), side(&target), spool, &mut told)
+        .await
+        .unwrap();
+    assert!(told.problems.is_empty(), "{:?}", told.problems);
+    assert_eq!(told.progress, [(PROGRESS_EVERY, PROGRESS_EVERY + 10)]);
+    assert_eq!(report.copied.0, PROGRESS_EVERY + 10);
 }

@@ -70,8 +70,21 @@ async fn copy(
     let spool = Spool::open_without_cleaning(&spool_dir)
         .with_context(|| format!("could not open the spool {}", spool_dir.display()))?;
     let started = Instant::now();
-    let report = migrate::migrate(from, to, spool, |problem| println!("{problem}")).await?;
+    let report = migrate::migrate(from, to, spool, Printed).await?;
     Ok((report, started.elapsed().as_secs_f64()))
+}
+
+/// Problems on standard output (beside the report), progress on standard error.
+struct Printed;
+
+impl migrate::Progress for Printed {
+    fn problem(&mut self, problem: &pyindex_ops::verify::Problem) {
+        println!("{problem}");
+    }
+
+    fn blobs(&mut self, done: usize, total: usize) {
+        eprintln!("{done} of {total} files in the target storage...");
+    }
 }
 
 /// Opens the target storage, with messages naming the target's options (unlike
