@@ -15,6 +15,7 @@ mod postgres;
 mod sqlite;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
+mod transfer;
 mod upstream;
 
 pub use accounts::{Accounts, AuditEntry, NewToken, Role, TokenRecord, User};
@@ -28,6 +29,10 @@ pub use model::{
 };
 pub use postgres::PgCatalog;
 pub use sqlite::SqliteCatalog;
+pub use transfer::{
+    AuditRow, BlockRow, Dump, FetchRow, FileRow, ProjectRow, ReleaseRow, RoleRow, TokenRow,
+    Transfer, UserRow,
+};
 pub use upstream::{CachedBlob, StoredPage, UpstreamBlock, UpstreamFetch, UpstreamIndex};
 
 use async_trait::async_trait;

@@ -158,7 +158,7 @@ fn publish_file(tmp: &Path, dest: &Path) -> Result<(), BackupError> {
 }
 
 /// Copies one blob through `spool` into `to`, hashing it on the way.
-async fn copy_blob(
+pub(crate) async fn copy_blob(
     from: &dyn BlobStore,
     to: &dyn BlobStore,
     spool: &Spool,

@@ -6,4 +6,5 @@
 
 pub mod backup;
 pub mod import;
+pub mod migrate;
 pub mod verify;

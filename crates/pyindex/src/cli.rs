@@ -157,6 +157,13 @@ pub enum Command {
         /// The backup directory.
         src: PathBuf,
     },
+    /// Copy this index (the catalog of --data / --database and the files of --storage) into
+    /// another database and file storage, e.g. from SQLite and local files to PostgreSQL and an
+    /// S3 bucket, or back. The target database must be empty (or hold exactly this index, from
+    /// an earlier run). Every file is hashed after copying; rerunning an interrupted move goes
+    /// on where it stopped. Stop every server using the source first (writes during the move
+    /// stop it). Not copied: the upstream proxy's cache and browser sessions.
+    Migrate(MigrateArgs),
     /// Inspect and prune the upstream proxy's file cache.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -374,6 +381,34 @@ pub struct MirrorArgs {
     /// Longest wait to connect, and for the next bytes of an answer.
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub timeout: Timeout,
+}
+
+/// Options of `pyindex migrate`. A target bucket is reached with the same credentials as a
+/// source one (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the configuration file).
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The target catalog database: `postgres://USER:PASSWORD@HOST:PORT/DATABASE` or
+    /// `sqlite://PATH` (created if missing). It must hold no index.
+    #[arg(long, value_name = "URL", value_parser = Database::parse)]
+    pub to_database: Database,
+
+    /// Where the target stores files: `s3://BUCKET/PREFIX` or `file://PATH` (created if
+    /// missing). Files it holds already with the right SHA-256 are not copied again.
+    #[arg(long, value_name = "URL", value_parser = StorageUrl::parse)]
+    pub to_storage: StorageUrl,
+
+    /// The target S3 server's URL, e.g. http://127.0.0.1:8333 [default: AWS, or AWS_ENDPOINT].
+    #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
+    pub to_s3_endpoint: Option<String>,
+
+    /// The target bucket's region [default: AWS_REGION or AWS_DEFAULT_REGION, else us-east-1].
+    #[arg(long, value_name = "REGION")]
+    pub to_s3_region: Option<String>,
+
+    /// Path-style requests to the target bucket [default: path-style with --to-s3-endpoint,
+    /// virtual-hosted without].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub to_s3_path_style: Option<bool>,
 }
 
 /// Options of `pyindex serve`.

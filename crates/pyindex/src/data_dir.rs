@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use pyindex_catalog::{PgCatalog, SqliteCatalog, UpstreamIndex};
+use pyindex_catalog::{PgCatalog, SqliteCatalog, Transfer, UpstreamIndex};
 use pyindex_packaging::archive::ArchiveLimits;
 use pyindex_registry::Registry;
 use pyindex_storage::{BlobStore, CachedBlobStore, LocalBlobStore, S3Config, S3Store, Spool};
@@ -320,6 +320,61 @@ pub async fn open_storage(storage: &Storage) -> anyhow::Result<Arc<dyn BlobStore
             )
         })?),
     })
+}
+
+/// A catalog opened on its own, below the registry (for `migrate`).
+pub enum OpenCatalog {
+    /// On SQLite.
+    Sqlite(SqliteCatalog),
+    /// On PostgreSQL.
+    Postgres(PgCatalog),
+}
+
+impl OpenCatalog {
+    /// Opens (creating and migrating it if needed) the catalog `database`, given with
+    /// `option` (for messages); a SQLite one without a path is `catalog.sqlite3` in `data`.
+    pub async fn open(
+        database: &Database,
+        option: &str,
+        data: &Path,
+        pool_size: u32,
+    ) -> anyhow::Result<Self> {
+        Ok(match database {
+            Database::Postgres(url) => OpenCatalog::Postgres(
+                PgCatalog::connect(url, pool_size).await.with_context(|| {
+                    format!(
+                        "could not open the PostgreSQL catalog ({option}): check that the \
+                         server is reachable and the URL's user, password and database"
+                    )
+                })?,
+            ),
+            Database::Sqlite(path) => {
+                let path = path.clone().unwrap_or_else(|| data.join(CATALOG_FILE));
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).with_context(|| {
+                        format!("could not create the directory {}", parent.display())
+                    })?;
+                }
+                OpenCatalog::Sqlite(open_sqlite_file(&path).await?)
+            }
+        })
+    }
+
+    /// Its export and import.
+    pub fn transfer(&self) -> &dyn Transfer {
+        match self {
+            OpenCatalog::Sqlite(catalog) => catalog,
+            OpenCatalog::Postgres(catalog) => catalog,
+        }
+    }
+
+    /// Closes its connections.
+    pub async fn close(&self) {
+        match self {
+            OpenCatalog::Sqlite(catalog) => catalog.close().await,
+            OpenCatalog::Postgres(catalog) => catalog.close().await,
+        }
+    }
 }
 
 /// Connects to the PostgreSQL catalog at `url`.

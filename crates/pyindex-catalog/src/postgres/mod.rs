@@ -15,6 +15,7 @@
 
 mod accounts;
 mod browse;
+mod transfer;
 mod upstream;
 mod upstream_log;
 

@@ -7,6 +7,7 @@
 
 mod accounts;
 pub(crate) mod browse;
+mod transfer;
 mod upstream;
 mod upstream_log;
 

@@ -5,6 +5,7 @@ mod backup;
 mod cache;
 mod docs;
 mod import;
+mod migrate;
 mod mirror;
 mod serve;
 mod upstream;
@@ -36,6 +37,7 @@ fn needs_catalog(command: &Command) -> Option<String> {
             return None;
         }
         Command::Verify { .. } => "verify".to_owned(),
+        Command::Migrate(_) => "migrate --to-database URL --to-storage URL".to_owned(),
         Command::Backup { dest } => format!("backup {}", dest.display()),
         Command::Yank {
             project, version, ..
@@ -184,6 +186,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions { .. } | Command::Man { .. } => Ok(()),
         Command::Import { source, jobs } => import::run(&place, &source, jobs).await,
         Command::Mirror(args) => mirror::run(args, &file).await,
+        Command::Migrate(args) => migrate::run(args, &file, &place).await,
     }
 }
 
