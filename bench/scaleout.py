@@ -5,7 +5,8 @@ and three on PostgreSQL + S3 behind nginx, on the same corpus in the same run.
 The shared harness (`../shared/bench/run.py`) measures the three configurations one after the
 other, like it measures nginx and pyindex in `bench/run`: index pages (root, project HTML and
 JSON), small and big downloads, `uv pip install` and `pip download`, 500 uploads and a big
-upload with twine, memory. Each configuration imports the corpus with `pyindex import` first
+upload with twine, memory; then the peak memory of one server on each engine while a 1 GiB wheel
+is uploaded (the corpus `small-1g` of `bench/run`). Each configuration imports the corpus with `pyindex import` first
 (the same files, into its own catalog and store). The report's ratios are against the first
 (SQLite + disk).
 
@@ -193,6 +194,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--md", type=Path, default=REPO / "bench" / "results-scaleout.md")
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("BENCH_HOME", "/tmp/bench")) / "scaleout")
+    ap.add_argument("--skip-1g", action="store_true", help="leave out the 1 GiB upload pass")
     ap.add_argument("--bin", default=BIN, help=f"the binary, from the repository (default {BIN})")
     args, rest = ap.parse_known_args(argv)
     BIN = args.bin
@@ -207,11 +209,22 @@ def main(argv=None) -> int:
         say(f"{engine}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     table = args.work / "harness.md"
     status = harness.main(["--servers", ",".join(names), "--baseline", names[0], "--md", str(table), *rest])
+    # Peak memory while a 1 GiB wheel is uploaded: on local disk, and streamed to the bucket.
+    big = args.work / "harness-1g.md"
+    if not args.skip_1g:
+        corpus_1g = harness.BENCH_HOME / "corpus" / "small-1g"
+        if not (corpus_1g / "manifest.json").exists():
+            subprocess.run([sys.executable, str(HARNESS / "make_corpus.py"), "--preset", "small", "--big-mb", "1024",
+                            "--out", str(corpus_1g)], check=True, timeout=3600)
+        harness.main(["--servers", ",".join(names[:2]), "--baseline", names[0], "--corpus", str(corpus_1g),
+                      "--only", "upload-big", "--md", str(big)])
     rows = list(next(iter(queries.values())))
     lines = ["", "## Database statements per request",
              "", "From sqlx's statement log, one request at a time, the change watcher's reads left out.", "",
              "| request | " + " | ".join(queries) + " |", "|---|" + "---|" * len(queries)]
     lines += [f"| {r} | " + " | ".join(str(queries[e][r]) for e in queries) + " |" for r in rows]
+    if not args.skip_1g:
+        lines += ["", "## A 1 GiB upload", "", big.read_text()]
     args.md.write_text("# Scale-out: SQLite + disk, PostgreSQL + S3, three replicas behind nginx\n\n"
                        + table.read_text() + "\n".join(lines) + "\n")
     say(f"written {args.md}")
