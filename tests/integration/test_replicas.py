@@ -256,36 +256,90 @@ def test_cli_yank_revocation_password_reservation_and_audit_hold_everywhere(clus
         assert needle in log, (needle, log)
 
 
+def bucket_keys(prefix: str) -> list[str]:
+    """Every key under `prefix/` in the test bucket (a signed ListObjectsV2 with curl)."""
+    user = f"{os.environ['AWS_ACCESS_KEY_ID']}:{os.environ['AWS_SECRET_ACCESS_KEY']}"
+    # Sorted: curl signs the query string as given, and S3 signatures need it sorted.
+    query = urllib.parse.urlencode(sorted({"list-type": "2", "max-keys": "1000", "prefix": prefix + "/"}.items()))
+    proc = subprocess.run(
+        ["curl", "-s", "--fail", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", user,
+         "-H", "x-amz-content-sha256:UNSIGNED-PAYLOAD", f"{ENDPOINT}/{BUCKET}?{query}"],
+        stdout=subprocess.PIPE, check=True, timeout=30, text=True,
+    )
+    assert "<IsTruncated>true" not in proc.stdout
+    return [k[len(prefix) + 1 :] for k in re.findall(r"<Key>([^<]+)</Key>", proc.stdout)]
+
+
+def send_upload(srv: Server, dist, credentials: Credentials, *, fraction: float, kill_when=None) -> None:
+    """Sends the upload's head and `fraction` of its body, in pieces (a slow client), then
+    SIGKILLs the replica while the connection is still open (once `kill_when()` holds)."""
+    head, body = support.raw_upload_bytes(srv.port, dist, support.basic_auth_header(credentials))
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+        sock.sendall(head)
+        end, sent = int(len(body) * fraction), 0
+        while sent < end:
+            piece = body[sent : min(end, sent + len(body) // 20)]
+            sock.sendall(piece)
+            sent += len(piece)
+            time.sleep(0.02)
+        if kill_when is not None:
+            support.wait_until(kill_when, timeout=120, interval=0.01, what="the moment to kill")
+        srv.kill9()
+
+
 def test_a_replica_killed_mid_upload_leaves_nothing_listed(cluster, dists):
     a, b, c = cluster.replicas
     kept = support.make_wheel(dists / "kept", "crash-pkg", "1.0", payload=os.urandom(4096))
     assert cluster.upload(a, kept).status_code == 200
-    big = support.make_wheel(dists / "big", "crash-pkg", "2.0", payload=os.urandom(12 << 20))
-    head, body = support.raw_upload_bytes(b.port, big, support.basic_auth_header(cluster.credentials))
-    with socket.create_connection(("127.0.0.1", b.port), timeout=30) as sock:
-        sock.sendall(head)
-        sent = 0
-        for _ in range(10):  # a slow client: ~half the body, in pieces
-            piece = body[sent : sent + len(body) // 20]
-            sock.sendall(piece)
-            sent += len(piece)
-            time.sleep(0.05)
-        b.kill9()
-    for srv in (a, c):
-        assert big.filename not in listed(srv, "crash-pkg"), srv.url
-        assert set(listed(srv, "crash-pkg")) == {kept.filename}
+    # Larger than one 8 MiB part: stored by multipart upload to a staging key, then a copy.
+    partial = support.make_wheel(dists / "partial", "crash-pkg", "2.0", payload=os.urandom(12 << 20))
+    send_upload(b, partial, cluster.credentials, fraction=0.5)
+    # The whole body, then the kill once the replica has begun its multipart upload to the
+    # bucket (its upload id recorded under uploads/), or has published the file if that was
+    # quicker than this test could see.
+    whole = support.make_wheel(dists / "whole", "crash-pkg", "3.0", payload=os.urandom(40 << 20))
+    prefix = cluster.shared_args[cluster.shared_args.index("--storage") + 1].split("/", 3)[3]
 
-    report = cluster.cli("verify", check=False)
-    assert report.returncode == 0, A.describe(report)
+    def storing() -> bool:
+        return any(k.startswith("uploads/") for k in bucket_keys(prefix)) or whole.filename in listed(a, "crash-pkg")
+
+    send_upload(c, whole, cluster.credentials, fraction=1.0, kill_when=storing)
+
+    files = listed(a, "crash-pkg")
+    assert partial.filename not in files
+    assert set(files) - {kept.filename, whole.filename} == set(), files
+    for dist in (kept, whole):
+        if dist.filename in files:  # listed means whole
+            assert a.download(files[dist.filename]["url"]) == dist.data
+
+    report = cluster.cli("verify", "--grace", "0s")
+    assert "all intact" in report.stdout, report.stdout
     repaired = cluster.cli("verify", "--repair", "--grace", "0s")
-    assert kept.sha256 not in repaired.stdout, repaired.stdout
+    if whole.filename not in files:
+        # Killed while storing: verify reported what the upload left, and repair removed it.
+        assert "left by an interrupted upload: an incomplete upload" in report.stdout, report.stdout
+        assert "verify --repair` removes them" in report.stdout, report.stdout
+        assert "1 interrupted upload(s)" in repaired.stdout, repaired.stdout
     assert "all intact" in cluster.cli("verify").stdout
-    for srv in (a, c):
-        assert srv.download(listed(srv, "crash-pkg")[kept.filename]["url"]) == kept.data
+    keys = bucket_keys(prefix)
+    assert not [k for k in keys if k.startswith(("staging/", "uploads/"))], (keys, repaired.stdout)
+    referenced = set()
+    for f in listed(a, "crash-pkg").values():
+        referenced.add(f["hashes"]["sha256"])
+        if isinstance(f.get("core-metadata"), dict):
+            referenced.add(f["core-metadata"]["sha256"])
+    stored = {k.split("/", 1)[1] for k in keys if k.startswith("sha256/")}
+    assert stored == referenced, (stored ^ referenced, repaired.stdout)
+    for dist in (kept, whole):
+        if dist.filename in files:
+            assert a.download(files[dist.filename]["url"]) == dist.data
 
-    # The killed replica starts again on the same data directory and serves the same state.
-    b.start()
-    assert set(listed(b, "crash-pkg")) == {kept.filename}
+    # The killed replicas start again on their data directories (their spool is emptied) and
+    # serve the same state.
+    for srv in (b, c):
+        srv.start()
+        assert set(listed(srv, "crash-pkg")) == set(files)
+        assert not any((srv.data / "tmp").iterdir())
 
 
 # --------------------------------------------------------------------------- nginx
