@@ -6,8 +6,9 @@ directory, on one PostgreSQL schema and one bucket prefix.
 - 8 racing uploads of one filename over the three give one winner, the same on every replica;
 - a yank, a token revocation and a password change made with the CLI on another host hold on
   every replica; a reservation and the audit log are shared;
-- a replica killed in the middle of an upload leaves nothing listed, and `verify --repair`
-  leaves every listed file in place;
+- a replica killed in the middle of an upload (receiving its body, or storing it in the
+  bucket) leaves nothing listed; `verify` reports what it left and `verify --repair` removes
+  it, and nothing else;
 - behind nginx (round robin), a `uv pip install` of many packages survives a replica killed
   during it.
 
@@ -82,10 +83,11 @@ class Cluster:
         return A.cli(self.host, *args, *self.shared_args, input=input, check=check)
 
     def upload(self, srv: Server, dist, credentials: Credentials | None = None) -> requests.Response:
-        return A_upload(srv, dist, credentials or self.credentials)
+        return upload_as(srv, dist, credentials or self.credentials)
 
 
-def A_upload(srv: Server, dist, credentials: Credentials) -> requests.Response:
+def upload_as(srv: Server, dist, credentials: Credentials) -> requests.Response:
+    """A legacy-API upload of `dist` to `srv` with `credentials`."""
     body, ctype = support.encode_multipart(
         support.upload_fields(dist), [("content", dist.filename, dist.data, "application/octet-stream")]
     )
