@@ -123,6 +123,13 @@ pub trait Catalog: Send + Sync {
     /// What changed after the point `seq` of the change log (see [`Change`]).
     async fn changes_since(&self, seq: i64) -> Result<Changes, CatalogError>;
 
+    /// Wakes a reader of the change log as soon as it may have grown: calls `wake.notify_one()`
+    /// whenever a write (by any process) commits, and after (re)connecting, since writes made
+    /// meanwhile went unsignalled. Runs until cancelled. An engine without such a signal returns
+    /// at once (SQLite: readers rely on polling alone). A signal says only "read the log now":
+    /// it carries nothing, and a lost or extra one costs at most a poll interval or one read.
+    async fn signal_changes(&self, wake: &tokio::sync::Notify);
+
     /// Every file of every project, whatever its project's status or its yank, with the blobs
     /// it references, sorted by filename: what integrity checks, repair and backups must find
     /// in the blob store.

@@ -254,15 +254,7 @@ pub async fn remove_orphans(
     grace: Duration,
     mut report: impl FnMut(&StoredBlob),
 ) -> Result<Removed, VerifyError> {
-    let before = referenced(catalog, cached).await?;
-    let now = SystemTime::now();
-    let mut candidates = BTreeMap::new();
-    let mut listed = blobs.list();
-    while let Some(blob) = listed.try_next().await? {
-        if !before.contains(blob.key.as_str()) && is_older_than(blob.modified, now, grace) {
-            candidates.insert(blob.key.clone(), blob);
-        }
-    }
+    let candidates = unreferenced(catalog, cached, blobs, grace).await?;
     let after = referenced(catalog, cached).await?;
     let mut removed = Removed::default();
     for (key, blob) in candidates {
@@ -276,6 +268,27 @@ pub async fn remove_orphans(
         }
     }
     Ok(removed)
+}
+
+/// The blobs that no catalog row references (neither a published file nor the upstream cache
+/// index, `cached`) and that were stored at least `grace` ago, by key: what
+/// [`remove_orphans`] would remove, unless an upload records one meanwhile.
+pub async fn unreferenced(
+    catalog: &dyn Catalog,
+    cached: &dyn UpstreamIndex,
+    blobs: &dyn BlobStore,
+    grace: Duration,
+) -> Result<BTreeMap<BlobKey, StoredBlob>, VerifyError> {
+    let referenced = referenced(catalog, cached).await?;
+    let now = SystemTime::now();
+    let mut found = BTreeMap::new();
+    let mut listed = blobs.list();
+    while let Some(blob) = listed.try_next().await? {
+        if !referenced.contains(blob.key.as_str()) && is_older_than(blob.modified, now, grace) {
+            found.insert(blob.key.clone(), blob);
+        }
+    }
+    Ok(found)
 }
 
 /// Deletes files in the spool directory last written at least `older_than` ago (uploads a

@@ -1,6 +1,8 @@
-//! Telling caches what changed: at once for changes this process makes, and within
-//! [`CHANGE_POLL_INTERVAL`] for changes made by another process (a CLI command, another replica),
-//! read from the catalog's change log.
+//! Telling caches what changed: at once for changes this process makes; for changes made by
+//! another process (a CLI command, another replica), read from the catalog's change log as soon
+//! as the catalog signals a commit (PostgreSQL: `LISTEN`/`NOTIFY`, milliseconds) and in any case
+//! within [`CHANGE_POLL_INTERVAL`] (the only means on SQLite, and the fallback when signals are
+//! lost).
 
 use std::time::Duration;
 
@@ -33,19 +35,31 @@ impl Registry {
     }
 
     /// Starts the task that applies changes made by other processes: it reads the catalog's
-    /// change log every [`CHANGE_POLL_INTERVAL`] and applies each change it finds. Changes this
-    /// process made are applied a second time, which costs one re-render of what they touched.
+    /// change log whenever the catalog signals a commit ([`Catalog::signal_changes`]) and every
+    /// [`CHANGE_POLL_INTERVAL`], and applies each change it finds. Changes this process made are
+    /// applied a second time, which costs one re-render of what they touched.
+    ///
+    /// [`Catalog::signal_changes`]: pyindex_catalog::Catalog::signal_changes
     pub fn spawn_change_watcher(&self) -> tokio::task::JoinHandle<()> {
         let registry = self.clone();
         tokio::spawn(async move {
-            // Until the log has been read once, anything cached may predate unseen changes.
-            let mut seen = None;
-            let mut ticker = tokio::time::interval(CHANGE_POLL_INTERVAL);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                seen = registry.apply_changes_since(seen).await;
-            }
+            let wake = tokio::sync::Notify::new();
+            // Returns at once on an engine without a signal; the loop below then polls alone.
+            let signals = registry.catalog.signal_changes(&wake);
+            let reads = async {
+                // Until the log has been read once, anything cached may predate unseen changes.
+                let mut seen = None;
+                let mut ticker = tokio::time::interval(CHANGE_POLL_INTERVAL);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = ticker.tick() => {}
+                        () = wake.notified() => {}
+                    }
+                    seen = registry.apply_changes_since(seen).await;
+                }
+            };
+            tokio::join!(signals, reads);
         })
     }
 

@@ -151,6 +151,13 @@ impl BlobStore for CachedBlobStore {
     ) -> Result<Vec<String>, StorageError> {
         self.inner.remove_leftovers(older_than).await
     }
+
+    async fn leftovers(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<String>, StorageError> {
+        self.inner.leftovers(older_than).await
+    }
 }
 
 #[cfg(test)]

@@ -128,6 +128,16 @@ pub trait BlobStore: Send + Sync {
         let _ = older_than;
         Ok(Vec::new())
     }
+
+    /// What [`BlobStore::remove_leftovers`] would remove now, described, without removing
+    /// anything (for `verify` without `--repair`).
+    async fn leftovers(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<String>, StorageError> {
+        let _ = older_than;
+        Ok(Vec::new())
+    }
 }
 
 /// Collects a body into one buffer (unit tests of the stores).

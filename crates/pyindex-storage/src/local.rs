@@ -31,6 +31,22 @@ pub struct LocalBlobStore {
 }
 
 impl LocalBlobStore {
+    /// Removes or lists the interrupted copies last written at least `older_than` ago.
+    async fn incoming(
+        &self,
+        older_than: std::time::Duration,
+        remove: bool,
+    ) -> Result<Vec<String>, StorageError> {
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(older_than)
+            .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+        let root = self.root.clone();
+        let found = tokio::task::spawn_blocking(move || remove_incoming(&root, cutoff, remove))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(found)
+    }
+
     /// A store rooted at `root` (created if missing).
     pub fn open(root: impl Into<PathBuf>) -> std::io::Result<LocalBlobStore> {
         let root = root.into();
@@ -107,7 +123,13 @@ fn link_or_copy(spooled: &Path, target: &Path, root: &Path) -> std::io::Result<(
 }
 
 /// Removes the temporary copies in `root` last written before `cutoff` (left by a crash).
-fn remove_incoming(root: &Path, cutoff: std::time::SystemTime) -> std::io::Result<Vec<String>> {
+/// Removes (or, with `remove` false, only describes) the interrupted copies in `root` last
+/// written before `cutoff`.
+fn remove_incoming(
+    root: &Path,
+    cutoff: std::time::SystemTime,
+    remove: bool,
+) -> std::io::Result<Vec<String>> {
     let mut removed = Vec::new();
     for entry in entries(root)? {
         let named = entry
@@ -120,6 +142,14 @@ fn remove_incoming(root: &Path, cutoff: std::time::SystemTime) -> std::io::Resul
             Err(e) => return Err(e),
         };
         if named && meta.is_file() && meta.modified()? < cutoff {
+            if !remove {
+                removed.push(format!(
+                    "the interrupted copy {} ({} bytes)",
+                    entry.path().display(),
+                    meta.len()
+                ));
+                continue;
+            }
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => removed.push(format!(
                     "removed the interrupted copy {} ({} bytes)",
@@ -317,14 +347,14 @@ impl BlobStore for LocalBlobStore {
         &self,
         older_than: std::time::Duration,
     ) -> Result<Vec<String>, StorageError> {
-        let cutoff = std::time::SystemTime::now()
-            .checked_sub(older_than)
-            .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-        let root = self.root.clone();
-        let removed = tokio::task::spawn_blocking(move || remove_incoming(&root, cutoff))
-            .await
-            .map_err(std::io::Error::other)??;
-        Ok(removed)
+        self.incoming(older_than, true).await
+    }
+
+    async fn leftovers(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<String>, StorageError> {
+        self.incoming(older_than, false).await
     }
 }
 

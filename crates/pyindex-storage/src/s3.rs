@@ -519,6 +519,29 @@ impl BlobStore for S3Store {
         }
         Ok(removed)
     }
+
+    async fn leftovers(&self, older_than: Duration) -> Result<Vec<String>, StorageError> {
+        let cutoff = SystemTime::now()
+            .checked_sub(older_than)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut found = Vec::new();
+        let mut records = self.older(UPLOADS, cutoff);
+        while let Some(record) = records.try_next().await? {
+            let name = record.location.filename().unwrap_or_default().to_owned();
+            found.push(format!(
+                "an incomplete upload {}",
+                self.path(STAGING, &name)
+            ));
+        }
+        let mut staged = self.older(STAGING, cutoff);
+        while let Some(meta) = staged.try_next().await? {
+            found.push(format!(
+                "the staging object {} ({} bytes)",
+                meta.location, meta.size
+            ));
+        }
+        Ok(found)
+    }
 }
 
 #[cfg(test)]
@@ -607,6 +630,22 @@ mod tests {
             .await
             .unwrap();
         assert!(kept.is_empty(), "{kept:?}");
+        assert_eq!(names(&store, STAGING).await.len(), 1);
+        assert!(
+            store
+                .leftovers(Duration::from_secs(3600))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Reported as they are, without removing anything.
+        let reported = store.leftovers(Duration::ZERO).await.unwrap();
+        assert_eq!(reported.len(), 2, "{reported:?}");
+        assert!(
+            reported[0].starts_with("an incomplete upload"),
+            "{reported:?}"
+        );
+        assert_eq!(names(&store, UPLOADS).await.len(), 1);
         assert_eq!(names(&store, STAGING).await.len(), 1);
 
         let removed = store.remove_leftovers(Duration::ZERO).await.unwrap();

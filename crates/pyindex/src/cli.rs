@@ -139,9 +139,9 @@ pub enum Command {
         /// recording a file, and stale upload spool files. Never removes a listed file.
         #[arg(long)]
         repair: bool,
-        /// With --repair: keep unreferenced blobs (and, while a server runs, spool files)
-        /// younger than this, since an upload in progress has stored them but not recorded
-        /// them yet.
+        /// Keep (and, without --repair, do not report) unreferenced blobs, leftovers of
+        /// interrupted uploads and, while a server runs, spool files younger than this, since
+        /// an upload in progress has stored them but not recorded them yet.
         #[arg(long, value_name = "DURATION", default_value = "1h")]
         grace: Age,
     },

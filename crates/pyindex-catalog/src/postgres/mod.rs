@@ -15,6 +15,7 @@
 
 mod accounts;
 mod browse;
+mod signal;
 mod transfer;
 mod upstream;
 mod upstream_log;
@@ -592,6 +593,10 @@ impl Catalog for PgCatalog {
         Ok(true)
     }
 
+    async fn signal_changes(&self, wake: &tokio::sync::Notify) {
+        signal::listen(&self.pool, wake).await;
+    }
+
     async fn generation(&self) -> Result<i64, CatalogError> {
         let mut conn = self.pool.acquire().await?;
         let newest: Vec<i64> =
@@ -728,8 +733,8 @@ async fn settle(conn: &mut PgConnection, seq: i64) -> Result<Option<Vec<ChangeRo
     Ok(Some(rows?))
 }
 
-/// Appends `changes` to the change log inside the caller's transaction, and now and then prunes
-/// old rows.
+/// Appends `changes` to the change log inside the caller's transaction, signals them to the
+/// listening replicas on commit, and now and then prunes old rows.
 pub(crate) async fn record_changes(
     tx: &mut PgConnection,
     changes: &[Change],
@@ -754,6 +759,9 @@ pub(crate) async fn record_changes(
         .bind(subject)
         .fetch_one(&mut *tx)
         .await?;
+    }
+    if !changes.is_empty() {
+        signal::notify(tx).await?;
     }
     if newest > 0 && newest % PRUNE_EVERY == 0 {
         // SKIP LOCKED: rows another writer is pruning are left to it, never waited for.
@@ -933,6 +941,87 @@ pub(crate) mod tests {
         );
         assert_eq!(seen.seq, catalog.generation().await.unwrap());
         assert!(seen.seq > start + 1, "the rolled-back seq is passed over");
+    }
+
+    /// Waits for `wake`, or gives up after `within` (a guard against hanging, not a speed test).
+    async fn woken(wake: &tokio::sync::Notify, within: std::time::Duration) -> bool {
+        tokio::time::timeout(within, wake.notified()).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_commit_wakes_the_listeners_of_its_schema_only() {
+        let Some((schema, writer)) = open().await else {
+            return;
+        };
+        let Some((_other_schema, other)) = open().await else {
+            return;
+        };
+        let reader = PgCatalog::connect_with(schema.options(), 2).await.unwrap();
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let listening = {
+            let (reader, wake) = (reader.clone(), wake.clone());
+            tokio::spawn(async move { reader.signal_changes(&wake).await })
+        };
+        let long = std::time::Duration::from_secs(30);
+        assert!(woken(&wake, long).await, "listening starts with a wake");
+        let start = reader.generation().await.unwrap();
+
+        let audit = crate::suite::audit("file.upload", "elsewhere");
+        let file = crate::suite::new_file("elsewhere-1.0.tar.gz", "e1");
+        other.add_file(&file, &audit).await.unwrap();
+        let mut rolled_back = writer.pool.begin().await.unwrap();
+        record_changes(&mut rolled_back, &[Change::Everything])
+            .await
+            .unwrap();
+        rolled_back.rollback().await.unwrap();
+        assert!(
+            !woken(&wake, std::time::Duration::from_millis(300)).await,
+            "a commit in another schema, or a rollback, wakes nobody here"
+        );
+
+        let file = crate::suite::new_file("here-1.0.tar.gz", "h1");
+        writer.add_file(&file, &audit).await.unwrap();
+        assert!(woken(&wake, long).await, "a commit in this schema wakes");
+        let seen = reader.changes_since(start).await.unwrap();
+        assert!(seen.changes.contains(&Change::Project("here".into())));
+        listening.abort();
+    }
+
+    #[tokio::test]
+    async fn a_lost_listening_connection_is_replaced_and_the_log_read_again() {
+        let Some((_schema, catalog)) = open().await else {
+            return;
+        };
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let listening = {
+            let (catalog, wake) = (catalog.clone(), wake.clone());
+            tokio::spawn(async move { catalog.signal_changes(&wake).await })
+        };
+        let long = std::time::Duration::from_secs(30);
+        assert!(woken(&wake, long).await, "listening starts with a wake");
+        // The server ends the listening session (as a restart or a network failure would).
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(signal::APPLICATION_NAME)
+        .fetch_one(&catalog.pool)
+        .await
+        .unwrap();
+        assert!(ended >= 1, "a listening session was found");
+        // Writes made while it was gone are found by the read that follows the reconnection.
+        assert!(
+            woken(&wake, long).await,
+            "listening again starts with a wake"
+        );
+        let file = crate::suite::new_file("later-1.0.tar.gz", "l1");
+        let audit = crate::suite::audit("file.upload", "later");
+        catalog.add_file(&file, &audit).await.unwrap();
+        assert!(
+            woken(&wake, long).await,
+            "commits wake again after the reconnection"
+        );
+        listening.abort();
     }
 
     #[tokio::test]

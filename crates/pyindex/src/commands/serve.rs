@@ -290,10 +290,18 @@ async fn ensure_first_admin(registry: &Registry, data: &Path) -> anyhow::Result<
         Ok(p) if !p.is_empty() => (p, false),
         _ => (password::generate(), true),
     };
-    registry
+    if let Err(e) = registry
         .add_user(Actor::Cli, FIRST_ADMIN, &password, true)
         .await
-        .with_context(|| format!("could not create the first admin account (is {ADMIN_PASSWORD_ENV} at least 8 characters?)"))?;
+    {
+        // Replicas starting together on a new database: another one created it first.
+        if registry.has_accounts().await? {
+            return Ok(());
+        }
+        return Err(anyhow::Error::new(e).context(format!(
+            "could not create the first admin account (is {ADMIN_PASSWORD_ENV} at least 8 characters?)"
+        )));
+    }
     if generated {
         let path = data.join(ADMIN_PASSWORD_FILE);
         write_secret(&path, &format!("{password}\n"))?;

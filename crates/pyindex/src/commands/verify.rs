@@ -44,6 +44,8 @@ pub async fn run(place: &Place, repair: bool, grace: Duration) -> anyhow::Result
     );
     if repair {
         repair_data_dir(data, &registry, grace).await?;
+    } else {
+        report_leftovers(&registry, grace).await?;
     }
     if summary.problems > 0 {
         anyhow::bail!(
@@ -51,6 +53,42 @@ pub async fn run(place: &Place, repair: bool, grace: Duration) -> anyhow::Result
              \"Backup and restore\" in the README): `pyindex restore` into a new directory, \
              then serve that one.",
             summary.problems
+        );
+    }
+    Ok(())
+}
+
+/// Lists what `--repair` would remove from the storage (never a listed file): blobs nothing
+/// references and what interrupted uploads left, stored at least `grace` ago.
+async fn report_leftovers(
+    registry: &pyindex_registry::Registry,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let unreferenced = verify::unreferenced(
+        registry.catalog().as_ref(),
+        registry.upstream_index().as_ref(),
+        registry.blobs().as_ref(),
+        grace,
+    )
+    .await?;
+    for blob in unreferenced.values() {
+        println!("unreferenced blob {} ({} bytes)", blob.key, blob.size);
+    }
+    let leftovers = registry
+        .blobs()
+        .leftovers(grace)
+        .await
+        .context("could not list interrupted uploads in the file storage")?;
+    for leftover in &leftovers {
+        println!("left by an interrupted upload: {leftover}");
+    }
+    if !unreferenced.is_empty() || !leftovers.is_empty() {
+        println!(
+            "Found {} unreferenced blob(s) and {} leftover(s) of interrupted uploads, older than \
+             {}s and never listed: `pyindex verify --repair` removes them.",
+            unreferenced.len(),
+            leftovers.len(),
+            grace.as_secs()
         );
     }
     Ok(())
