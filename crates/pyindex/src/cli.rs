@@ -40,6 +40,17 @@ pub struct Cli {
     #[arg(long, global = true, env = "PYINDEX_DATABASE_POOL_SIZE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_pool_size: Option<u32>,
 
+    /// Longest wait for a PostgreSQL connection: when the database cannot be reached within it,
+    /// a request that needs the database gets 503 (pages and downloads already cached are still
+    /// served) [default: 5s].
+    #[arg(
+        long,
+        global = true,
+        env = "PYINDEX_DATABASE_ACQUIRE_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub database_acquire_timeout: Option<Timeout>,
+
     /// Where files are stored: `file://PATH` or `s3://BUCKET/PREFIX` [default: the data
     /// directory's files/]. In a bucket, several servers can serve one index (with a PostgreSQL
     /// catalog); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the
