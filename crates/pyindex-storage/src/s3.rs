@@ -31,6 +31,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3CopyIfNotExists};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
+use object_store::signer::Signer;
 use object_store::{
     GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
     RetryConfig,
@@ -414,6 +415,20 @@ impl BlobStore for S3Store {
             self.touch(key).await?;
         }
         Ok(())
+    }
+
+    async fn download_url(
+        &self,
+        key: &BlobKey,
+        expires_in: Duration,
+    ) -> Result<Option<String>, StorageError> {
+        let path = self.blob_path(key);
+        let url = self
+            .store
+            .signed_url(object_store::signer::Method::GET, &path, expires_in)
+            .await
+            .map_err(|e| remote("presigning", &path, e))?;
+        Ok(Some(url.into()))
     }
 
     async fn size(&self, key: &BlobKey) -> Result<Option<u64>, StorageError> {

@@ -425,6 +425,16 @@ pub struct ServeArgs {
     #[arg(long, env = "PYINDEX_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<Timeout>,
 
+    /// Answer distribution downloads with a redirect to a presigned URL of the bucket instead of
+    /// streaming them (with --storage s3:// only); the index pages still list this server's
+    /// URLs and hashes [default: false].
+    #[arg(long, env = "PYINDEX_STORAGE_REDIRECT", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub storage_redirect: Option<bool>,
+
+    /// How long a redirect's presigned URL is valid, e.g. 5m [default: 5m].
+    #[arg(long, env = "PYINDEX_STORAGE_REDIRECT_EXPIRY", value_name = "DURATION")]
+    pub storage_redirect_expiry: Option<Timeout>,
+
     /// Open connections at most; more wait until one closes
     /// [default: from the open-file limit, (limit - 128) / 2, at most 16384].
     #[arg(long, env = "PYINDEX_MAX_CONNECTIONS", value_name = "N")]

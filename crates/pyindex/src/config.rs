@@ -44,6 +44,10 @@ pub struct FileConfig {
     pub max_upload_size: Option<ByteSize>,
     /// `file_cache = "64MiB"` (0 turns the cache off)
     pub file_cache: Option<ByteSize>,
+    /// `storage_redirect = true` (with `storage = "s3://..."` only)
+    pub storage_redirect: Option<bool>,
+    /// `storage_redirect_expiry = "5m"`
+    pub storage_redirect_expiry: Option<Timeout>,
     /// `auth = "upload"` (open, upload or all)
     #[serde(default, deserialize_with = "access_mode")]
     pub auth: Option<AccessMode>,
