@@ -20,6 +20,8 @@ import pytest
 import auth_support as A
 import support
 from conftest import pyindex_bin
+from upstream_fixture import StaticIndex
+from upstream_fixture import wheel as upstream_wheel
 
 ENDPOINT = os.environ.get("PYINDEX_TEST_S3_ENDPOINT")
 BUCKET = os.environ.get("PYINDEX_TEST_S3_BUCKET")
@@ -220,3 +222,34 @@ def test_storage_redirect_needs_a_bucket(server_factory, tmp_path):
     assert refused.returncode != 0
     assert "use it with --storage s3://BUCKET/PREFIX" in refused.stdout, refused.stdout
     assert srv.get("/health").status == 200
+
+
+def test_the_upstream_cache_lives_in_the_bucket(server_factory, tmp_path):
+    """A proxied file is cached as an object under the prefix, is served from there with the
+    upstream stopped (after a restart, so not from memory), and `cache stats` / `cache prune`
+    count and evict it in the bucket."""
+    upstream = StaticIndex(json=True)
+    entry = upstream.add(upstream_wheel(tmp_path / "up", "bucket-cached", "1.0", payload=os.urandom(4096)))
+    upstream.start()
+    prefix = f"it-{uuid.uuid4().hex[:12]}"
+    storage = ["--storage", f"s3://{BUCKET}/{prefix}", "--s3-endpoint", ENDPOINT]
+    srv = server_factory("s3-upstream", extra_args=[*storage, "--upstream", upstream.url])
+    srv.storage_args = storage
+    try:
+        url = srv.files("bucket-cached")[0]["url"]
+        assert srv.download(url) == entry.dist.data
+    finally:
+        upstream.stop()
+    assert upstream.hit_count(upstream.file_path(entry.dist.filename)) == 1
+    assert status("HEAD", f"{prefix}/sha256/{entry.dist.sha256}") == 200
+    assert not (srv.data / "files").exists()
+
+    srv.restart()
+    assert srv.download(url) == entry.dist.data
+    stats = dict(line.split("\t") for line in cli(srv, "cache", "stats").stdout.strip().splitlines())
+    assert stats["files"] == "1" and int(stats["bytes"]) == len(entry.dist.data), stats
+    pruned = cli(srv, "cache", "prune", "--max-size", "0").stdout
+    assert "Evicted 1 cached upstream file" in pruned, pruned
+    assert status("HEAD", f"{prefix}/sha256/{entry.dist.sha256}") == 404
+    stats = dict(line.split("\t") for line in cli(srv, "cache", "stats").stdout.strip().splitlines())
+    assert stats["files"] == "0", stats
