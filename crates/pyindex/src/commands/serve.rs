@@ -291,10 +291,17 @@ async fn ensure_first_admin(registry: &Registry, data: &Path) -> anyhow::Result<
         Ok(p) if !p.is_empty() => (p, false),
         _ => (password::generate(), true),
     };
-    registry
+    if let Err(e) = registry
         .add_user(Actor::Cli, FIRST_ADMIN, &password, true)
         .await
-        .with_context(|| format!("could not create the first admin account (is {ADMIN_PASSWORD_ENV} at least 8 characters?)"))?;
+    {
+        // Replicas starting together on one new database: one of them creates the admin.
+        if registry.has_accounts().await? {
+            tracing::info!("another server created the first admin account");
+            return Ok(());
+        }
+        return Err(e).with_context(|| format!("could not create the first admin account (is {ADMIN_PASSWORD_ENV} at least 8 characters?)"));
+    }
     if generated {
         let path = data.join(ADMIN_PASSWORD_FILE);
         write_secret(&path, &format!("{password}\n"))?;
