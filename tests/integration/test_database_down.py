@@ -5,7 +5,8 @@ from memory it keeps answering, everything else gets a quick 503, and it recover
 - Database stopped: the project and root pages are still 200 and pip installs the published
   project in a fresh venv (page, metadata file and wheel answered from the cache, the bytes
   from the file store); a page never read and an upload get 503 with ``Retry-After`` and a
-  message saying the catalog database is unreachable, within the acquire timeout; ``/ready``
+  message saying the catalog database is unreachable, within the acquire timeout (a yank
+  too); ``/ready``
   is 503 naming the database.
 - Database started again: ``/ready`` is 200 and an upload succeeds, without restarting the
   server.
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
+import auth_support as A
 import support
 
 pytestmark = pytest.mark.skipif(
@@ -114,6 +116,7 @@ def test_cached_reads_go_on_writes_get_503_and_the_server_recovers(
     assert html_before.status == 200 and root_before.status == 200
     assert srv.get("/ready").status == 200
 
+    starts = srv.starts
     cluster.stop()
 
     page = srv.get("/simple/survivor/")
@@ -131,6 +134,8 @@ def test_cached_reads_go_on_writes_get_503_and_the_server_recovers(
     second = support.make_wheel(dists, "survivor", "2.0")
     refused, elapsed = timed(lambda: upload(srv, second))
     assert_unavailable(refused, elapsed)
+    yank, elapsed = timed(lambda: A.api(srv, "POST", A.yank_path("survivor", "1.0")))
+    assert_unavailable(yank, elapsed)
     ready = srv.get("/ready")
     assert ready.status == 503, ready
     assert "database: the catalog database does not answer" in ready.body.decode(), ready.body
@@ -145,4 +150,5 @@ def test_cached_reads_go_on_writes_get_503_and_the_server_recovers(
     assert again.status_code == 200, again.text
     listed = {f["filename"] for f in srv.files("survivor")}
     assert listed == {first.filename, second.filename}
-    assert srv.pid == srv.proc.pid and srv.proc.poll() is None, "the server was not restarted"
+    assert srv.starts == starts, "the server was not restarted"
+    assert srv.project_json("survivor")["versions"] == ["1.0", "2.0"]
