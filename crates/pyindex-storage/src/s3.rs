@@ -582,6 +582,34 @@ mod tests {
         crate::suite::blob_store_suite!(super::open());
     }
 
+    /// Presigning needs no request to the server, so this runs without one.
+    #[tokio::test]
+    async fn download_urls_are_presigned_gets_of_the_blob_key() {
+        let config = S3Config {
+            bucket: "files".into(),
+            prefix: "prod".into(),
+            endpoint: Some("http://127.0.0.1:9".into()),
+            access_key_id: Some("id".into()),
+            secret_access_key: Some("secret".into()),
+            ..S3Config::default()
+        };
+        let store = S3Store {
+            store: Arc::new(config.client().unwrap()),
+            prefix: Path::from("prod"),
+            location: String::new(),
+        };
+        let key = BlobKey::parse(&"ab".repeat(32)).unwrap();
+        let url = store
+            .download_url(&key, Duration::from_secs(120))
+            .await
+            .unwrap()
+            .unwrap();
+        let expected = format!("http://127.0.0.1:9/files/prod/sha256/{key}?");
+        assert!(url.starts_with(&expected), "{url}");
+        assert!(url.contains("X-Amz-Expires=120"), "{url}");
+        assert!(url.contains("X-Amz-Signature="), "{url}");
+    }
+
     async fn names(store: &S3Store, area: &str) -> Vec<String> {
         store
             .store
