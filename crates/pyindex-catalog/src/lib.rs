@@ -27,7 +27,7 @@ pub use model::{
     AddOutcome, Change, Changes, FileRecord, NewFile, ProjectFiles, ProjectStatus, ProjectSummary,
     ReleaseMetadata, StoredFile, Uploader, Yank,
 };
-pub use postgres::PgCatalog;
+pub use postgres::{DEFAULT_ACQUIRE_TIMEOUT, PgCatalog};
 pub use sqlite::SqliteCatalog;
 pub use transfer::{
     AuditRow, BlockRow, Dump, FetchRow, FileRow, ProjectRow, ReleaseRow, RoleRow, TokenRow,
@@ -43,7 +43,12 @@ use pyindex_packaging::DistKey;
 pub enum CatalogError {
     /// The database failed or refused a query.
     #[error("catalog database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database cannot be reached now (connection refused or lost, no pooled connection
+    /// within the acquire timeout, the server shutting down): the same request may succeed
+    /// once it is back.
+    #[error("the catalog database is unreachable: {0}")]
+    Unavailable(sqlx::Error),
     /// The schema could not be brought up to date.
     #[error("catalog migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -62,6 +67,33 @@ pub enum CatalogError {
         /// The newest version this build knows.
         known: i64,
     },
+}
+
+impl From<sqlx::Error> for CatalogError {
+    fn from(e: sqlx::Error) -> CatalogError {
+        if is_unreachable(&e) {
+            CatalogError::Unavailable(e)
+        } else {
+            CatalogError::Database(e)
+        }
+    }
+}
+
+/// Whether `e` says the database cannot be reached now, rather than that it refused the query:
+/// no connection could be had (refused, timed out, TLS failed, the pool closed) or the server
+/// dropped or is refusing connections (SQLSTATE class 08 "connection exception", 57P01-57P03
+/// "shutting down / cannot connect now", 53300 "too many connections").
+fn is_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
 }
 
 /// The catalog operations the registry needs.
@@ -134,4 +166,25 @@ pub trait Catalog: Send + Sync {
     /// it references, sorted by filename: what integrity checks, repair and backups must find
     /// in the blob store.
     async fn stored_files(&self) -> Result<Vec<StoredFile>, CatalogError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CatalogError;
+
+    #[test]
+    fn connection_failures_are_unavailable_and_query_failures_are_not() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for unreachable in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(refused),
+        ] {
+            let e = CatalogError::from(unreachable);
+            assert!(matches!(e, CatalogError::Unavailable(_)), "{e:?}");
+            assert!(e.to_string().contains("unreachable"), "{e}");
+        }
+        let e = CatalogError::from(sqlx::Error::RowNotFound);
+        assert!(matches!(e, CatalogError::Database(_)), "{e:?}");
+    }
 }

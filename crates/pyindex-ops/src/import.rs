@@ -336,7 +336,9 @@ async fn import_one(registry: &Registry, candidate: Candidate) -> Outcome {
         Ok(Published::Added { .. }) => Outcome::Imported,
         Ok(Published::AlreadyPresent { .. }) => Outcome::AlreadyPresent,
         Err(RegistryError::Rejected { message, .. }) => skip(message),
-        Err(e @ RegistryError::Internal(_)) => skip(e.to_string()),
+        Err(e @ (RegistryError::Internal(_) | RegistryError::Unavailable { .. })) => {
+            skip(e.to_string())
+        }
     }
 }
 

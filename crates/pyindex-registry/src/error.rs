@@ -40,6 +40,13 @@ pub enum RegistryError {
     /// The server failed; the request may be retried.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Something the request needs cannot be reached now (the catalog database): nothing was
+    /// changed, and the same request may succeed later. `message` says so, in one line.
+    #[error("{message}")]
+    Unavailable {
+        /// A one-line message for the user.
+        message: String,
+    },
 }
 
 impl RegistryError {
@@ -59,7 +66,15 @@ impl RegistryError {
 
 impl From<pyindex_catalog::CatalogError> for RegistryError {
     fn from(e: pyindex_catalog::CatalogError) -> RegistryError {
-        RegistryError::Internal(e.to_string())
+        match e {
+            pyindex_catalog::CatalogError::Unavailable(cause) => RegistryError::Unavailable {
+                message: format!(
+                    "The catalog database is unreachable ({cause}); nothing was changed, retry \
+                     later."
+                ),
+            },
+            other => RegistryError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -72,5 +87,26 @@ impl From<pyindex_storage::StorageError> for RegistryError {
             ),
             other => RegistryError::Internal(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RegistryError;
+    use pyindex_catalog::CatalogError;
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_with_a_message_to_retry() {
+        let e = RegistryError::from(CatalogError::Unavailable(sqlx::Error::PoolTimedOut));
+        let RegistryError::Unavailable { message } = &e else {
+            panic!("{e:?}");
+        };
+        assert!(
+            message.starts_with("The catalog database is unreachable (")
+                && message.ends_with("retry later."),
+            "{message}"
+        );
+        let e = RegistryError::from(CatalogError::Corrupt("x".into()));
+        assert!(matches!(e, RegistryError::Internal(_)), "{e:?}");
     }
 }

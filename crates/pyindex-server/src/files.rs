@@ -93,6 +93,8 @@ pub struct Download {
     etag: HeaderValue,
     /// The upload time, as an HTTP date.
     last_modified: HeaderValue,
+    /// Whether the blob is the distribution itself (not its metadata file).
+    distribution: bool,
     /// The registry's refusal when the file is not served (its project is quarantined).
     /// Kept here so that the refusal is cached, and forgotten, with the rest of the answer.
     withheld: Option<RegistryError>,
@@ -131,6 +133,7 @@ impl Download {
             last_modified: header(httpdate::fmt_http_date(record.uploaded.into()))?,
             key,
             len,
+            distribution: matches!(found.part, FilePart::Distribution),
             project: found.file.project,
             dist_sha256: found.file.sha256,
             withheld: found.withheld,
@@ -195,6 +198,12 @@ pub async fn download(
         return response;
     }
 
+    if request.method() == Method::GET
+        && let Some(response) = redirect_to_store(&app, &d).await
+    {
+        return response;
+    }
+
     let range_allowed = headers
         .get(header::IF_RANGE)
         .is_none_or(|v| v == d.etag || v == d.last_modified);
@@ -246,6 +255,33 @@ pub async fn download(
         };
     }
     response
+}
+
+/// With `--storage-redirect`, a distribution's `GET` (already authorized) is answered with a
+/// `302` to a presigned URL of the bucket, which serves the bytes, `Range` included; `None`
+/// when downloads are streamed (no redirect configured, a metadata file, a store without such
+/// URLs, or the URL could not be made: then the file is streamed, and the failure logged).
+/// The redirect is not cached: the URL expires.
+async fn redirect_to_store(app: &AppState, d: &Download) -> Option<Response> {
+    let expires_in = app.storage_redirect?;
+    if !d.distribution {
+        return None;
+    }
+    let url = match app.registry.blobs().download_url(&d.key, expires_in).await {
+        Ok(url) => url?,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not presign a download URL; streaming instead");
+            return None;
+        }
+    };
+    let location = HeaderValue::from_str(&url).ok()?;
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::FOUND;
+    let h = response.headers_mut();
+    h.insert(header::LOCATION, location);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::ETAG, d.etag.clone());
+    Some(response)
 }
 
 /// `GET`/`HEAD /files/upstream/<project>/<filename>`: an upstream file (or its metadata

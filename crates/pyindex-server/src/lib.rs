@@ -80,6 +80,9 @@ pub struct SharedState {
     pub metrics: Arc<Metrics>,
     /// Who may read `/metrics` (see [`AppState::with_metrics_access`]).
     pub metrics_access: MetricsAccess,
+    /// When set, distribution downloads are redirected to a URL of the blob store valid this
+    /// long (see [`AppState::with_storage_redirect`]).
+    pub storage_redirect: Option<std::time::Duration>,
 }
 
 impl std::ops::Deref for AppState {
@@ -103,12 +106,21 @@ impl AppState {
             public_url: None,
             metrics: Arc::new(Metrics::default()),
             metrics_access: MetricsAccess::default(),
+            storage_redirect: None,
         }))
     }
 
     /// The shared state, to configure before the state is shared (a copy if it already is).
     fn configure(&mut self) -> &mut SharedState {
         Arc::make_mut(&mut self.0)
+    }
+
+    /// The same state, answering a distribution download, once authorized, with a `302` to a
+    /// URL of the blob store (an S3 presigned URL) valid for `expires_in`, instead of streaming
+    /// the bytes. Metadata files and stores without such URLs are still served directly.
+    pub fn with_storage_redirect(mut self, expires_in: std::time::Duration) -> AppState {
+        self.configure().storage_redirect = Some(expires_in);
+        self
     }
 
     /// The same state, knowing the address the server listens on.

@@ -1,26 +1,49 @@
 //! `GET /ready`: whether the server can do its work, for load balancers and orchestrators.
 //! Like `/health`, it needs no credentials and answers any `Host`.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 
 use crate::AppState;
 
-/// 200 `ready` when the catalog (SQLite or PostgreSQL) answers a query and the blob store (the
-/// files directory or the bucket) accepts a write probe;
-/// otherwise 503 naming what failed (the details go to the log).
+/// How long each check may take before it counts as failed, so that a database or bucket that
+/// does not answer makes `/ready` say so instead of holding the probe.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// 200 `ready` when the catalog database (SQLite or PostgreSQL) answers a query and the blob
+/// store (the files directory or the bucket) accepts a write probe, each within
+/// [`CHECK_TIMEOUT`]; otherwise 503 naming what failed (the details go to the log).
 pub async fn ready(State(app): State<AppState>) -> Response {
     let registry = &app.registry;
-    let (catalog, storage) = tokio::join!(registry.catalog_generation(), registry.blobs().check());
+    let (catalog, storage) = tokio::join!(
+        tokio::time::timeout(CHECK_TIMEOUT, registry.catalog_generation()),
+        tokio::time::timeout(CHECK_TIMEOUT, registry.blobs().check()),
+    );
     let mut failed = Vec::new();
-    if let Err(e) = catalog {
-        tracing::error!(error = %e, "readiness check: the catalog does not answer");
-        failed.push("catalog: does not answer queries");
+    match catalog {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "readiness check: the catalog database does not answer");
+            failed.push("database: the catalog database does not answer queries");
+        }
+        Err(_) => {
+            tracing::error!("readiness check: the catalog database did not answer in time");
+            failed.push("database: the catalog database does not answer queries (timed out)");
+        }
     }
-    if let Err(e) = storage {
-        tracing::error!(error = %e, "readiness check: the file storage is not writable");
-        failed.push("storage: does not take a write (the files directory, or the bucket)");
+    match storage {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "readiness check: the file storage is not writable");
+            failed.push("storage: does not take a write (the files directory, or the bucket)");
+        }
+        Err(_) => {
+            tracing::error!("readiness check: the file storage did not answer in time");
+            failed.push("storage: does not take a write (timed out)");
+        }
     }
     let (status, body) = if failed.is_empty() {
         (StatusCode::OK, "ready\n".to_owned())
@@ -77,7 +100,10 @@ mod tests {
         catalog.close().await;
         let (status, body) = ready(&app).await;
         assert_eq!(status, http::StatusCode::SERVICE_UNAVAILABLE);
-        assert!(body.contains("catalog: does not answer"), "{body}");
+        assert!(
+            body.contains("database: the catalog database does not answer"),
+            "{body}"
+        );
         assert!(!body.contains("storage"), "{body}");
     }
 }

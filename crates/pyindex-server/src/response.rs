@@ -68,7 +68,22 @@ pub fn registry_error(error: &RegistryError) -> Response {
             response
         }
         RegistryError::Internal(detail) => internal_error(detail),
+        RegistryError::Unavailable { message } => unavailable(message),
     }
+}
+
+/// Seconds a client is asked to wait before retrying when the catalog database is unreachable.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 10;
+
+/// A 503 with `Retry-After`: what the request needs cannot be reached now (logged as a warning).
+fn unavailable(message: &str) -> Response {
+    tracing::warn!(error = %message, "request refused: the catalog database is unreachable");
+    let mut response = plain_error(StatusCode::SERVICE_UNAVAILABLE, message);
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
+    );
+    response
 }
 
 /// A 500 response; the detail goes to the log, not to the client.
@@ -122,6 +137,16 @@ mod tests {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         let reason = response.extensions().get::<ReasonPhrase>().unwrap();
         assert_eq!(reason.as_bytes(), b"Bad thing: ?");
+    }
+
+    #[test]
+    fn an_unreachable_database_is_503_with_retry_after() {
+        let error = RegistryError::Unavailable {
+            message: "The catalog database is unreachable (x); retry later.".into(),
+        };
+        let response = registry_error(&error);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "10");
     }
 
     #[test]

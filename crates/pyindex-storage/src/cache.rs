@@ -91,6 +91,14 @@ impl BlobStore for CachedBlobStore {
         self.inner.put_spooled(key, file).await
     }
 
+    async fn download_url(
+        &self,
+        key: &BlobKey,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>, StorageError> {
+        self.inner.download_url(key, expires_in).await
+    }
+
     async fn size(&self, key: &BlobKey) -> Result<Option<u64>, StorageError> {
         match self.cached(key) {
             Some(data) => Ok(Some(data.len() as u64)),

@@ -109,6 +109,19 @@ pub trait BlobStore: Send + Sync {
         range: Option<ByteRange>,
     ) -> Result<Option<BlobBody>, StorageError>;
 
+    /// A URL from which anyone holding it may `GET` the blob (also by `Range`) directly from the
+    /// store for `expires_in`, with no other credentials (an S3 presigned URL); `None` when the
+    /// store has no such URL (local disk). Made without a request to the store: it does not
+    /// say that the blob exists.
+    async fn download_url(
+        &self,
+        key: &BlobKey,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>, StorageError> {
+        let _ = (key, expires_in);
+        Ok(None)
+    }
+
     /// Every stored blob, in no particular order, streamed with bounded memory (for integrity
     /// checks and repair; not for serving).
     fn list(&self) -> BoxStream<'static, Result<StoredBlob, StorageError>>;

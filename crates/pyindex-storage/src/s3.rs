@@ -31,6 +31,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3CopyIfNotExists};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
+use object_store::signer::Signer;
 use object_store::{
     GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
     RetryConfig,
@@ -416,6 +417,20 @@ impl BlobStore for S3Store {
         Ok(())
     }
 
+    async fn download_url(
+        &self,
+        key: &BlobKey,
+        expires_in: Duration,
+    ) -> Result<Option<String>, StorageError> {
+        let path = self.blob_path(key);
+        let url = self
+            .store
+            .signed_url(object_store::signer::Method::GET, &path, expires_in)
+            .await
+            .map_err(|e| remote("presigning", &path, e))?;
+        Ok(Some(url.into()))
+    }
+
     async fn size(&self, key: &BlobKey) -> Result<Option<u64>, StorageError> {
         let path = self.blob_path(key);
         match self.store.head(&path).await {
@@ -588,6 +603,34 @@ mod tests {
 
     mod suite {
         crate::suite::blob_store_suite!(super::open());
+    }
+
+    /// Presigning needs no request to the server, so this runs without one.
+    #[tokio::test]
+    async fn download_urls_are_presigned_gets_of_the_blob_key() {
+        let config = S3Config {
+            bucket: "files".into(),
+            prefix: "prod".into(),
+            endpoint: Some("http://127.0.0.1:9".into()),
+            access_key_id: Some("id".into()),
+            secret_access_key: Some("secret".into()),
+            ..S3Config::default()
+        };
+        let store = S3Store {
+            store: Arc::new(config.client().unwrap()),
+            prefix: Path::from("prod"),
+            location: String::new(),
+        };
+        let key = BlobKey::parse(&"ab".repeat(32)).unwrap();
+        let url = store
+            .download_url(&key, Duration::from_secs(120))
+            .await
+            .unwrap()
+            .unwrap();
+        let expected = format!("http://127.0.0.1:9/files/prod/sha256/{key}?");
+        assert!(url.starts_with(&expected), "{url}");
+        assert!(url.contains("X-Amz-Expires=120"), "{url}");
+        assert!(url.contains("X-Amz-Signature="), "{url}");
     }
 
     async fn names(store: &S3Store, area: &str) -> Vec<String> {

@@ -40,6 +40,17 @@ pub struct Cli {
     #[arg(long, global = true, env = "PYINDEX_DATABASE_POOL_SIZE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_pool_size: Option<u32>,
 
+    /// Longest wait for a PostgreSQL connection: when the database cannot be reached within it,
+    /// a request that needs the database gets 503 (pages and downloads already cached are still
+    /// served) [default: 5s].
+    #[arg(
+        long,
+        global = true,
+        env = "PYINDEX_DATABASE_ACQUIRE_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub database_acquire_timeout: Option<Timeout>,
+
     /// Where files are stored: `file://PATH` or `s3://BUCKET/PREFIX` [default: the data
     /// directory's files/]. In a bucket, several servers can serve one index (with a PostgreSQL
     /// catalog); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the
@@ -448,6 +459,16 @@ pub struct ServeArgs {
     /// discarded [default: 8s].
     #[arg(long, env = "PYINDEX_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<Timeout>,
+
+    /// Answer distribution downloads with a redirect to a presigned URL of the bucket instead of
+    /// streaming them (with --storage s3:// only); the index pages still list this server's
+    /// URLs and hashes [default: false].
+    #[arg(long, env = "PYINDEX_STORAGE_REDIRECT", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub storage_redirect: Option<bool>,
+
+    /// How long a redirect's presigned URL is valid, e.g. 5m [default: 5m].
+    #[arg(long, env = "PYINDEX_STORAGE_REDIRECT_EXPIRY", value_name = "DURATION")]
+    pub storage_redirect_expiry: Option<Timeout>,
 
     /// Open connections at most; more wait until one closes
     /// [default: from the open-file limit, (limit - 128) / 2, at most 16384].

@@ -44,6 +44,10 @@ pub struct FileConfig {
     pub max_upload_size: Option<ByteSize>,
     /// `file_cache = "64MiB"` (0 turns the cache off)
     pub file_cache: Option<ByteSize>,
+    /// `storage_redirect = true` (with `storage = "s3://..."` only)
+    pub storage_redirect: Option<bool>,
+    /// `storage_redirect_expiry = "5m"`
+    pub storage_redirect_expiry: Option<Timeout>,
     /// `auth = "upload"` (open, upload or all)
     #[serde(default, deserialize_with = "access_mode")]
     pub auth: Option<AccessMode>,
@@ -97,6 +101,8 @@ pub struct FileConfig {
     pub database: Option<Database>,
     /// `database_pool_size = 10`
     pub database_pool_size: Option<u32>,
+    /// `database_acquire_timeout = "5s"`
+    pub database_acquire_timeout: Option<Timeout>,
     /// `storage = "s3://pyindex-files/prod"` (or `file://PATH`)
     #[serde(default, deserialize_with = "storage")]
     pub storage: Option<StorageUrl>,
@@ -265,7 +271,8 @@ mod tests {
     #[test]
     fn reads_database_settings() {
         let config: FileConfig = toml::from_str(
-            "database = \"postgres://p:s@127.0.0.1:5432/pyindex\"\ndatabase_pool_size = 20\n",
+            "database = \"postgres://p:s@127.0.0.1:5432/pyindex\"\ndatabase_pool_size = 20\n\
+             database_acquire_timeout = \"2s\"\n",
         )
         .unwrap();
         assert_eq!(
@@ -275,6 +282,10 @@ mod tests {
             ))
         );
         assert_eq!(config.database_pool_size, Some(20));
+        assert_eq!(
+            config.database_acquire_timeout,
+            Some(Timeout(std::time::Duration::from_secs(2)))
+        );
         let err = toml::from_str::<FileConfig>("database = \"mysql://x\"")
             .unwrap_err()
             .to_string();

@@ -135,6 +135,9 @@ pub struct Place {
     pub database: Database,
     /// Most connections to a PostgreSQL catalog.
     pub pool_size: u32,
+    /// How long a query waits for a PostgreSQL connection before failing (then a request gets
+    /// `503`).
+    pub acquire_timeout: std::time::Duration,
     /// Where distribution and metadata files are stored.
     pub storage: Storage,
 }
@@ -297,7 +300,7 @@ pub async fn open_upstream_index(
 ) -> anyhow::Result<(Box<dyn UpstreamIndex>, Arc<dyn BlobStore>)> {
     let blobs = open_storage(&place.storage).await?;
     let index: Box<dyn UpstreamIndex> = match (&place.database, place.sqlite_path()) {
-        (Database::Postgres(url), _) => Box::new(open_postgres(url, place.pool_size).await?),
+        (Database::Postgres(url), _) => Box::new(open_postgres(url, place).await?),
         (Database::Sqlite(_), Some(path)) => Box::new(open_sqlite_file(&path).await?),
         (Database::Sqlite(_), None) => unreachable!("a SQLite catalog has a path"),
     };
@@ -378,11 +381,13 @@ impl OpenCatalog {
 }
 
 /// Connects to the PostgreSQL catalog at `url`.
-async fn open_postgres(url: &str, pool_size: u32) -> anyhow::Result<PgCatalog> {
-    PgCatalog::connect(url, pool_size).await.context(
-        "could not open the PostgreSQL catalog (--database / PYINDEX_DATABASE): check that the \
+async fn open_postgres(url: &str, place: &Place) -> anyhow::Result<PgCatalog> {
+    PgCatalog::connect_waiting(url, place.pool_size, place.acquire_timeout)
+        .await
+        .context(
+            "could not open the PostgreSQL catalog (--database / PYINDEX_DATABASE): check that the \
          server is reachable and the URL's user, password and database",
-    )
+        )
 }
 
 /// Opens (creating it if needed) the data directory and the registry over it. Commands that
@@ -395,7 +400,7 @@ pub async fn open(place: &Place, opener: Opener) -> anyhow::Result<Registry> {
     let limits = ArchiveLimits::default();
     Ok(match (&place.database, place.sqlite_path()) {
         (Database::Postgres(url), _) => {
-            let catalog = open_postgres(url, place.pool_size).await?;
+            let catalog = open_postgres(url, place).await?;
             Registry::new(Arc::new(catalog), blobs, spool, limits)
         }
         (Database::Sqlite(_), Some(path)) => Registry::new(
@@ -472,6 +477,7 @@ mod tests {
             data: dir.clone(),
             database: Database::Sqlite(None),
             pool_size: DEFAULT_POOL_SIZE,
+            acquire_timeout: pyindex_catalog::DEFAULT_ACQUIRE_TIMEOUT,
             storage: Storage::Files(default_files(&dir)),
         };
         let err = require_catalog(&place, "yank shared 0.1.1")

@@ -21,6 +21,7 @@ mod upstream;
 mod upstream_log;
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -101,6 +102,10 @@ pub(crate) fn known_version() -> i64 {
     MIGRATIONS.last().map_or(0, |&(version, _, _)| version)
 }
 
+/// How long a query waits for a database connection before failing with
+/// [`CatalogError::Unavailable`], unless set otherwise ([`PgCatalog::connect_waiting`]).
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A catalog in a PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PgCatalog {
@@ -111,8 +116,18 @@ impl PgCatalog {
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`) with
     /// a pool of at most `pool_size` connections, and brings its schema up to date.
     pub async fn connect(url: &str, pool_size: u32) -> Result<PgCatalog, CatalogError> {
+        PgCatalog::connect_waiting(url, pool_size, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// [`PgCatalog::connect`], where a query waits at most `acquire_timeout` for a connection
+    /// (pooled or new) before failing with [`CatalogError::Unavailable`].
+    pub async fn connect_waiting(
+        url: &str,
+        pool_size: u32,
+        acquire_timeout: Duration,
+    ) -> Result<PgCatalog, CatalogError> {
         let options = PgConnectOptions::from_str(url)?;
-        PgCatalog::connect_with(options, pool_size).await
+        PgCatalog::connect_with_timeout(options, pool_size, acquire_timeout).await
     }
 
     /// [`PgCatalog::connect`] with parsed options (e.g. with a `search_path` for a schema).
@@ -120,8 +135,19 @@ impl PgCatalog {
         options: PgConnectOptions,
         pool_size: u32,
     ) -> Result<PgCatalog, CatalogError> {
+        PgCatalog::connect_with_timeout(options, pool_size, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    async fn connect_with_timeout(
+        options: PgConnectOptions,
+        pool_size: u32,
+        acquire_timeout: Duration,
+    ) -> Result<PgCatalog, CatalogError> {
+        // While the database is down, sqlx retries a refused connection until the acquire
+        // timeout: that bounds how long a request waits before its 503.
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(1))
+            .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await?;
         let mut conn = pool.acquire().await?;

@@ -123,7 +123,9 @@ pub async fn sign_in(State(app): State<AppState>, request: Request) -> Response 
                     ..
                 } => StatusCode::TOO_MANY_REQUESTS,
                 RegistryError::Rejected { .. } => StatusCode::UNAUTHORIZED,
-                RegistryError::Internal(_) => return registry_error(&e),
+                RegistryError::Internal(_) | RegistryError::Unavailable { .. } => {
+                    return registry_error(&e);
+                }
             };
             let page = SignInPage {
                 chrome,

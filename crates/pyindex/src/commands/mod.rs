@@ -146,6 +146,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .database_pool_size
             .or(file.database_pool_size)
             .unwrap_or(data_dir::DEFAULT_POOL_SIZE),
+        acquire_timeout: cli
+            .database_acquire_timeout
+            .or(file.database_acquire_timeout)
+            .map_or(pyindex_catalog::DEFAULT_ACQUIRE_TIMEOUT, |t| t.0),
         storage: storage(&cli, &file, &data)?,
         data,
     };

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use pyindex_registry::auth::password;
@@ -18,7 +19,7 @@ use crate::config::{
     DEFAULT_FILE_CACHE, DEFAULT_LISTEN, DEFAULT_MAX_UPLOAD_SIZE, DEFAULT_UPSTREAM_CACHE_SIZE,
     DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_UPSTREAM_TTL, FileConfig,
 };
-use crate::data_dir::{self, Opener, Place};
+use crate::data_dir::{self, Opener, Place, Storage};
 use crate::duration::Timeout;
 use crate::log_writer::{self, FlushGuard};
 
@@ -294,13 +295,12 @@ async fn ensure_first_admin(registry: &Registry, data: &Path) -> anyhow::Result<
         .add_user(Actor::Cli, FIRST_ADMIN, &password, true)
         .await
     {
-        // Replicas starting together on a new database: another one created it first.
+        // Replicas starting together on one new database: one of them creates the admin.
         if registry.has_accounts().await? {
+            tracing::info!("another server created the first admin account");
             return Ok(());
         }
-        return Err(anyhow::Error::new(e).context(format!(
-            "could not create the first admin account (is {ADMIN_PASSWORD_ENV} at least 8 characters?)"
-        )));
+        return Err(e).with_context(|| format!("could not create the first admin account (is {ADMIN_PASSWORD_ENV} at least 8 characters?)"));
     }
     if generated {
         let path = data.join(ADMIN_PASSWORD_FILE);
@@ -338,6 +338,51 @@ fn write_secret(path: &Path, content: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long presigned download URLs last, with `--storage-redirect` (if it is on).
+const DEFAULT_REDIRECT_EXPIRY: Duration = Duration::from_secs(300);
+
+/// The presigned URLs' lifetime if downloads are redirected to the bucket; refused without one.
+fn storage_redirect(
+    args: &ServeArgs,
+    file: &FileConfig,
+    place: &Place,
+) -> anyhow::Result<Option<Duration>> {
+    let expiry = args
+        .storage_redirect_expiry
+        .or(file.storage_redirect_expiry)
+        .map(|t| t.0);
+    if !args
+        .storage_redirect
+        .or(file.storage_redirect)
+        .unwrap_or(false)
+    {
+        if expiry.is_some() {
+            anyhow::bail!(
+                "--storage-redirect-expiry (PYINDEX_STORAGE_REDIRECT_EXPIRY, \
+                 storage_redirect_expiry) is set but downloads are not redirected: add \
+                 --storage-redirect, or remove it"
+            );
+        }
+        return Ok(None);
+    }
+    if !matches!(place.storage, Storage::S3(_)) {
+        anyhow::bail!(
+            "--storage-redirect (PYINDEX_STORAGE_REDIRECT, storage_redirect) redirects downloads \
+             to a bucket, but the files are in {}: use it with --storage s3://BUCKET/PREFIX, or \
+             remove it",
+            place.storage.shown()
+        );
+    }
+    // SigV4 presigned URLs are valid for at most 7 days.
+    let expiry = expiry.unwrap_or(DEFAULT_REDIRECT_EXPIRY);
+    if expiry > Duration::from_secs(7 * 86_400) {
+        anyhow::bail!(
+            "--storage-redirect-expiry is longer than 7 days, the most an S3 presigned URL allows"
+        );
+    }
+    Ok(Some(expiry))
+}
+
 /// Serves the index until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::Result<()> {
     let data = place.data.as_path();
@@ -369,6 +414,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::R
     }
     let metrics = args.metrics.or(file.metrics).unwrap_or_default();
     let limits = checked_connection_limits(&args, file)?;
+    let storage_redirect = storage_redirect(&args, file, place)?;
     let _lock = data_dir::lock_for_server(data)?;
     let registry = open_registry(&args, file, place, max_upload_size).await?;
     let mode = access_mode(
@@ -383,6 +429,9 @@ pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::R
         .with_listen_address(listen)
         .with_host_policy(host_policy)
         .with_metrics_access(metrics);
+    if let Some(expires_in) = storage_redirect {
+        state = state.with_storage_redirect(expires_in);
+    }
     let base_url = match deployment.public_url {
         Some(public_url) => {
             let base = public_url.base().to_owned();
@@ -402,6 +451,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::R
         data = %data.display(),
         database = place.database.engine(),
         storage = %place.storage.shown(),
+        storage_redirect = ?storage_redirect,
         max_upload_size,
         auth = %mode,
         ?limits,
@@ -513,7 +563,6 @@ mod tests {
 
     #[test]
     fn connection_limits_take_flags_then_file_then_defaults() {
-        use std::time::Duration;
         let file: FileConfig =
             toml::from_str("header_timeout = \"5s\"\nbody_timeout = 7\nmax_connections = 300\n")
                 .unwrap();
