@@ -30,52 +30,32 @@ enum RangeRequest {
     Unsatisfiable,
 }
 
-/// Parses a single-range `bytes=` header against a file of `len` bytes. Multiple ranges and
-/// malformed headers are ignored (the whole file is sent), as RFC 9110 allows.
+/// Reads a `Range` header against a file of `len` bytes (parsed by `http-range-header`, the
+/// parser tower-http's file service uses). One range is served; several ranges and headers it
+/// cannot read get the whole file, as RFC 9110 allows; a range wholly outside the file is
+/// unsatisfiable. The range unit is matched without regard to case, as RFC 9110 says.
 fn parse_range(value: &str, len: u64) -> RangeRequest {
+    use http_range_header::{RangeUnsatisfiableError, parse_range_header};
+    const UNIT: &str = "bytes=";
     let value = value.trim();
     let Some(spec) = value
-        .get(..6)
-        .filter(|unit| unit.eq_ignore_ascii_case("bytes="))
-        .map(|_| &value[6..])
+        .get(..UNIT.len())
+        .filter(|unit| unit.eq_ignore_ascii_case(UNIT))
+        .map(|_| &value[UNIT.len()..])
     else {
         return RangeRequest::Whole;
     };
-    if spec.contains(',') {
-        return RangeRequest::Whole;
-    }
-    let Some((first, last)) = spec.trim().split_once('-') else {
+    let Ok(parsed) = parse_range_header(&format!("{UNIT}{spec}")) else {
         return RangeRequest::Whole;
     };
-    let (first, last) = (first.trim(), last.trim());
-    let range = if first.is_empty() {
-        // bytes=-N: the last N bytes.
-        match last.parse::<u64>() {
-            Ok(0) => return RangeRequest::Unsatisfiable,
-            Ok(n) => ByteRange {
-                start: len.saturating_sub(n),
-                end: len,
-            },
-            Err(_) => return RangeRequest::Whole,
-        }
-    } else {
-        let Ok(start) = first.parse::<u64>() else {
-            return RangeRequest::Whole;
-        };
-        let end = if last.is_empty() {
-            len
-        } else {
-            match last.parse::<u64>() {
-                Ok(l) if l >= start => l.saturating_add(1).min(len),
-                _ => return RangeRequest::Whole,
-            }
-        };
-        ByteRange { start, end }
-    };
-    if range.start >= len {
-        RangeRequest::Unsatisfiable
-    } else {
-        RangeRequest::Part(range)
+    match parsed.validate(len).as_deref() {
+        Ok([range]) => RangeRequest::Part(ByteRange {
+            start: *range.start(),
+            end: range.end() + 1,
+        }),
+        Ok(_) => RangeRequest::Whole,
+        Err(RangeUnsatisfiableError::Unsatisfiable) => RangeRequest::Unsatisfiable,
+        Err(_) => RangeRequest::Whole,
     }
 }
 
@@ -184,6 +164,39 @@ pub async fn download(
         return registry_error(refusal);
     }
     let headers = request.headers();
+    let mut response = validators(&d);
+    if if_none_match(headers, &d.etag) {
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        return response;
+    }
+    if request.method() == Method::GET
+        && let Some(response) = redirect_to_store(&app, &d).await
+    {
+        return response;
+    }
+    let part = match requested_part(headers, &d) {
+        Ok(part) => part,
+        Err(()) => {
+            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", d.len)) {
+                response.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return response;
+        }
+    };
+    describe_content(&mut response, &d, part);
+    if request.method() != Method::HEAD {
+        match content(&app, &d, part).await {
+            Ok(body) => *response.body_mut() = body,
+            Err(response) => return response,
+        }
+    }
+    response
+}
+
+/// An empty answer with the headers every answer for the file carries: its validators and
+/// cache lifetime, and that it serves ranges.
+fn validators(d: &Download) -> Response {
     let mut response = Response::new(Body::empty());
     let h = response.headers_mut();
     h.insert(header::ETAG, d.etag.clone());
@@ -193,17 +206,12 @@ pub async fn download(
         HeaderValue::from_static(FILE_CACHE_CONTROL),
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if if_none_match(headers, &d.etag) {
-        *response.status_mut() = StatusCode::NOT_MODIFIED;
-        return response;
-    }
+    response
+}
 
-    if request.method() == Method::GET
-        && let Some(response) = redirect_to_store(&app, &d).await
-    {
-        return response;
-    }
-
+/// The byte range asked for (`None`: the whole file), honouring `If-Range`; `Err` when the
+/// range lies outside the file.
+fn requested_part(headers: &http::HeaderMap, d: &Download) -> Result<Option<ByteRange>, ()> {
     let range_allowed = headers
         .get(header::IF_RANGE)
         .is_none_or(|v| v == d.etag || v == d.last_modified);
@@ -211,17 +219,15 @@ pub async fn download(
         Some(value) if range_allowed => parse_range(value, d.len),
         _ => RangeRequest::Whole,
     };
-    let part = match range {
-        RangeRequest::Whole => None,
-        RangeRequest::Part(r) => Some(r),
-        RangeRequest::Unsatisfiable => {
-            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", d.len)) {
-                response.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            return response;
-        }
-    };
+    match range {
+        RangeRequest::Whole => Ok(None),
+        RangeRequest::Part(r) => Ok(Some(r)),
+        RangeRequest::Unsatisfiable => Err(()),
+    }
+}
+
+/// Status, type, length and range of the content sent for `part` of the file.
+fn describe_content(response: &mut Response, d: &Download, part: Option<ByteRange>) {
     let h = response.headers_mut();
     if let Some(r) = part
         && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", r.start, r.end - 1, d.len))
@@ -239,22 +245,21 @@ pub async fn download(
     if part.is_some() {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
-    if request.method() != Method::HEAD {
-        *response.body_mut() = match app.registry.blobs().get(&d.key, part).await {
-            Ok(Some(blob)) => match blob.content {
-                BlobContent::Bytes(bytes) => Body::from(bytes),
-                BlobContent::Stream(stream) => Body::from_stream(stream),
-            },
-            Ok(None) => {
-                return internal_error(&format!(
-                    "blob {} is listed but missing from storage",
-                    d.key
-                ));
-            }
-            Err(e) => return internal_error(&e.to_string()),
-        };
+}
+
+/// The bytes of `part` of the file (all of it for `None`), streamed from the store.
+async fn content(app: &AppState, d: &Download, part: Option<ByteRange>) -> Result<Body, Response> {
+    match app.registry.blobs().get(&d.key, part).await {
+        Ok(Some(blob)) => Ok(match blob.content {
+            BlobContent::Bytes(bytes) => Body::from(bytes),
+            BlobContent::Stream(stream) => Body::from_stream(stream),
+        }),
+        Ok(None) => Err(internal_error(&format!(
+            "blob {} is listed but missing from storage",
+            d.key
+        ))),
+        Err(e) => Err(internal_error(&e.to_string())),
     }
-    response
 }
 
 /// With `--storage-redirect`, a distribution's `GET` (already authorized) is answered with a

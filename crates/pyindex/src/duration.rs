@@ -1,7 +1,7 @@
 //! Durations for settings: `30s`, `2m`, `500ms`, `1h`, or a plain number of seconds.
 //!
-//! Written by hand like `size.rs` (a dozen lines, one error message in the project's style)
-//! rather than adding `humantime`, which the build does not otherwise need.
+//! Parsed by `humantime` (`30s`, `2m`, `1h 30m`, `7days`); a plain number is seconds, like the
+//! TOML file's numbers.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -31,14 +31,6 @@ impl TryFrom<DurationSetting> for Timeout {
         }
     }
 }
-
-const UNITS: &[(&str, u64)] = &[
-    ("ms", 1),
-    ("s", 1_000),
-    ("m", 60_000),
-    ("h", 3_600_000),
-    ("d", 86_400_000),
-];
 
 impl FromStr for Timeout {
     type Err = String;
@@ -76,20 +68,11 @@ impl FromStr for Age {
 /// Milliseconds in `text` (`30s`, `2m`, `45`), or `None` if it is no duration.
 fn parse_millis(text: &str) -> Option<u64> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = (&text[..split], text[split..].trim());
-    let millis_per_unit = if unit.is_empty() {
-        1_000
-    } else {
-        UNITS
-            .iter()
-            .find(|(name, _)| unit.eq_ignore_ascii_case(name))
-            .map(|(_, ms)| *ms)?
+    let duration = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(text).ok()?,
     };
-    let n: u64 = number.parse().ok()?;
-    n.checked_mul(millis_per_unit)
+    u64::try_from(duration.as_millis()).ok()
 }
 
 #[cfg(test)]
@@ -104,7 +87,13 @@ mod tests {
         assert_eq!("7d".parse(), Ok(Timeout(Duration::from_secs(7 * 86_400))));
         assert_eq!("500ms".parse(), Ok(Timeout(Duration::from_millis(500))));
         assert_eq!("45".parse(), Ok(Timeout(Duration::from_secs(45))));
-        assert_eq!(" 5 S ".parse(), Ok(Timeout(Duration::from_secs(5))));
+        assert_eq!(" 5s ".parse(), Ok(Timeout(Duration::from_secs(5))));
+        assert_eq!("1.5s".parse(), Ok(Timeout(Duration::from_millis(1500))));
+        assert_eq!("1h 30m".parse(), Ok(Timeout(Duration::from_secs(5400))));
+        assert_eq!(
+            "7days".parse(),
+            Ok(Timeout(Duration::from_secs(7 * 86_400)))
+        );
     }
 
     #[test]
@@ -115,8 +104,7 @@ mod tests {
             "0s",
             "s",
             "-1s",
-            "1.5s",
-            "10 days",
+            "10 fortnights",
             "99999999999999999999h",
         ] {
             let err = bad.parse::<Timeout>().unwrap_err();
@@ -129,7 +117,7 @@ mod tests {
     fn ages_may_be_zero_but_not_junk() {
         assert_eq!("0s".parse(), Ok(Age(Duration::ZERO)));
         assert_eq!("1h".parse(), Ok(Age(Duration::from_secs(3600))));
-        for bad in ["", "s", "-1s", "1 day"] {
+        for bad in ["", "s", "-1s", "a day"] {
             let err = bad.parse::<Age>().unwrap_err();
             assert!(err.contains("not a duration"), "{bad}: {err}");
         }

@@ -29,41 +29,27 @@ impl TryFrom<SizeSetting> for ByteSize {
     }
 }
 
-const UNITS: &[(&str, u64)] = &[
-    ("KiB", 1 << 10),
-    ("MiB", 1 << 20),
-    ("GiB", 1 << 30),
-    ("TiB", 1 << 40),
-    ("KB", 1_000),
-    ("MB", 1_000_000),
-    ("GB", 1_000_000_000),
-    ("TB", 1_000_000_000_000),
-    ("B", 1),
-];
+/// The largest size a setting may name: sizes beyond it are typing mistakes, and `bytesize`
+/// saturates rather than fails on overflow.
+const LARGEST: u64 = 1 << 50;
 
 impl FromStr for ByteSize {
     type Err = String;
 
+    /// Parsed by `bytesize` (binary units `KiB`, `MiB`, `GiB`, decimal `KB`, `MB`, `GB`, any
+    /// case, with or without a space); the error says what to write.
     fn from_str(text: &str) -> Result<ByteSize, String> {
         let text = text.trim();
-        let invalid = || {
-            format!(
-                "'{text}' is not a size: write a number of bytes, or a number with KiB, MiB, GiB, KB, MB or GB"
-            )
-        };
-        let (number, multiplier) = UNITS
-            .iter()
-            .find_map(|(unit, m)| {
-                text.len()
-                    .checked_sub(unit.len())
-                    .filter(|&at| {
-                        text.is_char_boundary(at) && text[at..].eq_ignore_ascii_case(unit)
-                    })
-                    .map(|at| (text[..at].trim(), *m))
+        text.parse::<bytesize::ByteSize>()
+            .ok()
+            .map(|size| size.as_u64())
+            .filter(|&n| n <= LARGEST && !text.is_empty())
+            .map(ByteSize)
+            .ok_or_else(|| {
+                format!(
+                    "'{text}' is not a size: write a number of bytes, or a number with KiB, MiB, GiB, KB, MB or GB"
+                )
             })
-            .unwrap_or((text, 1));
-        let n: u64 = number.parse().map_err(|_| invalid())?;
-        n.checked_mul(multiplier).map(ByteSize).ok_or_else(invalid)
     }
 }
 
@@ -84,6 +70,7 @@ mod tests {
         assert_eq!("1 GiB".parse(), Ok(ByteSize(1 << 30)));
         assert_eq!("500mb".parse(), Ok(ByteSize(500_000_000)));
         assert_eq!("7B".parse(), Ok(ByteSize(7)));
+        assert_eq!("1.5 KiB".parse(), Ok(ByteSize(1536)));
     }
 
     #[test]
