@@ -138,6 +138,7 @@ def test_cached_reads_go_on_writes_get_503_and_the_server_recovers(
     assert_unavailable(yank, elapsed)
     ready = srv.get("/ready")
     assert ready.status == 503, ready
+    assert srv.get("/live").status == 200  # the process serves: orchestrators keep it
     assert "database: the catalog database does not answer" in ready.body.decode(), ready.body
 
     cluster.start()

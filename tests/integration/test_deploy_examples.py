@@ -116,8 +116,10 @@ def test_the_kubernetes_manifest_probes_ready_and_takes_credentials_from_its_sec
     container = pyindex_container()
     (port,) = container["ports"]
     assert objects["Service"]["spec"]["ports"][0]["targetPort"] == port["name"]
-    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": port["name"]}
-    assert container["livenessProbe"]["tcpSocket"]["port"] == port["name"]
+    assert container["startupProbe"]["httpGet"] == {"path": "/ready", "port": port["name"]}
+    # Not /ready or /health: a database outage would empty the Service or restart every pod.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/live", "port": port["name"]}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/live", "port": port["name"]}
 
     env = {e["name"]: e for e in container["env"]}
     assert_read_by_pyindex(set(env))
@@ -161,7 +163,8 @@ def test_pyindex_accepts_every_value_the_examples_set(tmp_path, example):
 
 
 def test_the_probe_paths_exist(server):
-    paths = {pyindex_container()["readinessProbe"]["httpGet"]["path"]}
+    paths = {pyindex_container()[probe]["httpGet"]["path"]
+             for probe in ("startupProbe", "readinessProbe", "livenessProbe")}
     for name in REPLICAS:
         paths |= set(re.findall(r"GET (/\S+) HTTP", " ".join(compose_services()[name]["healthcheck"]["test"])))
     paths.add("/health")

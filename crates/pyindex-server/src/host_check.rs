@@ -173,7 +173,12 @@ pub async fn refuse_foreign_host(
     request: Request,
     next: Next,
 ) -> Response {
-    if !policy.enforced || matches!(request.uri().path(), "/health" | "/ready" | "/metrics") {
+    if !policy.enforced
+        || matches!(
+            request.uri().path(),
+            "/live" | "/health" | "/ready" | "/metrics"
+        )
+    {
         return next.run(request).await;
     }
     let host_header = request.headers().get(header::HOST);

@@ -148,6 +148,20 @@ impl AppState {
     }
 }
 
+/// `GET /live`: `200 ok` whenever the process serves requests, whatever the database and the
+/// storage say. For an orchestrator's liveness and readiness probes when replicas share one
+/// database: an outage of that database fails `/ready` and `/health` on every replica at once,
+/// and taking them all out of service (or restarting them) would also stop the reads they can
+/// still answer from memory.
+async fn live() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        "ok\n",
+    )
+        .into_response()
+}
+
 async fn health(State(app): State<AppState>) -> Response {
     match app.registry.catalog_generation().await {
         Ok(_) => (
@@ -245,6 +259,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", upload.clone())
         .route("/legacy/", upload.clone())
         .route("/legacy", upload)
+        .route("/live", get(live))
         .route("/health", get(health))
         .route("/ready", get(probes::ready))
         .route("/metrics", get(metrics::page))
