@@ -244,11 +244,27 @@ INTERLEAVED = [("GET /simple/ (root index)", "root", "text/html"),
                ("GET project page, JSON", "project-json", JSON_TYPE)]
 
 
+def cpu_seconds(server) -> float:
+    """User + system CPU time so far of every process of a running server (from /proc)."""
+    ticks = 0
+    for pid in server.pids():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def interleaved(servers: dict, corpus, args, work: Path) -> str:
     """Short wrk runs taking turns between servers that all run at once, median per server:
-    ratios that hold up when other work on the machine comes and goes during the run."""
+    ratios that hold up when other work on the machine comes and goes during the run. Also the
+    server's CPU time per answered request in each run (utime + stime of its processes), which
+    other work on the machine moves far less than req/s."""
     projects = [f"/simple/{p['norm']}/" for p in corpus.projects]
     rps = {(name, wl): [] for name in servers for _, wl, _ in INTERLEAVED}
+    cpu = {(name, wl): [] for name in servers for _, wl, _ in INTERLEAVED}
     la0 = os.getloadavg()[0]
     for rnd in range(args.rounds):
         for label, wl, accept in INTERLEAVED:
@@ -257,24 +273,38 @@ def interleaved(servers: dict, corpus, args, work: Path) -> str:
                 kw = dict(connections=args.connections, threads=args.threads, accept=accept, timeout_s=30,
                           seed=args.seed + rnd, workdir=work, cpus=None)
                 harness.run_wrk(server.url, paths, **{**kw, "duration": 1})
-                rps[(name, wl)].append(harness.run_wrk(server.url, paths, duration=args.round_seconds, **kw)["rps"])
-        say(f"  round {rnd + 1}: " + ", ".join(f"{n} {wl} {rps[(n, wl)][-1]:,.0f}" for n in servers
-                                               for _, wl, _ in INTERLEAVED))
+                before = cpu_seconds(server)
+                result = harness.run_wrk(server.url, paths, duration=args.round_seconds, **kw)
+                rps[(name, wl)].append(result["rps"])
+                cpu[(name, wl)].append((cpu_seconds(server) - before) / result["requests"] * 1e6)
+        say(f"  round {rnd + 1}: " + ", ".join(f"{n} {wl} {rps[(n, wl)][-1]:,.0f} ({cpu[(n, wl)][-1]:.1f} µs)"
+                                               for n in servers for _, wl, _ in INTERLEAVED))
     med = {k: statistics.median(v) for k, v in rps.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     names = list(servers)
+    others = [n for n in names if n not in ("nginx", "pyindex", "ceiling")]
     lines = ["# Interleaved: index pages, servers taking turns", "",
              f"Run {time.strftime('%Y-%m-%d %H:%M:%S')}; {args.rounds} rounds; in each round every server gets "
              f"a {args.round_seconds:.0f} s wrk run (`-t{args.threads} -c{args.connections}`, after 1 s of warm-up) "
              "per workload, in turn, while all of them are running; median req/s of the rounds. Load avg "
              f"before / after {la0:.2f} / {os.getloadavg()[0]:.2f}.", "",
-             "| req/s (median) | " + " | ".join(names) + " | pyindex / nginx | pyindex / ceiling |",
-             "|---|" + "---|" * (len(names) + 2)]
+             "| req/s (median) | " + " | ".join(names) + " | pyindex / nginx | pyindex / ceiling |"
+             + "".join(f" {n} / ceiling |" for n in others),
+             "|---|" + "---|" * (len(names) + 2 + len(others))]
     for label, wl, _ in INTERLEAVED:
         cells = [f"{med[(n, wl)]:,.0f}" for n in names]
         lines.append(f"| {label} | {' | '.join(cells)} | {med[('pyindex', wl)] / med[('nginx', wl)]:.2f}× | "
-                     f"{med[('pyindex', wl)] / med[('ceiling', wl)]:.2f}× |")
+                     f"{med[('pyindex', wl)] / med[('ceiling', wl)]:.2f}× |"
+                     + "".join(f" {med[(n, wl)] / med[('ceiling', wl)]:.2f}× |" for n in others))
+    lines += ["", "Server CPU time per request (µs, user + system of the server's processes over each run, "
+              "median of the rounds):", "",
+              "| µs CPU / request | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for label, wl, _ in INTERLEAVED:
+        lines.append(f"| {label} | " + " | ".join(f"{med_cpu[(n, wl)]:.1f}" for n in names) + " |")
     lines += ["", "Every round (req/s): " + "; ".join(
-        f"{n} {wl} " + "/".join(f"{v:,.0f}" for v in rps[(n, wl)]) for n in names for _, wl, _ in INTERLEAVED) + "."]
+        f"{n} {wl} " + "/".join(f"{v:,.0f}" for v in rps[(n, wl)]) for n in names for _, wl, _ in INTERLEAVED) + ".",
+        "", "Every round (µs CPU / request): " + "; ".join(
+        f"{n} {wl} " + "/".join(f"{v:.1f}" for v in cpu[(n, wl)]) for n in names for _, wl, _ in INTERLEAVED) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -344,6 +374,9 @@ def main(argv=None) -> int:
     ap.add_argument("--interleaved-md", type=Path,
                     help="also start nginx and the ceiling (needs --snapshot and $BENCH_CEILING_CMD) and write "
                          "the interleaved index-page comparison here")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME",
+                    help="one more server in the interleaved comparison, started from $BENCH_<NAME>_CMD "
+                         "(e.g. pyindex-main: the main branch's binary, for before / after in one run)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--round-seconds", type=float, default=5)
     ap.add_argument("--ceiling-summary", type=Path, metavar="RESULTS_JSON",
@@ -372,9 +405,11 @@ def main(argv=None) -> int:
             say("interleaved index pages: nginx, pyindex, ceiling")
             servers = {"nginx": launch(get_adapter("nginx"), corpus, work / "nginx", log=work / "nginx.log",
                                        say=say)[0],
-                       "pyindex": server,
-                       "ceiling": launch(get_adapter("ceiling"), corpus, work / "ceiling",
-                                         log=work / "ceiling.log", say=say)[0]}
+                       "pyindex": server}
+            for name in args.also:
+                servers[name] = launch(get_adapter(name), corpus, work / name, log=work / f"{name}.log", say=say)[0]
+            servers["ceiling"] = launch(get_adapter("ceiling"), corpus, work / "ceiling", log=work / "ceiling.log",
+                                        say=say)[0]
             md = interleaved(servers, corpus, args, work)
             args.interleaved_md.write_text(md)
             say("\n" + md)

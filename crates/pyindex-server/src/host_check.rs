@@ -7,10 +7,8 @@
 //! A server on another address answers any host unless names are allowed explicitly.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 
@@ -164,43 +162,37 @@ fn misdirected(host: &str) -> Response {
     response
 }
 
-/// Middleware for every route but `/health`, `/ready` and `/metrics` (no index data, and
-/// orchestrators and scrapers reach them by IP; `/metrics` has its own guard):
-/// refuses a request whose `Host` or URI authority the policy does not allow, before any of
-/// its body is read.
-pub async fn refuse_foreign_host(
-    State(policy): State<Arc<HostPolicy>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// The check of every route but `/live`, `/health`, `/ready` and `/metrics` (no index data, and
+/// orchestrators and scrapers reach them by IP; `/metrics` has its own guard): the refusal of
+/// a request whose `Host` or URI authority the policy does not allow, given before any of its
+/// body is read; `None` when the request may go on.
+pub fn refusal(policy: &HostPolicy, request: &Request) -> Option<Response> {
     if !policy.enforced
         || matches!(
             request.uri().path(),
             "/live" | "/health" | "/ready" | "/metrics"
         )
     {
-        return next.run(request).await;
+        return None;
     }
     let host_header = request.headers().get(header::HOST);
     let authority = request.uri().authority().map(|a| a.as_str());
     if host_header.is_none() && authority.is_none() {
-        return plain_error(
+        return Some(plain_error(
             StatusCode::BAD_REQUEST,
             "The request has no Host header; send the host name of this server in it.",
-        );
+        ));
     }
     if let Some(value) = host_header {
         let host = String::from_utf8_lossy(value.as_bytes());
         if !policy.allows(&host) {
-            return misdirected(&host);
+            return Some(misdirected(&host));
         }
     }
-    if let Some(authority) = authority
-        && !policy.allows(authority)
-    {
-        return misdirected(authority);
+    match authority {
+        Some(authority) if !policy.allows(authority) => Some(misdirected(authority)),
+        _ => None,
     }
-    next.run(request).await
 }
 
 #[cfg(test)]
@@ -316,23 +308,23 @@ mod tests {
     #[tokio::test]
     async fn answers_421_naming_the_setting() {
         use axum::body::Body;
-        use axum::routing::get;
-        use tower::ServiceExt;
-        let app = axum::Router::new()
-            .route("/simple/", get(|| async { "index" }))
-            .route("/health", get(|| async { "ok" }))
-            .layer(axum::middleware::from_fn_with_state(
-                Arc::new(policy("127.0.0.1:9001", &[])),
-                refuse_foreign_host,
-            ));
-        let call = |path: &str, host: Option<&str>| {
+        let policy = policy("127.0.0.1:9001", &[]);
+        let check = |path: &str, host: Option<&str>| {
             let mut builder = Request::builder().uri(path);
             if let Some(host) = host {
                 builder = builder.header(header::HOST, host);
             }
-            app.clone().oneshot(builder.body(Body::empty()).unwrap())
+            refusal(&policy, &builder.body(Body::empty()).unwrap()).map(|r| r.status())
         };
-        let refused = call("/simple/", Some("evil.example:9001")).await.unwrap();
+        let refused = refusal(
+            &policy,
+            &Request::builder()
+                .uri("/simple/")
+                .header(header::HOST, "evil.example:9001")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(refused.status(), StatusCode::MISDIRECTED_REQUEST);
         let body = axum::body::to_bytes(refused.into_body(), 4096)
             .await
@@ -340,15 +332,12 @@ mod tests {
         let text = String::from_utf8(body.to_vec()).unwrap();
         assert!(text.contains("--allowed-host evil.example "), "{text}");
         assert!(text.contains("PYINDEX_ALLOWED_HOST"), "{text}");
-        let ok = call("/simple/", Some("localhost:9001")).await.unwrap();
-        assert_eq!(ok.status(), StatusCode::OK);
-        let health = call("/health", Some("10.0.0.7:9001")).await.unwrap();
-        assert_eq!(health.status(), StatusCode::OK);
-        let absolute = call("http://evil.example/simple/", Some("localhost"))
-            .await
-            .unwrap();
-        assert_eq!(absolute.status(), StatusCode::MISDIRECTED_REQUEST);
-        let missing = call("/simple/", None).await.unwrap();
-        assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(check("/simple/", Some("localhost:9001")), None);
+        assert_eq!(check("/health", Some("10.0.0.7:9001")), None);
+        assert_eq!(
+            check("http://evil.example/simple/", Some("localhost")),
+            Some(StatusCode::MISDIRECTED_REQUEST)
+        );
+        assert_eq!(check("/simple/", None), Some(StatusCode::BAD_REQUEST));
     }
 }

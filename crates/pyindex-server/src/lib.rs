@@ -10,6 +10,7 @@ mod api;
 mod auth;
 mod cache;
 mod cross_site;
+mod envelope;
 mod files;
 mod forwarded;
 mod host_check;
@@ -29,7 +30,6 @@ mod upload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -37,20 +37,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use http::{StatusCode, header};
 use pyindex_registry::{AccessMode, Registry};
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
-
-/// The header that carries a request's id (set when the client sent none).
-const REQUEST_ID: &str = "x-request-id";
 
 /// The log target of the request span and of the line logged per request, so that both can be
 /// turned off together (`--request-log off`, or `RUST_LOG=info,pyindex_server::requests=off`).
 pub const REQUEST_LOG_TARGET: &str = "pyindex_server::requests";
 
 pub use cache::ResponseCache;
+pub use envelope::Envelope;
 pub use forwarded::{RequestOrigin, TrustedProxies};
 pub use host_check::HostPolicy;
 pub use metrics::{Metrics, MetricsAccess};
@@ -191,8 +184,9 @@ async fn unknown_route(State(app): State<AppState>, request: Request) -> Respons
     )
 }
 
-/// The complete application router.
-pub fn router(state: AppState) -> Router {
+/// The complete application: the routes inside the per-request envelope (request ids, host
+/// check, metrics, request log, panics; see [`envelope`]).
+pub fn router(state: AppState) -> Envelope {
     let upload = post(upload::upload)
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(cross_site::refuse_cross_site));
@@ -249,9 +243,6 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/tokens/{id}", delete(api::revoke_token))
         .route_layer(axum::middleware::from_fn(cross_site::refuse_cross_site));
-    let metrics = state.metrics.clone();
-    let host_policy = state.host_policy.clone();
-    let public_url = state.public_url.clone();
     let app = Router::new()
         .merge(reads)
         .merge(ui::routes())
@@ -264,66 +255,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(probes::ready))
         .route("/metrics", get(metrics::page))
         .fallback(unknown_route)
-        .with_state(state)
-        // Per route, because it labels requests with the route they matched.
-        .layer(metrics::RecordLayer(metrics));
-    // The other layers wrap the whole router once. `Router::layer` would wrap every route in each
-    // layer, and axum then clones and boxes each layer's service and future per request (one
-    // allocation and dynamic call per layer), a tenth of a cached page's time. Outermost first:
-    // the sensitive-header marking must come before the trace layer sees the request.
-    let layered = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::x_request_id(
-            request_id::MakeCountedRequestId::new(),
-        ))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-        ]))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_request(())
-                .on_response(log_response),
-        )
-        .layer(CatchPanicLayer::new())
-        // Only a configured public URL rewrites redirects; without one the layer is left out.
-        .option_layer(public_url.map(|public_url| {
-            axum::middleware::from_fn_with_state(public_url, public_url::absolute_locations)
-        }))
-        .layer(axum::middleware::from_fn_with_state(
-            host_policy,
-            host_check::refuse_foreign_host,
-        ))
-        .service(app);
-    Router::new().fallback_service(layered)
-}
-
-/// The one line logged per request, when its response head is ready (target
-/// [`REQUEST_LOG_TARGET`]).
-fn log_response<B>(response: &http::Response<B>, latency: Duration, _: &tracing::Span) {
-    tracing::info!(
-        target: REQUEST_LOG_TARGET,
-        status = response.status().as_u16(),
-        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
-        "request answered"
-    );
-}
-
-/// The span every log line of a request is in: its id (also sent back in `x-request-id`),
-/// method and path. The response line adds status and latency. Both have the target
-/// [`REQUEST_LOG_TARGET`]: with the request log off, other lines carry no request id.
-fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
-    let id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    tracing::info_span!(
-        target: REQUEST_LOG_TARGET,
-        "request",
-        id = %id,
-        method = %request.method(),
-        path = %request.uri().path(),
-    )
+        .with_state(state.clone())
+        // Per route, because it hands the envelope the route template the request matched.
+        .layer(metrics::StampRouteLayer);
+    Envelope::new(app, state)
 }

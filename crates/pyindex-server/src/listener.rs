@@ -37,7 +37,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -149,11 +148,38 @@ pub struct Transport {
     pub trusted_proxies: Arc<TrustedProxies>,
 }
 
+/// What the listener serves: the application ([`crate::Envelope`]) or, in tests, a router.
+pub trait App:
+    tower::Service<
+        axum::extract::Request,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> App for S where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then gives open
 /// connections up to the shutdown timeout to finish, aborts those still open and returns.
-pub async fn serve(
+pub async fn serve<R: App>(
     listener: TcpListener,
-    router: Router,
+    router: R,
     limits: ConnectionLimits,
     transport: Transport,
     shutdown: impl Future<Output = ()>,
@@ -315,8 +341,8 @@ async fn pause_after_accept_error(error: &std::io::Error) {
 }
 
 /// One accepted connection and what it needs.
-struct Connection {
-    router: Router,
+struct Connection<R> {
+    router: R,
     limits: ConnectionLimits,
     transport: Transport,
     remote: SocketAddr,
@@ -328,7 +354,7 @@ struct Connection {
     _slot: OwnedSemaphorePermit,
 }
 
-impl Connection {
+impl<R: App> Connection<R> {
     async fn serve(self, stream: TcpStream) {
         let activity = self.activity.clone();
         let tracked = Tracked {
@@ -635,6 +661,7 @@ impl AsyncWrite for Tracked {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -3,14 +3,14 @@
 //!
 //! Recording costs a few atomic operations and one read-locked hash lookup per request: the
 //! route label is the matched route template shared with the router (an `Arc` clone, no
-//! allocation), the other labels are static strings and numbers.
+//! allocation) or a static string, the other labels are static strings and numbers. The
+//! envelope ([`crate::envelope`]) records each request.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
@@ -73,11 +73,22 @@ const LATENCY_BUCKETS: [f64; 16] = [
 
 /// The route template a request matched (`/simple/{project}/`), or `unmatched`.
 #[derive(Debug, Clone)]
-struct Route(Option<MatchedPath>);
+pub(crate) enum Route {
+    /// As the router matched it.
+    Matched(MatchedPath),
+    /// Known without the router (the envelope's index pages).
+    Known(&'static str),
+    /// No route: the fallback answered.
+    Unmatched,
+}
 
 impl Route {
     fn as_str(&self) -> &str {
-        self.0.as_ref().map_or("unmatched", MatchedPath::as_str)
+        match self {
+            Route::Matched(path) => path.as_str(),
+            Route::Known(template) => template,
+            Route::Unmatched => "unmatched",
+        }
     }
 }
 
@@ -252,6 +263,20 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a request answered by a route (or the fallback) after `latency`.
+    pub(crate) fn record_response(
+        &self,
+        route: Route,
+        method: &Method,
+        response: &Response,
+        latency: Duration,
+    ) {
+        let method = method_label(method);
+        let bytes = declared_bytes(response, method == "HEAD");
+        let seconds = latency.as_secs_f64();
+        self.record(route, method, response.status(), seconds, bytes);
+    }
+
     fn record(
         &self,
         route: Route,
@@ -339,73 +364,56 @@ fn declared_bytes(response: &Response, head: bool) -> u64 {
         .unwrap_or(0)
 }
 
-/// Records every request in [`Metrics`]. Add it with `Router::layer`, which runs it after
-/// routing, so that the matched route template is known.
+/// Hands the route template a request matched to the envelope (which counts the request, see
+/// [`crate::envelope`]) in the response's extensions. Add it with `Router::layer`, which runs it
+/// after routing, so that the template is known.
 #[derive(Clone)]
-pub struct RecordLayer(pub Arc<Metrics>);
+pub struct StampRouteLayer;
 
-impl<S> tower::Layer<S> for RecordLayer {
-    type Service = Record<S>;
+impl<S> tower::Layer<S> for StampRouteLayer {
+    type Service = StampRoute<S>;
 
-    fn layer(&self, inner: S) -> Record<S> {
-        Record {
-            inner,
-            metrics: self.0.clone(),
-        }
+    fn layer(&self, inner: S) -> StampRoute<S> {
+        StampRoute { inner }
     }
 }
 
-/// The service of [`RecordLayer`].
+/// The service of [`StampRouteLayer`].
 #[derive(Clone)]
-pub struct Record<S> {
+pub struct StampRoute<S> {
     inner: S,
-    metrics: Arc<Metrics>,
 }
 
-impl<S> tower::Service<Request> for Record<S>
+impl<S> tower::Service<Request> for StampRoute<S>
 where
     S: tower::Service<Request, Response = Response>,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Recorded<S::Future>;
+    type Future = Stamped<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let seen = Seen {
-            metrics: self.metrics.clone(),
-            route: Route(request.extensions().get::<MatchedPath>().cloned()),
-            method: method_label(request.method()),
-            start: Instant::now(),
-        };
-        Recorded {
+        Stamped {
+            route: request.extensions().get::<MatchedPath>().cloned(),
             inner: self.inner.call(request),
-            seen: Some(seen),
         }
     }
 }
 
-/// What is known of a request before its response.
-struct Seen {
-    metrics: Arc<Metrics>,
-    route: Route,
-    method: &'static str,
-    start: Instant,
-}
-
 pin_project_lite::pin_project! {
-    /// The response future of [`Record`].
-    pub struct Recorded<F> {
+    /// The response future of [`StampRoute`].
+    pub struct Stamped<F> {
         #[pin]
         inner: F,
-        seen: Option<Seen>,
+        route: Option<MatchedPath>,
     }
 }
 
-impl<F, E> Future for Recorded<F>
+impl<F, E> Future for Stamped<F>
 where
     F: Future<Output = Result<Response, E>>,
 {
@@ -413,15 +421,20 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = std::task::ready!(this.inner.poll(cx));
-        if let (Ok(response), Some(seen)) = (&result, this.seen.take()) {
-            let bytes = declared_bytes(response, seen.method == "HEAD");
-            let seconds = seen.start.elapsed().as_secs_f64();
-            seen.metrics
-                .record(seen.route, seen.method, response.status(), seconds, bytes);
+        let mut result = std::task::ready!(this.inner.poll(cx));
+        if let (Ok(response), Some(route)) = (&mut result, this.route.take()) {
+            response.extensions_mut().insert(route);
         }
         Poll::Ready(result)
     }
+}
+
+/// The route template [`StampRoute`] left in a response (and removes it).
+pub(crate) fn take_route(response: &mut Response) -> Route {
+    response
+        .extensions_mut()
+        .remove::<MatchedPath>()
+        .map_or(Route::Unmatched, Route::Matched)
 }
 
 /// `GET /metrics`: the metrics in the `public` and `private` settings, 404 in `off`.
@@ -499,8 +512,8 @@ mod tests {
     #[test]
     fn renders_counted_requests_in_the_text_format() {
         let metrics = Metrics::default();
-        metrics.record(Route(None), "GET", StatusCode::NOT_FOUND, 0.002, 10);
-        metrics.record(Route(None), "GET", StatusCode::NOT_FOUND, 0.004, 5);
+        metrics.record(Route::Unmatched, "GET", StatusCode::NOT_FOUND, 0.002, 10);
+        metrics.record(Route::Unmatched, "GET", StatusCode::NOT_FOUND, 0.004, 5);
         metrics.upload_refused(StatusCode::CONFLICT);
         metrics.page_cache(true);
         let text = metrics.render(42).unwrap();

@@ -1,10 +1,6 @@
 //! The URL clients use to reach the index (`--public-url`), for a server behind a reverse
 //! proxy or a name other than its listen address: redirects point there and pages show it.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
-use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderValue, Uri, header};
 
@@ -86,24 +82,20 @@ impl PublicUrl {
     }
 }
 
-/// Middleware: with a public URL, a `Location` that is an absolute path becomes an absolute
-/// URL on it, so a client behind a proxy that rewrites nothing is sent to the right place.
-pub async fn absolute_locations(
-    State(public): State<Arc<PublicUrl>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let mut response = next.run(request).await;
-    let absolute = response
-        .headers()
-        .get(header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .filter(|location| location.starts_with('/') && !location.starts_with("//"))
-        .and_then(|path| HeaderValue::from_str(&public.join(path)).ok());
-    if let Some(value) = absolute {
-        response.headers_mut().insert(header::LOCATION, value);
+impl PublicUrl {
+    /// A `Location` that is an absolute path becomes an absolute URL on the public URL, so a
+    /// client behind a proxy that rewrites nothing is sent to the right place.
+    pub fn absolute_location(&self, response: &mut Response) {
+        let absolute = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .filter(|location| location.starts_with('/') && !location.starts_with("//"))
+            .and_then(|path| HeaderValue::from_str(&self.join(path)).ok());
+        if let Some(value) = absolute {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
     }
-    response
 }
 
 #[cfg(test)]
@@ -142,48 +134,30 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn rewrites_path_locations_only() {
-        use axum::body::Body;
-        use axum::routing::get;
-        use tower::ServiceExt;
-        let redirect = |to: &'static str| {
-            get(move || async move {
-                (
-                    [(header::LOCATION, to)],
-                    http::StatusCode::MOVED_PERMANENTLY,
-                )
-            })
-        };
-        let app = |public: Arc<PublicUrl>| {
-            axum::Router::new()
-                .route("/a", redirect("/simple/a/?x=1"))
-                .route("/b", redirect("https://elsewhere.internal/"))
-                .route("/c", redirect("//elsewhere.internal/"))
-                .layer(axum::middleware::from_fn_with_state(
-                    public,
-                    absolute_locations,
-                ))
-        };
-        let public = Arc::new(PublicUrl::parse("https://pypi.internal").unwrap());
-        let location = |app: axum::Router, path: &'static str| async move {
-            let response = app
-                .oneshot(Request::builder().uri(path).body(Body::empty()).unwrap())
-                .await
-                .unwrap();
+    #[test]
+    fn rewrites_path_locations_only() {
+        use axum::response::IntoResponse;
+        let public = PublicUrl::parse("https://pypi.internal").unwrap();
+        let location = |to: &'static str| {
+            let mut response = (
+                [(header::LOCATION, to)],
+                http::StatusCode::MOVED_PERMANENTLY,
+            )
+                .into_response();
+            public.absolute_location(&mut response);
             response.headers()[header::LOCATION]
                 .to_str()
                 .unwrap()
                 .to_owned()
         };
         assert_eq!(
-            location(app(public.clone()), "/a").await,
+            location("/simple/a/?x=1"),
             "https://pypi.internal/simple/a/?x=1"
         );
         assert_eq!(
-            location(app(public.clone()), "/b").await,
+            location("https://elsewhere.internal/"),
             "https://elsewhere.internal/"
         );
-        assert_eq!(location(app(public), "/c").await, "//elsewhere.internal/");
+        assert_eq!(location("//elsewhere.internal/"), "//elsewhere.internal/");
     }
 }

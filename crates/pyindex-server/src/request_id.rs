@@ -1,4 +1,5 @@
-//! Request ids: `x-request-id` on every request and response, for correlating log lines.
+//! Request ids: `x-request-id` on every request and response, for correlating log lines
+//! (set and echoed by [`crate::envelope`]).
 //!
 //! tower-http's `MakeRequestUuid` draws a random UUID per request, a `getrandom` system call
 //! each time, which showed in profiles of cached pages. An id only has to be unique (nothing
@@ -10,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{HeaderValue, Request};
-use tower_http::request_id::{MakeRequestId, RequestId};
+
+/// The header that carries a request's id.
+const REQUEST_ID: &str = "x-request-id";
 
 /// Makes `<prefix>-<counter>` request ids; clones share the counter.
 #[derive(Clone)]
@@ -57,9 +60,16 @@ fn hex_u64(value: u64, out: &mut [u8]) {
     }
 }
 
-impl MakeRequestId for MakeCountedRequestId {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        Some(RequestId::new(self.next()))
+impl MakeCountedRequestId {
+    /// The id of `request`: the `x-request-id` the client sent (kept as it is, as tower-http's
+    /// request-id layer did), else a new one, which is set on the request.
+    pub fn id_of<B>(&self, request: &mut Request<B>) -> HeaderValue {
+        if let Some(id) = request.headers().get(REQUEST_ID) {
+            return id.clone();
+        }
+        let id = self.next();
+        request.headers_mut().insert(REQUEST_ID, id.clone());
+        id
     }
 }
 
@@ -77,6 +87,20 @@ mod tests {
         assert_eq!(x.len(), 33);
         assert_eq!(&x[..17], &y.to_str().unwrap()[..17]);
         assert!(x.ends_with("-0000000000000000"));
+    }
+
+    #[test]
+    fn keeps_the_clients_id_and_sets_a_new_one_otherwise() {
+        let ids = MakeCountedRequestId::new();
+        let mut sent = Request::builder()
+            .header(REQUEST_ID, "mine-42")
+            .body(())
+            .unwrap();
+        assert_eq!(ids.id_of(&mut sent), "mine-42");
+        let mut bare = Request::builder().body(()).unwrap();
+        let made = ids.id_of(&mut bare);
+        assert_eq!(made.len(), 33);
+        assert_eq!(bare.headers()[REQUEST_ID], made);
     }
 
     #[test]

@@ -1,0 +1,351 @@
+//! The envelope: everything a request passes through around the handlers, as one service.
+//!
+//! Every request gets a request id (the client's `x-request-id`, else a generated one, echoed
+//! in the response), has its `Authorization` and `Cookie` values marked sensitive (never shown
+//! by a log line), is refused when its `Host` is not allowed (421, see [`crate::host_check`]),
+//! is counted in the metrics by route template, gets its span and log line when the request
+//! log is on, and is answered 500 (and logged) if its handler panics. Redirects get the public
+//! URL when one is configured.
+//!
+//! Why one service instead of a stack of tower-http layers and `from_fn` middleware: each
+//! layer adds its own future per request, `from_fn` boxes one and clones the rest of the stack,
+//! the trace layer reads the clock even when its span and events are off, and the router the
+//! stack was served from added a boxed future and a service clone of its own. On a cached index
+//! page that machinery cost more than the handler (a third of pyindex's own time in profiles).
+//! Here a request costs one boxed future, one clock read at its start (and one at its end), and
+//! the request log's span and line only when that log is on.
+//!
+//! The index pages (`GET /simple/` and `GET /simple/<project>/`) are routed here without the
+//! router when nothing else guards them (not in the `all` access mode, whose read guard is a
+//! route layer): their handlers are called directly, with the same answer the router gives
+//! (it only adds `Content-Length`). Other requests go through the router, whose routes carry
+//! one small layer that hands the matched route template back for the metrics.
+
+use std::any::Any;
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::HttpBody;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use pyindex_registry::AccessMode;
+use tower::Service;
+use tracing::Instrument;
+
+use crate::metrics::Route;
+use crate::request_id::MakeCountedRequestId;
+use crate::{AppState, REQUEST_LOG_TARGET, host_check, simple};
+
+/// The header that carries a request's id.
+const REQUEST_ID: &str = "x-request-id";
+
+/// Request headers whose values are marked sensitive, so that no log line can show them.
+const SENSITIVE: [header::HeaderName; 2] = [header::AUTHORIZATION, header::COOKIE];
+
+/// The application as one `tower::Service`: the envelope around the router (see the module
+/// documentation). Cloning it is two reference counts.
+#[derive(Clone)]
+pub struct Envelope {
+    router: Router,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    app: AppState,
+    ids: MakeCountedRequestId,
+    /// Whether index pages may skip the router (no route layer guards them).
+    direct_index_pages: bool,
+}
+
+impl Envelope {
+    /// The envelope around `router`, whose routes must carry [`crate::metrics::StampRouteLayer`].
+    pub(crate) fn new(router: Router, app: AppState) -> Envelope {
+        let direct_index_pages = app.registry.access_mode() != AccessMode::All;
+        Envelope {
+            router,
+            shared: Arc::new(Shared {
+                app,
+                ids: MakeCountedRequestId::new(),
+                direct_index_pages,
+            }),
+        }
+    }
+}
+
+/// How a request was answered, before the envelope's last touches.
+enum Answer {
+    /// By a route (or the fallback): counted in the metrics under `Route`.
+    Routed(Response, Route),
+    /// By the host check, before any route.
+    Refused(Response),
+}
+
+impl Service<Request> for Envelope {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let id = self.shared.ids.id_of(&mut request);
+        mark_sensitive(request.headers_mut());
+        let span = request_span(&request);
+        let method = request.method().clone();
+        let (router, shared) = (self.router.clone(), self.shared.clone());
+        Box::pin(async move {
+            let start = Instant::now();
+            let answer = AssertUnwindSafe(shared.answer(router, request))
+                .catch_unwind()
+                .instrument(span.clone())
+                .await;
+            let latency = start.elapsed();
+            let _in_span = span.enter();
+            let mut response = match answer {
+                Ok(Answer::Routed(response, route)) => {
+                    let metrics = &shared.app.metrics;
+                    metrics.record_response(route, &method, &response, latency);
+                    response
+                }
+                Ok(Answer::Refused(response)) => response,
+                Err(panic) => panicked(panic),
+            };
+            log_response(response.status(), latency);
+            let headers = response.headers_mut();
+            if !headers.contains_key(REQUEST_ID) {
+                headers.insert(REQUEST_ID, id);
+            }
+            Ok(response)
+        })
+    }
+}
+
+impl Shared {
+    /// The answer of the host check, the index pages or the router.
+    async fn answer(&self, mut router: Router, request: Request) -> Answer {
+        if let Some(refused) = host_check::refusal(&self.app.host_policy, &request) {
+            return Answer::Refused(refused);
+        }
+        let (mut response, route) = match self.index_page(&request) {
+            Some(IndexPage::Root) => {
+                let response = simple::root(State(self.app.clone()), request).await;
+                (with_content_length(response), Route::Known("/simple/"))
+            }
+            Some(IndexPage::Project(raw)) => {
+                let response = simple::project(State(self.app.clone()), Path(raw), request).await;
+                (
+                    with_content_length(response),
+                    Route::Known("/simple/{project}/"),
+                )
+            }
+            None => {
+                let Ok(mut response) = router.call(request).await;
+                let route = crate::metrics::take_route(&mut response);
+                (response, route)
+            }
+        };
+        if let Some(public) = &self.app.public_url {
+            public.absolute_location(&mut response);
+        }
+        Answer::Routed(response, route)
+    }
+
+    /// Which index page a request asks for, when it can be answered without the router: a
+    /// GET of `/simple/` or of `/simple/<project>/` whose name needs no percent-decoding (the
+    /// router's `Path` would decode it; those few go through the router).
+    fn index_page(&self, request: &Request) -> Option<IndexPage> {
+        if !self.direct_index_pages || request.method() != Method::GET {
+            return None;
+        }
+        let rest = request.uri().path().strip_prefix("/simple/")?;
+        if rest.is_empty() {
+            return Some(IndexPage::Root);
+        }
+        let name = rest.strip_suffix('/')?;
+        let plain = !name.is_empty() && !name.contains(['/', '%']);
+        plain.then(|| IndexPage::Project(name.to_owned()))
+    }
+}
+
+enum IndexPage {
+    Root,
+    Project(String),
+}
+
+/// Marks the values of [`SENSITIVE`] headers, as tower-http's sensitive-header layer did.
+fn mark_sensitive(headers: &mut HeaderMap) {
+    for name in SENSITIVE {
+        if let header::Entry::Occupied(mut entry) = headers.entry(name) {
+            for value in entry.iter_mut() {
+                value.set_sensitive(true);
+            }
+        }
+    }
+}
+
+/// What the router adds to the answer of a GET route: `Content-Length` from a body of known
+/// size, when none is set.
+fn with_content_length(mut response: Response) -> Response {
+    if !response.headers().contains_key(header::CONTENT_LENGTH)
+        && let Some(size) = response.body().size_hint().exact()
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    response
+}
+
+/// The answer to a request whose handler panicked: 500, with the panic's message logged.
+fn panicked(panic: Box<dyn Any + Send>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied());
+    match message {
+        Some(message) => tracing::error!("Service panicked: {message}"),
+        None => tracing::error!(
+            "Service panicked but `CatchPanic` was unable to downcast the panic info"
+        ),
+    }
+    (StatusCode::INTERNAL_SERVER_ERROR, "Service panicked").into_response()
+}
+
+/// The span every log line of a request is in: its id (also sent back in `x-request-id`),
+/// method and path. The response line adds status and latency. Both have the target
+/// [`REQUEST_LOG_TARGET`]: with the request log off, the span is not even built and other
+/// lines carry no request id.
+fn request_span(request: &Request) -> tracing::Span {
+    tracing::info_span!(
+        target: REQUEST_LOG_TARGET,
+        "request",
+        id = %request
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-"),
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
+}
+
+/// The one line logged per request when its response head is ready (target
+/// [`REQUEST_LOG_TARGET`]), and an error line for a server error (5xx), as the trace layer
+/// logged them.
+fn log_response(status: StatusCode, latency: Duration) {
+    tracing::info!(
+        target: REQUEST_LOG_TARGET,
+        status = status.as_u16(),
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        "request answered"
+    );
+    if status.is_server_error() {
+        tracing::error!(
+            classification = %format_args!("Status code: {status}"),
+            latency = %format_args!("{} ms", latency.as_millis()),
+            "response failed"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use pyindex_catalog::SqliteCatalog;
+    use pyindex_packaging::archive::ArchiveLimits;
+    use pyindex_registry::Registry;
+    use pyindex_storage::{LocalBlobStore, Spool};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn state(dir: &std::path::Path) -> AppState {
+        let catalog = Arc::new(
+            SqliteCatalog::open(&dir.join("catalog.sqlite3"))
+                .await
+                .unwrap(),
+        );
+        let blobs = Arc::new(LocalBlobStore::open(dir.join("files")).unwrap());
+        let spool = Spool::open(dir.join("tmp")).unwrap();
+        let registry = Registry::new(catalog, blobs, spool, ArchiveLimits::default());
+        AppState::new(registry, 1 << 20)
+    }
+
+    fn get_request(path: &str, id: Option<&str>) -> Request {
+        let mut builder = Request::builder()
+            .uri(path)
+            .header(header::HOST, "localhost");
+        if let Some(id) = id {
+            builder = builder.header(REQUEST_ID, id);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    async fn boom() -> &'static str {
+        panic!("handler failed")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_with_the_request_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = state(dir.path()).await;
+        let router = Router::new()
+            .route("/boom", get(boom))
+            .layer(crate::metrics::StampRouteLayer);
+        let envelope = Envelope::new(router, app);
+        let response = envelope
+            .clone()
+            .oneshot(get_request("/boom", Some("id-7")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[REQUEST_ID], "id-7");
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"Service panicked");
+        // The envelope still answers after a panic.
+        let after = envelope.oneshot(get_request("/none", None)).await.unwrap();
+        assert_eq!(after.status(), StatusCode::NOT_FOUND);
+        assert_eq!(after.headers()[REQUEST_ID].len(), 33);
+    }
+
+    #[tokio::test]
+    async fn index_pages_answered_without_the_router_are_the_routers_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = state(dir.path()).await;
+        let envelope = crate::router(app);
+        for path in ["/simple/absent/", "/simple/a_b/?x=1"] {
+            let direct = envelope
+                .clone()
+                .oneshot(get_request(path, Some("x")))
+                .await
+                .unwrap();
+            // `%61` is `a`: decoded by the router's `Path`, so this request takes the router.
+            let routed_path = path.replacen("/simple/a", "/simple/%61", 1);
+            let routed = envelope
+                .clone()
+                .oneshot(get_request(&routed_path, Some("x")))
+                .await
+                .unwrap();
+            assert_eq!(direct.status(), routed.status(), "{path}");
+            assert_eq!(direct.headers(), routed.headers(), "{path}");
+            let direct = axum::body::to_bytes(direct.into_body(), 1 << 20).await;
+            let routed = axum::body::to_bytes(routed.into_body(), 1 << 20).await;
+            assert_eq!(direct.unwrap(), routed.unwrap(), "{path}");
+        }
+    }
+}
