@@ -91,6 +91,10 @@ impl BlobStore for CachedBlobStore {
         self.inner.put_spooled(key, file).await
     }
 
+    async fn put_cached(&self, key: &BlobKey, file: SpooledFile) -> Result<(), StorageError> {
+        self.inner.put_cached(key, file).await
+    }
+
     async fn size(&self, key: &BlobKey) -> Result<Option<u64>, StorageError> {
         match self.cached(key) {
             Some(data) => Ok(Some(data.len() as u64)),
