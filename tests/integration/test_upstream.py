@@ -119,6 +119,17 @@ def test_first_upstream_that_knows_a_name_serves_it_wholly(server_factory, html_
     assert srv.get("/simple/unknown-everywhere/").status == 404
 
 
+def test_a_name_no_upstream_knows_is_not_asked_again_for_a_while(server_factory, html_upstream):
+    srv = proxy(server_factory, html_upstream, extra=["--upstream-ttl", "2s"])
+    for _ in range(3):
+        assert srv.get("/simple/nowhere-known/").status == 404
+    assert html_upstream.hit_count("/simple/nowhere-known/") == 1
+    # Remembered for at most the page TTL (and a minute).
+    time.sleep(2.2)
+    assert srv.get("/simple/nowhere-known/").status == 404
+    assert html_upstream.hit_count("/simple/nowhere-known/") == 2
+
+
 def test_private_package_depends_on_a_proxied_one(server_factory, json_upstream, upload, dists, make_venv):
     srv = proxy(server_factory, json_upstream)
     app = support.make_wheel(dists, "priv-app", "1.0", requires_dist=["pub-dep>=1.0"])

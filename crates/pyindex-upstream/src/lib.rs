@@ -13,12 +13,14 @@ pub mod page;
 pub mod parse;
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use lru::LruCache;
 use pyindex_catalog::{CachedBlob, CatalogError, StoredPage, UpstreamFetch, UpstreamIndex};
 use pyindex_storage::{BlobContent, BlobKey, BlobStore, Spool};
 use time::OffsetDateTime;
@@ -137,7 +139,16 @@ pub struct Upstream {
     /// in one transaction every [`USE_FLUSH_INTERVAL`] (and at shutdown), never on the request
     /// path. Bounded by [`PENDING_USES`]: when full, it is flushed at once.
     pending_uses: Mutex<HashMap<String, OffsetDateTime>>,
+    /// Names no upstream knew, with when that was learned: answered 404 without asking again
+    /// for [`Upstream::not_found_ttl`]. Bounded (least recently asked names forgotten first).
+    not_found: Mutex<LruCache<String, Instant>>,
 }
+
+/// How long a name that no upstream knows is answered 404 without asking again, at most (and
+/// never longer than `--upstream-ttl`).
+pub const NOT_FOUND_TTL: Duration = Duration::from_secs(60);
+/// How many unknown names are remembered.
+const NOT_FOUND_NAMES: usize = 10_000;
 
 /// How often the uses of cached files (for least-recently-used eviction) are written.
 pub const USE_FLUSH_INTERVAL: Duration = Duration::from_secs(30);
@@ -175,6 +186,9 @@ impl Upstream {
             spool,
             coalescer: Arc::new(LocalCoalescer::default()),
             pending_uses: Mutex::default(),
+            not_found: Mutex::new(LruCache::new(
+                NonZeroUsize::new(NOT_FOUND_NAMES).unwrap_or(NonZeroUsize::MIN),
+            )),
         })
     }
 
@@ -262,6 +276,9 @@ impl Upstream {
         {
             return self.proxied(stored, false).map(Some);
         }
+        if stored.is_none() && self.known_unknown(project) {
+            return Ok(None);
+        }
         for upstream in self.client.indexes() {
             let mine = stored.as_ref().filter(|s| s.upstream == upstream.as_str());
             let validators = Validators {
@@ -300,7 +317,24 @@ impl Upstream {
                 }
             }
         }
+        if let Ok(mut not_found) = self.not_found.lock() {
+            not_found.put(project.to_owned(), Instant::now());
+        }
         Ok(None)
+    }
+
+    /// How long a name no upstream knows is answered 404 without asking again.
+    pub fn not_found_ttl(&self) -> Duration {
+        NOT_FOUND_TTL.min(self.settings.ttl)
+    }
+
+    /// Whether no upstream knew `project` when last asked, less than
+    /// [`Upstream::not_found_ttl`] ago.
+    fn known_unknown(&self, project: &str) -> bool {
+        let ttl = self.not_found_ttl();
+        self.not_found
+            .lock()
+            .is_ok_and(|mut names| names.get(project).is_some_and(|at| at.elapsed() < ttl))
     }
 
     async fn store_page(
