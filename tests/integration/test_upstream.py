@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import hashlib
+import json
 import re
 import time
 
@@ -116,6 +117,17 @@ def test_first_upstream_that_knows_a_name_serves_it_wholly(server_factory, html_
     assert [f["filename"] for f in srv.files("first-wins")] == ["first_wins-1.0-py3-none-any.whl"]
     assert [f["filename"] for f in srv.files("only-second")] == ["only_second-3.0-py3-none-any.whl"]
     assert srv.get("/simple/unknown-everywhere/").status == 404
+
+
+def test_a_name_no_upstream_knows_is_not_asked_again_for_a_while(server_factory, html_upstream):
+    srv = proxy(server_factory, html_upstream, extra=["--upstream-ttl", "2s"])
+    for _ in range(3):
+        assert srv.get("/simple/nowhere-known/").status == 404
+    assert html_upstream.hit_count("/simple/nowhere-known/") == 1
+    # Remembered for at most the page TTL (and a minute).
+    time.sleep(2.2)
+    assert srv.get("/simple/nowhere-known/").status == 404
+    assert html_upstream.hit_count("/simple/nowhere-known/") == 2
 
 
 def test_private_package_depends_on_a_proxied_one(server_factory, json_upstream, upload, dists, make_venv):
@@ -235,6 +247,80 @@ def test_installs_work_with_the_upstream_stopped_after_a_warm_cache(server_facto
     support.check(install(venv, srv.simple_url, "warm-dep", tool="uv"))
     # A name never cached is an error that says why, not a 404.
     assert srv.get("/simple/never-cached/").status == 502
+
+
+def cache_stats(srv):
+    return dict(line.split("\t") for line in srv.cli("cache", "stats").stdout.strip().splitlines())
+
+
+def blob_path(srv, sha256):
+    return srv.data / "files" / "sha256" / sha256[:2] / sha256[2:4] / sha256
+
+
+def test_a_cached_file_a_crash_left_short_or_damaged_is_fetched_again(server_factory, upstream_dists):
+    """Cached upstream files are stored without an fsync: a crash may leave one short or
+    damaged.  Its recorded size is compared on every serve and its hash on the first serve
+    after a start; a file that fails is never served as good, but dropped and fetched again."""
+    upstream = StaticIndex(json=True)
+    # Incompressible, larger than what the store reads in one go: a streamed blob.
+    noise = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(12_000))
+    small = wheel(upstream_dists / "c", "crash-small", "1.0")
+    big = wheel(upstream_dists / "c", "crash-big", "1.0", payload=noise)
+    for dist in (small, big):
+        upstream.add(dist, upload_time=OLD)
+    upstream.start()
+    try:
+        # No in-memory file cache: the large blob is streamed from disk.
+        srv = proxy(server_factory, upstream, extra=["--file-cache", "0"])
+        paths = {d.filename: srv.files(n)[0]["url"] for d, n in ((small, "crash-small"), (big, "crash-big"))}
+        for dist in (small, big):
+            assert requests.get(srv.url + paths[dist.filename], timeout=30).content == dist.data
+        # A fetch is recorded once its last byte is sent.
+        srv.wait_for(lambda: cache_stats(srv)["files"] == "2", what="both files recorded as cached")
+        srv.stop()
+        # A crash took the tail of one and left the other the right size with damaged bytes.
+        short = blob_path(srv, small.sha256)
+        short.write_bytes(short.read_bytes()[: len(small.data) // 2])
+        damaged = blob_path(srv, big.sha256)
+        data = bytearray(damaged.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        damaged.write_bytes(bytes(data))
+        srv.start()
+        urls = {name: srv.url + path for name, path in paths.items()}
+
+        # The short one: its size gives it away before anything is sent.
+        r = requests.get(urls[small.filename], timeout=30)
+        assert r.status_code == 200 and r.content == small.data
+        assert upstream.hit_count(upstream.file_path(small.filename)) == 2
+        # The damaged one: hashed while streamed, the transfer broken before its end.
+        with pytest.raises(requests.exceptions.RequestException):
+            r = requests.get(urls[big.filename], timeout=30)
+            r.raise_for_status()
+            assert hashlib.sha256(r.content).hexdigest() == big.sha256
+        r = requests.get(urls[big.filename], timeout=30)
+        assert r.status_code == 200 and r.content == big.data
+        assert upstream.hit_count(upstream.file_path(big.filename)) == 2
+        assert "failed its check" in srv.log_text()
+        # Checked once: served from the cache from then on.
+        r = requests.get(urls[big.filename], timeout=30)
+        assert r.headers["x-pyindex-upstream"] == "cached" and r.content == big.data
+        assert upstream.hit_count(upstream.file_path(big.filename)) == 2
+    finally:
+        upstream.stop()
+
+
+def test_the_last_use_of_a_cached_file_is_written_at_shutdown(server_factory, html_upstream):
+    """Uses of cached files are batched in memory, not written on the request path."""
+    srv = proxy(server_factory, html_upstream)
+    url = srv.files("warm-pkg")[0]["url"]
+    srv.download(url)
+    log = json.loads(srv.cli("upstream", "log", "warm-pkg", "--json").stdout)
+    assert log[0]["last_served"] == log[0]["first_fetched"]
+    time.sleep(1.1)
+    srv.download(url)
+    srv.stop()
+    log = json.loads(srv.cli("upstream", "log", "warm-pkg", "--json").stdout)
+    assert log[0]["last_served"] > log[0]["first_fetched"], log
 
 
 def test_cache_stats_and_prune(server_factory, html_upstream):

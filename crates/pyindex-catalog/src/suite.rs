@@ -47,6 +47,7 @@ macro_rules! catalog_suite {
             stored_files_name_every_blob_whatever_the_status,
             upstream_blocks_are_keyed_audited_and_change_their_project,
             the_fetch_log_keeps_the_first_fetch_and_counts_fetches,
+            a_fetch_records_its_blob_and_log_entry_and_uses_batch,
         );
     };
     (@tests (@required $open:expr); $($name:ident,)*) => {
@@ -796,4 +797,49 @@ pub async fn the_fetch_log_keeps_the_first_fetch_and_counts_fetches<C: UpstreamI
     );
     assert_eq!(log[1].fetches, 1);
     assert!(c.upstream_fetches("other").await.unwrap().is_empty());
+}
+
+pub async fn a_fetch_records_its_blob_and_log_entry_and_uses_batch<C: UpstreamIndex>(c: &C) {
+    let (dist, meta) = ("d".repeat(64), "e".repeat(64));
+    let at = |secs| OffsetDateTime::from_unix_timestamp(secs).unwrap();
+    let blob = |sha256: &str, size| CachedBlob {
+        sha256: sha256.to_owned(),
+        size,
+        last_used: at(2_000),
+    };
+    let logged = fetch("up-1.0.tar.gz", &dist, 2_000);
+    c.record_upstream_fetched(&blob(&dist, 7), Some(&logged))
+        .await
+        .unwrap();
+    c.record_upstream_fetched(&blob(&meta, 3), None)
+        .await
+        .unwrap();
+    assert_eq!(c.upstream_blob_size(&dist).await.unwrap(), Some(7));
+    assert_eq!(c.upstream_blob_size(&meta).await.unwrap(), Some(3));
+    assert_eq!(c.upstream_blob_size(&"f".repeat(64)).await.unwrap(), None);
+    assert_eq!(c.upstream_fetches("up").await.unwrap(), [logged]);
+    // Fetched again (after a blob was found short): the size is the new one.
+    c.record_upstream_fetched(&blob(&meta, 4), None)
+        .await
+        .unwrap();
+    assert_eq!(c.upstream_blob_size(&meta).await.unwrap(), Some(4));
+
+    let uses = [
+        (dist.clone(), at(5_000)),
+        ("f".repeat(64), at(5_000)),
+        (meta.clone(), at(4_000)),
+    ];
+    c.use_upstream_blobs(&uses).await.unwrap();
+    let used: Vec<(String, OffsetDateTime)> = c
+        .upstream_blobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.sha256, b.last_used))
+        .collect();
+    assert_eq!(used, [(meta, at(4_000)), (dist.clone(), at(5_000))]);
+    assert_eq!(
+        c.upstream_fetches("up").await.unwrap()[0].last_served,
+        at(5_000)
+    );
 }

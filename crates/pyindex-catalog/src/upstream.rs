@@ -105,8 +105,40 @@ pub trait UpstreamIndex: Send + Sync {
     /// Whether the blob `sha256` is cached (a read only: no use is recorded).
     async fn has_upstream_blob(&self, sha256: &str) -> Result<bool, CatalogError>;
 
+    /// The recorded size of the cached blob `sha256`, or `None` if it is not cached (a read
+    /// only: no use is recorded).
+    async fn upstream_blob_size(&self, sha256: &str) -> Result<Option<u64>, CatalogError>;
+
+    /// Records the last use of several cached blobs at once (uses batched in memory by the
+    /// proxy), as [`UpstreamIndex::use_upstream_blob`] does for one; unknown blobs are
+    /// skipped. One transaction where the engine allows.
+    async fn use_upstream_blobs(
+        &self,
+        uses: &[(String, OffsetDateTime)],
+    ) -> Result<(), CatalogError> {
+        for (sha256, at) in uses {
+            self.use_upstream_blob(sha256, *at).await?;
+        }
+        Ok(())
+    }
+
     /// Records a newly cached blob.
     async fn add_upstream_blob(&self, blob: &CachedBlob) -> Result<(), CatalogError>;
+
+    /// Records a completed upstream fetch: the newly cached blob and, for a distribution, its
+    /// entry in the fetch log ([`UpstreamIndex::record_upstream_fetch`]). One transaction where
+    /// the engine allows, so that a cold install commits once per object fetched.
+    async fn record_upstream_fetched(
+        &self,
+        blob: &CachedBlob,
+        fetch: Option<&UpstreamFetch>,
+    ) -> Result<(), CatalogError> {
+        self.add_upstream_blob(blob).await?;
+        if let Some(fetch) = fetch {
+            self.record_upstream_fetch(fetch).await?;
+        }
+        Ok(())
+    }
 
     /// Every cached blob, least recently used first.
     async fn upstream_blobs(&self) -> Result<Vec<CachedBlob>, CatalogError>;

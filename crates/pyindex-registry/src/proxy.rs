@@ -125,7 +125,12 @@ impl Registry {
             self.blobs.clone(),
             self.spool.clone(),
         )?;
-        self.upstream = Some(Arc::new(upstream));
+        let upstream = Arc::new(upstream);
+        // Outside a runtime (a test building a registry), uses stay in memory until flushed.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            upstream.spawn_use_flusher();
+        }
+        self.upstream = Some(upstream);
         Ok(self)
     }
 

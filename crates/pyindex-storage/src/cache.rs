@@ -99,6 +99,10 @@ impl BlobStore for CachedBlobStore {
         self.inner.download_url(key, expires_in).await
     }
 
+    async fn put_cached(&self, key: &BlobKey, file: SpooledFile) -> Result<(), StorageError> {
+        self.inner.put_cached(key, file).await
+    }
+
     async fn size(&self, key: &BlobKey) -> Result<Option<u64>, StorageError> {
         match self.cached(key) {
             Some(data) => Ok(Some(data.len() as u64)),

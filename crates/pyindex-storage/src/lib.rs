@@ -96,6 +96,15 @@ pub trait BlobStore: Send + Sync {
     /// since equal keys mean equal bytes; the spooled file is consumed either way.
     async fn put_spooled(&self, key: &BlobKey, file: SpooledFile) -> Result<(), StorageError>;
 
+    /// Stores bytes that can be fetched again (the upstream proxy's cache) under `key`, where
+    /// the store may trade durability for speed: a crash may lose the blob or leave it short,
+    /// so its reader checks size and hash before serving it. Never weakens a blob stored by
+    /// [`BlobStore::put_spooled`] (an existing key is kept as it is). By default the same as
+    /// `put_spooled`; the local store skips its fsyncs.
+    async fn put_cached(&self, key: &BlobKey, file: SpooledFile) -> Result<(), StorageError> {
+        self.put_spooled(key, file).await
+    }
+
     /// The size of the blob, or `None` if it does not exist.
     async fn size(&self, key: &BlobKey) -> Result<Option<u64>, StorageError>;
 

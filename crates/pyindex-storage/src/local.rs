@@ -3,7 +3,9 @@
 //! Layout under the root: `sha256/<2 hex>/<2 hex>/<64 hex>`. A blob is published by hard-linking
 //! the fsynced spool file to its final name (which fails rather than overwrites if the name
 //! exists) and then fsyncing the directories, so a blob name, once visible, always holds the
-//! complete content, even across a crash.
+//! complete content, even across a crash. Cached upstream blobs ([`BlobStore::put_cached`])
+//! skip those fsyncs (their reader checks them); a durable write of the same key replaces such
+//! a blob with its own fsynced bytes.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -63,29 +65,74 @@ impl LocalBlobStore {
             .join(&hex[2..4])
             .join(hex)
     }
+
+    async fn publish(
+        &self,
+        key: &BlobKey,
+        file: SpooledFile,
+        durability: Durability,
+    ) -> Result<(), StorageError> {
+        let target = self.path_of(key);
+        let root = self.root.clone();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || publish(file, &key, &target, &root, durability))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(())
+    }
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Links the spooled file to `target` (under `root`) and makes the name durable.
-fn publish(spooled: SpooledFile, target: &Path, root: &Path) -> std::io::Result<()> {
+/// How a blob is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Durable before the call returns: the spool file was fsynced, the names on the way to it
+    /// are fsynced, and an existing blob under the key is replaced by the spooled bytes (it may
+    /// be a cached blob that a crash left short).
+    Durable,
+    /// Bytes that can be fetched again: no fsync, and an existing blob is kept as it is.
+    Cached,
+}
+
+/// Links the spooled file to `target` (under `root`) and, when `durability` asks for it, makes
+/// the name durable.
+fn publish(
+    spooled: SpooledFile,
+    key: &BlobKey,
+    target: &Path,
+    root: &Path,
+    durability: Durability,
+) -> std::io::Result<()> {
     let parent = target
         .parent()
         .ok_or_else(|| std::io::Error::other("blob path has no parent directory"))?;
     std::fs::create_dir_all(parent)?;
-    match link_or_copy(spooled.path(), target, root) {
+    match link_or_copy(spooled.path(), target, root, durability) {
         Ok(()) => {}
-        // Same key, same bytes: an earlier or concurrent writer already published them. Mark
-        // the blob as stored now, so that repair's grace period protects it until the caller
-        // has recorded it, even if it was an orphan left long ago.
+        // Same key, same bytes, but the existing blob may have been stored without an fsync
+        // (the upstream cache) and be short after a crash: a durable store replaces it with
+        // the spooled bytes, which are complete and on disk.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::AlreadyExists
+                && durability == Durability::Durable =>
+        {
+            replace(spooled, key, target, root)?;
+        }
+        // An earlier or concurrent writer already published them. Mark the blob as stored
+        // now, so that repair's grace period protects it until the caller has recorded it,
+        // even if it was an orphan left long ago.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             // The owner may set the time through a read-only handle, so a blob made
             // read-only stays so.
             std::fs::File::open(target)?.set_modified(std::time::SystemTime::now())?;
         }
         Err(e) => return Err(e),
+    }
+    if durability == Durability::Cached {
+        return Ok(());
     }
     // Whether this call or a concurrent one made them, the names on the way to the blob must
     // be durable before the caller records the file: fsync its directory and every ancestor up
@@ -99,7 +146,31 @@ fn publish(spooled: SpooledFile, target: &Path, root: &Path) -> std::io::Result<
         }
     }
     Ok(())
-    // `spooled` drops here and unlinks the spool name; the blob name keeps the data.
+    // `spooled` drops here (if not renamed) and unlinks the spool name; the blob name keeps
+    // the data.
+}
+
+/// Replaces the blob at `target` with the fsynced spooled file, atomically (a rename; readers
+/// of the old file keep reading it). Refuses bytes whose hash is not `key`.
+fn replace(spooled: SpooledFile, key: &BlobKey, target: &Path, root: &Path) -> std::io::Result<()> {
+    if !spooled.digests().sha256.eq_ignore_ascii_case(key.as_str()) {
+        return Err(std::io::Error::other(format!(
+            "refusing to replace blob {key} with bytes whose SHA-256 is {}",
+            spooled.digests().sha256
+        )));
+    }
+    match spooled.persist(target) {
+        Ok(()) => Ok(()),
+        Err(e) if e.error.kind() == std::io::ErrorKind::CrossesDevices => {
+            let copy = tempfile::Builder::new()
+                .prefix(INCOMING)
+                .tempfile_in(root)?;
+            std::fs::copy(&e.path, copy.path())?;
+            copy.as_file().sync_all()?;
+            copy.persist(target).map(drop).map_err(|e| e.error)
+        }
+        Err(e) => Err(e.error),
+    }
 }
 
 /// Prefix of the temporary copies made when the spool is on another filesystem.
@@ -107,15 +178,23 @@ const INCOMING: &str = ".incoming-";
 
 /// Hard-links `spooled` to `target`, which fails if `target` exists. When the store is on
 /// another filesystem than the spool (`--storage file://...`), copies the file to a temporary
-/// name beside the blobs first and makes it durable, then links that.
-fn link_or_copy(spooled: &Path, target: &Path, root: &Path) -> std::io::Result<()> {
+/// name beside the blobs first (made durable unless `durability` says otherwise), then links
+/// that.
+fn link_or_copy(
+    spooled: &Path,
+    target: &Path,
+    root: &Path,
+    durability: Durability,
+) -> std::io::Result<()> {
     match std::fs::hard_link(spooled, target) {
         Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
             let copy = tempfile::Builder::new()
                 .prefix(INCOMING)
                 .tempfile_in(root)?;
             std::fs::copy(spooled, copy.path())?;
-            copy.as_file().sync_all()?;
+            if durability == Durability::Durable {
+                copy.as_file().sync_all()?;
+            }
             std::fs::hard_link(copy.path(), target)
         }
         other => other,
@@ -256,12 +335,13 @@ fn walk(
 #[async_trait]
 impl BlobStore for LocalBlobStore {
     async fn put_spooled(&self, key: &BlobKey, file: SpooledFile) -> Result<(), StorageError> {
-        let target = self.path_of(key);
-        let root = self.root.clone();
-        tokio::task::spawn_blocking(move || publish(file, &target, &root))
-            .await
-            .map_err(std::io::Error::other)??;
-        Ok(())
+        self.publish(key, file, Durability::Durable).await
+    }
+
+    /// No fsync of the file nor of the directories: a crash may lose the blob or leave it
+    /// short, which the upstream cache checks before serving it.
+    async fn put_cached(&self, key: &BlobKey, file: SpooledFile) -> Result<(), StorageError> {
+        self.publish(key, file, Durability::Cached).await
     }
 
     async fn size(&self, key: &BlobKey) -> Result<Option<u64>, StorageError> {
@@ -501,6 +581,30 @@ mod tests {
         assert!(!root.join(".incoming-abc").exists());
         assert!(root.join("unrelated").exists());
         assert_eq!(store.size(&key).await.unwrap(), Some(4));
+    }
+
+    #[tokio::test]
+    async fn a_durable_put_replaces_a_cached_blob_a_crash_left_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path().join("tmp")).unwrap();
+        let store = LocalBlobStore::open(dir.path().join("files")).unwrap();
+        let file = spool.spool_bytes(b"complete").await.unwrap();
+        let key = BlobKey::parse(&file.digests().sha256).unwrap();
+        store.put_cached(&key, file).await.unwrap();
+        // A crash took the unsynced tail: a cached put keeps what is there...
+        std::fs::write(store.path_of(&key), b"comp").unwrap();
+        let again = spool.spool_bytes(b"complete").await.unwrap();
+        store.put_cached(&key, again).await.unwrap();
+        assert_eq!(store.size(&key).await.unwrap(), Some(4));
+        // ...a durable one (a private upload of the same bytes) replaces it.
+        let durable = spool.spool_bytes(b"complete").await.unwrap();
+        store.put_spooled(&key, durable).await.unwrap();
+        assert_eq!(std::fs::read(store.path_of(&key)).unwrap(), b"complete");
+        assert_eq!(std::fs::read_dir(spool.dir()).unwrap().count(), 0);
+        // Bytes of another hash never replace a blob.
+        let wrong = spool.spool_bytes(b"other").await.unwrap();
+        assert!(store.put_spooled(&key, wrong).await.is_err());
+        assert_eq!(std::fs::read(store.path_of(&key)).unwrap(), b"complete");
     }
 
     #[tokio::test]

@@ -119,15 +119,28 @@ impl SpoolWriter {
     pub async fn finish(mut self) -> Result<SpooledFile, StorageError> {
         self.file.flush().await?;
         self.file.sync_all().await?;
-        Ok(SpooledFile {
+        Ok(self.into_spooled())
+    }
+
+    /// Flushes the file without waiting for the disk and returns it with its digests: for
+    /// bytes that can be fetched again (the upstream cache, [`crate::BlobStore::put_cached`]),
+    /// which a crash may leave short and which must be checked before they are served.
+    pub async fn finish_unsynced(mut self) -> Result<SpooledFile, StorageError> {
+        self.file.flush().await?;
+        Ok(self.into_spooled())
+    }
+
+    fn into_spooled(self) -> SpooledFile {
+        SpooledFile {
             path: self.path,
             len: self.len,
             digests: self.hasher.finish(),
-        })
+        }
     }
 }
 
-/// A complete, fsynced spooled file. It is deleted when dropped unless a store consumed it.
+/// A complete spooled file (fsynced, unless made by [`SpoolWriter::finish_unsynced`]). It is
+/// deleted when dropped unless a store consumed it.
 pub struct SpooledFile {
     path: TempPath,
     len: u64,
@@ -153,6 +166,11 @@ impl SpooledFile {
     /// Its digests.
     pub fn digests(&self) -> &Digests {
         &self.digests
+    }
+
+    /// Renames the file to `target`, replacing what is there (same filesystem only).
+    pub(crate) fn persist(self, target: &Path) -> Result<(), tempfile::PathPersistError> {
+        self.path.persist(target)
     }
 }
 

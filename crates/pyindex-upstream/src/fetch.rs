@@ -191,7 +191,9 @@ impl Sink {
 }
 
 async fn store(writer: SpoolWriter, sha256: &str, blobs: &dyn BlobStore) -> Result<u64, String> {
-    let spooled = writer.finish().await.map_err(|e| e.to_string())?;
+    // Cached bytes can be fetched again: no fsync (the cache checks size and hash before
+    // serving what a crash may have left short).
+    let spooled = writer.finish_unsynced().await.map_err(|e| e.to_string())?;
     let got = &spooled.digests().sha256;
     if !got.eq_ignore_ascii_case(sha256) {
         return Err(format!(
@@ -202,7 +204,7 @@ async fn store(writer: SpoolWriter, sha256: &str, blobs: &dyn BlobStore) -> Resu
     let key = BlobKey::parse(sha256).map_err(|e| e.to_string())?;
     let size = spooled.len();
     blobs
-        .put_spooled(&key, spooled)
+        .put_cached(&key, spooled)
         .await
         .map_err(|e| e.to_string())?;
     Ok(size)

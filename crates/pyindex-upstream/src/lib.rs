@@ -6,11 +6,13 @@
 //!
 //! Which names are proxied at all is the registry's decision, not this crate's.
 
+mod check;
 pub mod client;
 pub mod fetch;
 pub mod page;
 pub mod parse;
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +29,7 @@ pub use client::{Client, IndexUrl};
 pub use fetch::{Coalescer, LocalCoalescer};
 pub use page::{UpstreamFile, UpstreamPage};
 
+use check::Checks;
 use client::{PageAnswer, Validators};
 use fetch::Download;
 
@@ -131,16 +134,26 @@ pub struct Upstream {
     blobs: Arc<dyn BlobStore>,
     spool: Spool,
     coalescer: Arc<dyn Coalescer>,
-    /// Blobs known to be cached whose use was recorded lately, so that serving a cached file
-    /// writes to the catalog at most once per [`USE_RECORD_INTERVAL`] per file, not on every
-    /// download. Bounded.
-    recently_used: Mutex<LruCache<String, Instant>>,
+    checks: Checks,
+    /// The last use of cached files served since the last flush, written to the cache index
+    /// in one transaction every [`USE_FLUSH_INTERVAL`] (and at shutdown), never on the request
+    /// path. Bounded by [`PENDING_USES`]: when full, it is flushed at once.
+    pending_uses: Mutex<HashMap<String, OffsetDateTime>>,
+    /// Names no upstream knew, with when that was learned: answered 404 without asking again
+    /// for [`Upstream::not_found_ttl`]. Bounded (least recently asked names forgotten first).
+    not_found: Mutex<LruCache<String, Instant>>,
 }
 
-/// How often the last use of a cached file is written to the cache index, at most.
-const USE_RECORD_INTERVAL: Duration = Duration::from_secs(60);
-/// How many recently used files are remembered in memory.
-const RECENTLY_USED: usize = 10_000;
+/// How long a name that no upstream knows is answered 404 without asking again, at most (and
+/// never longer than `--upstream-ttl`).
+pub const NOT_FOUND_TTL: Duration = Duration::from_secs(60);
+/// How many unknown names are remembered.
+const NOT_FOUND_NAMES: usize = 10_000;
+
+/// How often the uses of cached files (for least-recently-used eviction) are written.
+pub const USE_FLUSH_INTERVAL: Duration = Duration::from_secs(30);
+/// How many files' uses are held in memory between two flushes, at most.
+const PENDING_USES: usize = 10_000;
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -167,14 +180,61 @@ impl Upstream {
         Ok(Upstream {
             client: Client::new(settings.indexes.clone(), settings.timeout)?,
             settings,
+            checks: Checks::new(index.clone(), blobs.clone()),
             index,
             blobs,
             spool,
             coalescer: Arc::new(LocalCoalescer::default()),
-            recently_used: Mutex::new(LruCache::new(
-                NonZeroUsize::new(RECENTLY_USED).unwrap_or(NonZeroUsize::MIN),
+            pending_uses: Mutex::default(),
+            not_found: Mutex::new(LruCache::new(
+                NonZeroUsize::new(NOT_FOUND_NAMES).unwrap_or(NonZeroUsize::MIN),
             )),
         })
+    }
+
+    /// Writes the uses of cached files every [`USE_FLUSH_INTERVAL`] until the proxy is
+    /// dropped (call [`Upstream::flush_uses`] at shutdown for the last ones).
+    pub fn spawn_use_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let upstream = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(USE_FLUSH_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(upstream) = upstream.upgrade() else {
+                    return;
+                };
+                upstream.flush_uses().await;
+            }
+        })
+    }
+
+    /// Writes the uses of cached files held in memory to the cache index, in one transaction.
+    /// A failure is logged: uses only order eviction, and are recorded again on the next serve.
+    pub async fn flush_uses(&self) {
+        let uses = self.take_uses();
+        write_uses(self.index.as_ref(), &uses).await;
+    }
+
+    fn take_uses(&self) -> Vec<(String, OffsetDateTime)> {
+        self.pending_uses
+            .lock()
+            .map(|mut pending| pending.drain().collect())
+            .unwrap_or_default()
+    }
+
+    /// Notes that a cached file was served now; flushes in the background when the map is full.
+    fn note_use(&self, sha256: &str) {
+        let full = self.pending_uses.lock().is_ok_and(|mut pending| {
+            pending.insert(sha256.to_owned(), OffsetDateTime::now_utc());
+            pending.len() >= PENDING_USES
+        });
+        if full {
+            let uses = self.take_uses();
+            let index = self.index.clone();
+            tokio::spawn(async move { write_uses(index.as_ref(), &uses).await });
+        }
     }
 
     /// The same proxy with another [`Coalescer`] (a shared one, for replicas).
@@ -216,6 +276,9 @@ impl Upstream {
         {
             return self.proxied(stored, false).map(Some);
         }
+        if stored.is_none() && self.known_unknown(project) {
+            return Ok(None);
+        }
         for upstream in self.client.indexes() {
             let mine = stored.as_ref().filter(|s| s.upstream == upstream.as_str());
             let validators = Validators {
@@ -254,7 +317,24 @@ impl Upstream {
                 }
             }
         }
+        if let Ok(mut not_found) = self.not_found.lock() {
+            not_found.put(project.to_owned(), Instant::now());
+        }
         Ok(None)
+    }
+
+    /// How long a name no upstream knows is answered 404 without asking again.
+    pub fn not_found_ttl(&self) -> Duration {
+        NOT_FOUND_TTL.min(self.settings.ttl)
+    }
+
+    /// Whether no upstream knew `project` when last asked, less than
+    /// [`Upstream::not_found_ttl`] ago.
+    fn known_unknown(&self, project: &str) -> bool {
+        let ttl = self.not_found_ttl();
+        self.not_found
+            .lock()
+            .is_ok_and(|mut names| names.get(project).is_some_and(|at| at.elapsed() < ttl))
     }
 
     async fn store_page(
@@ -300,43 +380,53 @@ impl Upstream {
         })
     }
 
-    /// Whether the blob is in the cache index (read every time: `pyindex cache prune` may
-    /// have evicted it), recording its use at most once a minute (a write that does not wait for the disk).
-    async fn use_cached(&self, sha256: &str) -> Result<bool, UpstreamError> {
-        let recent = self
-            .recently_used
-            .lock()
-            .ok()
-            .and_then(|mut recent| recent.get(sha256).copied())
-            .is_some_and(|at| at.elapsed() < USE_RECORD_INTERVAL);
-        if recent {
-            return Ok(self.index.has_upstream_blob(sha256).await?);
-        }
-        let indexed = self
-            .index
-            .use_upstream_blob(sha256, OffsetDateTime::now_utc())
-            .await?;
-        if indexed && let Ok(mut recent) = self.recently_used.lock() {
-            recent.put(sha256.to_owned(), Instant::now());
-        }
-        Ok(indexed)
-    }
-
+    /// The cached file, if the cache index records it (read every time: `pyindex cache prune`
+    /// may have evicted it) and its blob passes the checks of [`check`]; its use is noted.
+    /// `None` when it must be fetched.
     async fn cached(&self, key: &BlobKey) -> Result<Option<FileBody>, UpstreamError> {
-        if !self.use_cached(&key.to_string()).await? {
+        let sha256 = key.to_string();
+        let Some(size) = self.index.upstream_blob_size(&sha256).await? else {
             return Ok(None);
-        }
+        };
         let blob = self
             .blobs
             .get(key, None)
             .await
             .map_err(|e| UpstreamError::Cache(e.to_string()))?;
-        Ok(blob.map(|blob| FileBody {
+        let blob = match blob {
+            Some(blob) if blob.len == size => blob,
+            Some(_) => {
+                self.checks
+                    .drop_cached(&sha256, "its size is not the recorded one")
+                    .await;
+                return Ok(None);
+            }
+            None => {
+                self.checks
+                    .drop_cached(&sha256, "its bytes are missing")
+                    .await;
+                return Ok(None);
+            }
+        };
+        let verified = self.checks.is_verified(&sha256);
+        let body = match blob.content {
+            BlobContent::Bytes(bytes) if verified || Checks::matches(&bytes, &sha256) => {
+                self.checks.mark_verified(&sha256);
+                futures::stream::once(async { Ok(bytes) }).boxed()
+            }
+            BlobContent::Bytes(_) => {
+                self.checks
+                    .drop_cached(&sha256, "its bytes do not match its SHA-256")
+                    .await;
+                return Ok(None);
+            }
+            BlobContent::Stream(stream) if verified => stream,
+            BlobContent::Stream(stream) => self.checks.verifying(stream, sha256.clone()),
+        };
+        self.note_use(&sha256);
+        Ok(Some(FileBody {
             len: Some(blob.len),
-            body: match blob.content {
-                BlobContent::Bytes(bytes) => futures::stream::once(async { Ok(bytes) }).boxed(),
-                BlobContent::Stream(stream) => stream,
-            },
+            body,
             cached: true,
         }))
     }
@@ -362,6 +452,7 @@ impl Upstream {
         };
         let job = FetchJob {
             target: target.clone(),
+            checks: self.checks.clone(),
             index: self.index.clone(),
             blobs: self.blobs.clone(),
             coalescer: self.coalescer.clone(),
@@ -424,6 +515,7 @@ pub async fn prune(
 /// A download running in its own task.
 struct FetchJob {
     target: FetchTarget,
+    checks: Checks,
     index: Arc<dyn UpstreamIndex>,
     blobs: Arc<dyn BlobStore>,
     coalescer: Arc<dyn Coalescer>,
@@ -464,8 +556,8 @@ impl FetchJob {
     }
 
     /// An upstream file was fetched, verified and stored: the one place where a completed
-    /// fetch is recorded (the cache index, and the fetch log for distributions), then the
-    /// cache is brought back under its size limit.
+    /// fetch is recorded (the cache index, and the fetch log for distributions, in one
+    /// transaction), then the cache is brought back under its size limit.
     async fn fetched(&self, size: u64) {
         let now = OffsetDateTime::now_utc();
         let blob = CachedBlob {
@@ -473,13 +565,17 @@ impl FetchJob {
             size,
             last_used: now,
         };
-        if let Err(error) = self.index.add_upstream_blob(&blob).await {
+        let fetch = (!self.target.is_metadata).then(|| self.log_entry(now));
+        if let Err(error) = self
+            .index
+            .record_upstream_fetched(&blob, fetch.as_ref())
+            .await
+        {
             tracing::warn!(file = %self.target.filename, %error, "could not record a cached upstream file");
             return;
         }
-        if !self.target.is_metadata {
-            self.log_fetch(now).await;
-        }
+        // Hashed while it was fetched.
+        self.checks.mark_verified(&self.target.sha256);
         tracing::info!(
             project = %self.target.project,
             file = %self.target.filename,
@@ -499,10 +595,10 @@ impl FetchJob {
         }
     }
 
-    /// Records the fetch of a distribution in the fetch log.
-    async fn log_fetch(&self, at: OffsetDateTime) {
+    /// The fetch log's entry for this fetch of a distribution.
+    fn log_entry(&self, at: OffsetDateTime) -> UpstreamFetch {
         let t = &self.target;
-        let fetch = UpstreamFetch {
+        UpstreamFetch {
             project: t.project.clone(),
             version: t.version.clone(),
             filename: t.filename.clone(),
@@ -512,9 +608,16 @@ impl FetchJob {
             last_fetched: at,
             fetches: 1,
             last_served: at,
-        };
-        if let Err(error) = self.index.record_upstream_fetch(&fetch).await {
-            tracing::warn!(file = %t.filename, %error, "could not record an upstream fetch in the fetch log");
         }
+    }
+}
+
+/// Writes `uses` of cached files (see [`Upstream::flush_uses`]).
+async fn write_uses(index: &dyn UpstreamIndex, uses: &[(String, OffsetDateTime)]) {
+    if uses.is_empty() {
+        return;
+    }
+    if let Err(error) = index.use_upstream_blobs(uses).await {
+        tracing::warn!(files = uses.len(), %error, "could not record the last use of cached upstream files");
     }
 }

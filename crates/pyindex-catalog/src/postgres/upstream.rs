@@ -88,10 +88,23 @@ impl UpstreamIndex for PgCatalog {
         )
     }
 
+    async fn upstream_blob_size(&self, sha256: &str) -> Result<Option<u64>, CatalogError> {
+        let size: Option<i64> =
+            sqlx::query_scalar("SELECT size FROM upstream_blobs WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await?;
+        size.map(|size| {
+            u64::try_from(size).map_err(|_| CatalogError::Corrupt(format!("negative size {size}")))
+        })
+        .transpose()
+    }
+
     async fn add_upstream_blob(&self, blob: &CachedBlob) -> Result<(), CatalogError> {
         sqlx::query(
             "INSERT INTO upstream_blobs (sha256, size, last_used_us) VALUES ($1, $2, $3) \
-             ON CONFLICT (sha256) DO UPDATE SET last_used_us = excluded.last_used_us",
+             ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, \
+             last_used_us = excluded.last_used_us",
         )
         .bind(&blob.sha256)
         .bind(i64::try_from(blob.size).unwrap_or(i64::MAX))

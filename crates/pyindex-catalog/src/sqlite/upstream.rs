@@ -1,7 +1,7 @@
 //! [`UpstreamIndex`] on SQLite.
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::{Row, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::{
@@ -69,16 +69,48 @@ impl UpstreamIndex for SqliteCatalog {
         sha256: &str,
         at: OffsetDateTime,
     ) -> Result<bool, CatalogError> {
-        let updated = sqlx::query("UPDATE upstream_blobs SET last_used_us = $1 WHERE sha256 = $2")
-            .bind(micros(at))
-            .bind(sha256)
-            .execute(&self.cache_pool)
-            .await?
-            .rows_affected();
-        if updated > 0 {
-            upstream_log::served(&self.cache_pool, sha256, at).await?;
+        let mut tx = self.cache_pool.begin_with("BEGIN IMMEDIATE").await?;
+        let used = use_blob(&mut tx, sha256, at).await?;
+        tx.commit().await?;
+        Ok(used)
+    }
+
+    async fn use_upstream_blobs(
+        &self,
+        uses: &[(String, OffsetDateTime)],
+    ) -> Result<(), CatalogError> {
+        let mut tx = self.cache_pool.begin_with("BEGIN IMMEDIATE").await?;
+        for (sha256, at) in uses {
+            use_blob(&mut tx, sha256, *at).await?;
         }
-        Ok(updated > 0)
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn upstream_blob_size(&self, sha256: &str) -> Result<Option<u64>, CatalogError> {
+        let size: Option<i64> =
+            sqlx::query_scalar("SELECT size FROM upstream_blobs WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await?;
+        size.map(|size| {
+            u64::try_from(size).map_err(|_| CatalogError::Corrupt(format!("negative size {size}")))
+        })
+        .transpose()
+    }
+
+    async fn record_upstream_fetched(
+        &self,
+        blob: &CachedBlob,
+        fetch: Option<&UpstreamFetch>,
+    ) -> Result<(), CatalogError> {
+        let mut tx = self.cache_pool.begin_with("BEGIN IMMEDIATE").await?;
+        add_blob(&mut tx, blob).await?;
+        if let Some(fetch) = fetch {
+            upstream_log::record_fetch(&mut tx, fetch).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn has_upstream_blob(&self, sha256: &str) -> Result<bool, CatalogError> {
@@ -91,16 +123,7 @@ impl UpstreamIndex for SqliteCatalog {
     }
 
     async fn add_upstream_blob(&self, blob: &CachedBlob) -> Result<(), CatalogError> {
-        sqlx::query(
-            "INSERT INTO upstream_blobs (sha256, size, last_used_us) VALUES ($1, $2, $3) \
-             ON CONFLICT (sha256) DO UPDATE SET last_used_us = excluded.last_used_us",
-        )
-        .bind(&blob.sha256)
-        .bind(i64::try_from(blob.size).unwrap_or(i64::MAX))
-        .bind(micros(blob.last_used))
-        .execute(&self.cache_pool)
-        .await?;
-        Ok(())
+        add_blob(&mut *self.cache_pool.acquire().await?, blob).await
     }
 
     async fn upstream_blobs(&self) -> Result<Vec<CachedBlob>, CatalogError> {
@@ -200,12 +223,47 @@ impl UpstreamIndex for SqliteCatalog {
     }
 
     async fn record_upstream_fetch(&self, fetch: &UpstreamFetch) -> Result<(), CatalogError> {
-        upstream_log::record_fetch(&self.cache_pool, fetch).await
+        upstream_log::record_fetch(&mut *self.cache_pool.acquire().await?, fetch).await
     }
 
     async fn upstream_fetches(&self, project: &str) -> Result<Vec<UpstreamFetch>, CatalogError> {
         upstream_log::fetches(&self.pool, project).await
     }
+}
+
+/// Records the use of a cached blob at `at` (and as the last time the fetch log's files of
+/// that content were served); whether it is cached.
+async fn use_blob(
+    conn: &mut SqliteConnection,
+    sha256: &str,
+    at: OffsetDateTime,
+) -> Result<bool, CatalogError> {
+    let updated = sqlx::query("UPDATE upstream_blobs SET last_used_us = $1 WHERE sha256 = $2")
+        .bind(micros(at))
+        .bind(sha256)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if updated > 0 {
+        upstream_log::served(conn, sha256, at).await?;
+    }
+    Ok(updated > 0)
+}
+
+/// Records a newly cached blob (or its new use, if it was cached already). The size is
+/// replaced too: the blob was fetched and checked again.
+async fn add_blob(conn: &mut SqliteConnection, blob: &CachedBlob) -> Result<(), CatalogError> {
+    sqlx::query(
+        "INSERT INTO upstream_blobs (sha256, size, last_used_us) VALUES ($1, $2, $3) \
+         ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, \
+         last_used_us = excluded.last_used_us",
+    )
+    .bind(&blob.sha256)
+    .bind(i64::try_from(blob.size).unwrap_or(i64::MAX))
+    .bind(micros(blob.last_used))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

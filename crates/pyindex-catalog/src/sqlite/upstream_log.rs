@@ -2,7 +2,7 @@
 //! fetched, on SQLite: the SQL behind those [`UpstreamIndex`](crate::UpstreamIndex) methods.
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 
 use super::{accounts::insert_audit, from_micros, micros, record_changes};
@@ -91,7 +91,7 @@ pub(super) async fn blocks(
 }
 
 pub(super) async fn record_fetch(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     fetch: &UpstreamFetch,
 ) -> Result<(), CatalogError> {
     sqlx::query(
@@ -108,21 +108,21 @@ pub(super) async fn record_fetch(
     .bind(&fetch.version)
     .bind(fetch.upload_time.map(micros))
     .bind(micros(fetch.last_fetched))
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
 /// Records that the fetched files with content `sha256` were served from the cache at `at`.
 pub(super) async fn served(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     sha256: &str,
     at: OffsetDateTime,
 ) -> Result<(), CatalogError> {
     sqlx::query("UPDATE upstream_fetches SET last_served_us = $1 WHERE sha256 = $2")
         .bind(micros(at))
         .bind(sha256)
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
     Ok(())
 }

@@ -462,6 +462,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::R
         "pyindex is serving: index at {base_url}/simple/, uploads at {base_url}/legacy/"
     );
     tokio::spawn(tls::reload_on_hangup(deployment.transport.tls.clone()));
+    let upstream = state.registry.upstream().cloned();
     listener::serve(
         listener,
         pyindex_server::router(state),
@@ -470,6 +471,10 @@ pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::R
         shutdown_signal(),
     )
     .await;
+    if let Some(upstream) = upstream {
+        // The last uses of cached upstream files, for least-recently-used eviction.
+        upstream.flush_uses().await;
+    }
     Ok(())
 }
 
