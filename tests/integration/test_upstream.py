@@ -173,7 +173,10 @@ def test_a_reserved_name_is_never_asked_upstream(server_factory, html_upstream, 
     r = srv.get("/simple/reserved-name/")
     assert "reserved" in r.text
     assert html_upstream.hit_count("/simple/reserved-name/") == 0
+    # The root page lists only names with files: a link to a 404 page helps no client.
+    assert "reserved-name" not in srv.get("/simple/").text
     assert upload(srv, support.make_wheel(dists, "reserved-name", "0.1")).status_code == 200
+    assert "/simple/reserved-name/" in srv.get("/simple/").text
     assert [f["filename"] for f in srv.files("reserved-name")] == ["reserved_name-0.1-py3-none-any.whl"]
     assert html_upstream.hit_count("/simple/reserved-name/") == 0
 

@@ -115,7 +115,8 @@ pub trait Catalog: Send + Sync {
     /// The file of the distribution `dist_key`, whatever its filename's spelling, if any.
     async fn distribution(&self, dist_key: &DistKey) -> Result<Option<FileRecord>, CatalogError>;
 
-    /// Every project, sorted by normalized name.
+    /// Every project with a release, sorted by normalized name (a name reserved before its first
+    /// upload is not one yet).
     async fn projects(&self) -> Result<Vec<ProjectSummary>, CatalogError>;
 
     /// The project with this normalized name.

@@ -77,7 +77,8 @@ pub struct Uploader {
 pub enum AddOutcome {
     /// The file was recorded.
     Added {
-        /// Whether it created its project.
+        /// Whether it put its project on the root page: it created the project, or gave a
+        /// reserved one its first release.
         new_project: bool,
     },
     /// The same distribution exists with the same SHA-256; nothing changed.

@@ -83,7 +83,7 @@ fn withheld(file: &FileRecord) -> Option<RegistryError> {
 }
 
 impl Registry {
-    /// Every project, sorted by normalized name.
+    /// Every project the index lists (those with a release), sorted by normalized name.
     pub async fn projects(&self) -> Result<Vec<ProjectSummary>, RegistryError> {
         Ok(self.catalog.projects().await?)
     }

@@ -234,6 +234,10 @@ fn file_record(row: &PgRow) -> Result<FileRecord, CatalogError> {
 
 const PROJECT_COLUMNS: &str = "name, display_name, status, status_reason";
 
+/// The projects the index lists: those with a release, by name.
+const WITH_RELEASES: &str =
+    "EXISTS (SELECT 1 FROM releases r WHERE r.project_id = projects.id) ORDER BY name";
+
 fn project_status(row: &PgRow) -> Result<ProjectStatus, CatalogError> {
     let status: String = row.try_get("status")?;
     ProjectStatus::parse(&status)
@@ -344,6 +348,17 @@ async fn check_uploader(
 /// publishers of one project take turns: a new release updates the project's row (its summary),
 /// and two publishers each holding a shared lock on it while waiting to update it would
 /// deadlock. Publishers of different projects do not wait for each other.
+/// Whether the project has a release: a reserved project gets its first with its first upload,
+/// which puts it on the root page.
+async fn has_release(tx: &mut PgConnection, project_id: i64) -> Result<bool, CatalogError> {
+    let found: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM releases WHERE project_id = $1 LIMIT 1")
+            .bind(project_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    Ok(found.is_some())
+}
+
 async fn check_status(
     tx: &mut PgConnection,
     project_id: i64,
@@ -457,17 +472,18 @@ impl PgCatalog {
         if let Some(outcome) = existing_outcome(&mut tx, file).await? {
             return Ok(outcome);
         }
+        let newly_listed = created || !has_release(&mut tx, project_id).await?;
         let release_id = insert_release(&mut tx, file, project_id).await?;
         insert_file(&mut tx, file, release_id).await?;
         let mut changes = vec![Change::Project(file.project.clone())];
-        if created {
+        if newly_listed {
             changes.push(Change::ProjectList);
         }
         record_changes(&mut tx, &changes).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(AddOutcome::Added {
-            new_project: created,
+            new_project: newly_listed,
         })
     }
 
@@ -519,7 +535,7 @@ impl Catalog for PgCatalog {
     }
 
     async fn projects(&self) -> Result<Vec<ProjectSummary>, CatalogError> {
-        let rows = sqlx::query(query_project("TRUE ORDER BY name"))
+        let rows = sqlx::query(query_project(WITH_RELEASES))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(project_summary).collect()
