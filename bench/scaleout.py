@@ -216,6 +216,7 @@ def main(argv=None) -> int:
         if not (corpus_1g / "manifest.json").exists():
             subprocess.run([sys.executable, str(HARNESS / "make_corpus.py"), "--preset", "small", "--big-mb", "1024",
                             "--out", str(corpus_1g)], check=True, timeout=3600)
+        names = configure(svc)  # fresh schemas and prefixes: the 1 GiB corpus is another index
         harness.main(["--servers", ",".join(names[:2]), "--baseline", names[0], "--corpus", str(corpus_1g),
                       "--only", "upload-big", "--md", str(big)])
     rows = list(next(iter(queries.values())))
