@@ -67,16 +67,36 @@ impl UpstreamIndex for PgCatalog {
         sha256: &str,
         at: OffsetDateTime,
     ) -> Result<bool, CatalogError> {
-        let updated = sqlx::query("UPDATE upstream_blobs SET last_used_us = $1 WHERE sha256 = $2")
-            .bind(micros(at))
-            .bind(sha256)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if updated > 0 {
-            upstream_log::served(&self.pool, sha256, at).await?;
+        let mut tx = self.pool.begin().await?;
+        let used = use_blob(&mut tx, sha256, at).await?;
+        tx.commit().await?;
+        Ok(used)
+    }
+
+    async fn use_upstream_blobs(
+        &self,
+        uses: &[(String, OffsetDateTime)],
+    ) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        for (sha256, at) in uses {
+            use_blob(&mut tx, sha256, *at).await?;
         }
-        Ok(updated > 0)
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_upstream_fetched(
+        &self,
+        blob: &CachedBlob,
+        fetch: Option<&UpstreamFetch>,
+    ) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        add_blob(&mut *tx, blob).await?;
+        if let Some(fetch) = fetch {
+            upstream_log::record_fetch(&mut *tx, fetch).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn has_upstream_blob(&self, sha256: &str) -> Result<bool, CatalogError> {
@@ -101,17 +121,7 @@ impl UpstreamIndex for PgCatalog {
     }
 
     async fn add_upstream_blob(&self, blob: &CachedBlob) -> Result<(), CatalogError> {
-        sqlx::query(
-            "INSERT INTO upstream_blobs (sha256, size, last_used_us) VALUES ($1, $2, $3) \
-             ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, \
-             last_used_us = excluded.last_used_us",
-        )
-        .bind(&blob.sha256)
-        .bind(i64::try_from(blob.size).unwrap_or(i64::MAX))
-        .bind(micros(blob.last_used))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        add_blob(&self.pool, blob).await
     }
 
     async fn upstream_blobs(&self) -> Result<Vec<CachedBlob>, CatalogError> {
@@ -217,6 +227,39 @@ impl UpstreamIndex for PgCatalog {
     async fn upstream_fetches(&self, project: &str) -> Result<Vec<UpstreamFetch>, CatalogError> {
         upstream_log::fetches(&self.pool, project).await
     }
+}
+
+/// Records a cached blob (or its new size) as used at its `last_used`.
+async fn add_blob(db: impl sqlx::PgExecutor<'_>, blob: &CachedBlob) -> Result<(), CatalogError> {
+    sqlx::query(
+        "INSERT INTO upstream_blobs (sha256, size, last_used_us) VALUES ($1, $2, $3) \
+         ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, \
+         last_used_us = excluded.last_used_us",
+    )
+    .bind(&blob.sha256)
+    .bind(i64::try_from(blob.size).unwrap_or(i64::MAX))
+    .bind(micros(blob.last_used))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Marks a cached blob used at `at` (and served, in the fetch log); `false` if it is not cached.
+async fn use_blob(
+    tx: &mut sqlx::PgConnection,
+    sha256: &str,
+    at: OffsetDateTime,
+) -> Result<bool, CatalogError> {
+    let updated = sqlx::query("UPDATE upstream_blobs SET last_used_us = $1 WHERE sha256 = $2")
+        .bind(micros(at))
+        .bind(sha256)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if updated > 0 {
+        upstream_log::served(&mut *tx, sha256, at).await?;
+    }
+    Ok(updated > 0)
 }
 
 #[cfg(test)]

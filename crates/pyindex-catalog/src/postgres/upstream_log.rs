@@ -91,7 +91,10 @@ pub(super) async fn blocks(
     rows.iter().map(block_from).collect()
 }
 
-pub(super) async fn record_fetch(pool: &PgPool, fetch: &UpstreamFetch) -> Result<(), CatalogError> {
+pub(super) async fn record_fetch(
+    db: impl sqlx::PgExecutor<'_>,
+    fetch: &UpstreamFetch,
+) -> Result<(), CatalogError> {
     sqlx::query(
         "INSERT INTO upstream_fetches (project, filename, sha256, version, upload_time_us, \
          first_fetched_us, last_fetched_us, fetches, last_served_us) \
@@ -106,21 +109,21 @@ pub(super) async fn record_fetch(pool: &PgPool, fetch: &UpstreamFetch) -> Result
     .bind(&fetch.version)
     .bind(fetch.upload_time.map(micros))
     .bind(micros(fetch.last_fetched))
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(())
 }
 
 /// Records that the fetched files with content `sha256` were served from the cache at `at`.
 pub(super) async fn served(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     sha256: &str,
     at: OffsetDateTime,
 ) -> Result<(), CatalogError> {
     sqlx::query("UPDATE upstream_fetches SET last_served_us = $1 WHERE sha256 = $2")
         .bind(micros(at))
         .bind(sha256)
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(())
 }
