@@ -17,6 +17,7 @@ mod sqlite;
 pub mod suite;
 mod transfer;
 mod upstream;
+mod upstream_log;
 
 pub use accounts::{Accounts, AuditEntry, NewToken, Role, TokenRecord, User};
 pub use browse::{

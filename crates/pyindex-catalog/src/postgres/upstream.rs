@@ -93,7 +93,7 @@ impl UpstreamIndex for PgCatalog {
         let mut tx = self.pool.begin().await?;
         add_blob(&mut *tx, blob).await?;
         if let Some(fetch) = fetch {
-            upstream_log::record_fetch(&mut *tx, fetch).await?;
+            upstream_log::record_fetch(&mut tx, fetch).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -221,7 +221,7 @@ impl UpstreamIndex for PgCatalog {
     }
 
     async fn record_upstream_fetch(&self, fetch: &UpstreamFetch) -> Result<(), CatalogError> {
-        upstream_log::record_fetch(&self.pool, fetch).await
+        upstream_log::record_fetch(&mut *self.pool.acquire().await?, fetch).await
     }
 
     async fn upstream_fetches(&self, project: &str) -> Result<Vec<UpstreamFetch>, CatalogError> {
