@@ -120,6 +120,10 @@ pub trait Catalog: Send + Sync {
     /// upload is not one yet).
     async fn projects(&self) -> Result<Vec<ProjectSummary>, CatalogError>;
 
+    /// The normalized name of every project, with files or without (reserved), whatever its
+    /// status: the names that are never looked up upstream.
+    async fn project_names(&self) -> Result<Vec<String>, CatalogError>;
+
     /// The project with this normalized name.
     async fn project(&self, project: &str) -> Result<Option<ProjectSummary>, CatalogError>;
 

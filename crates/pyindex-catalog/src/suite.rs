@@ -48,6 +48,7 @@ macro_rules! catalog_suite {
             upstream_blocks_are_keyed_audited_and_change_their_project,
             the_fetch_log_keeps_the_first_fetch_and_counts_fetches,
             a_fetch_records_its_blob_and_log_entry_and_uses_batch,
+            project_names_include_reserved_projects,
         );
     };
     (@tests (@required $open:expr); $($name:ident,)*) => {
@@ -823,6 +824,7 @@ pub async fn a_fetch_records_its_blob_and_log_entry_and_uses_batch<C: UpstreamIn
         .await
         .unwrap();
     assert_eq!(c.upstream_blob_size(&meta).await.unwrap(), Some(4));
+    assert_eq!(c.upstream_cache_bytes().await.unwrap(), 11);
 
     let uses = [
         (dist.clone(), at(5_000)),
@@ -842,4 +844,26 @@ pub async fn a_fetch_records_its_blob_and_log_entry_and_uses_batch<C: UpstreamIn
         c.upstream_fetches("up").await.unwrap()[0].last_served,
         at(5_000)
     );
+}
+
+pub async fn project_names_include_reserved_projects<C: Catalog + UpstreamIndex>(c: &C) {
+    assert!(c.project_names().await.unwrap().is_empty());
+    publish(c, "Shared_Pkg-0.1.0-py3-none-any.whl", "aa").await;
+    assert!(
+        c.reserve_project("mine", "Mine", &audit("project.reserve", "mine"))
+            .await
+            .unwrap()
+    );
+    let mut names = c.project_names().await.unwrap();
+    names.sort();
+    assert_eq!(names, ["mine", "shared-pkg"]);
+    // Only the project with a release is listed on the root page.
+    let listed: Vec<String> = c
+        .projects()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(listed, ["shared-pkg"]);
 }

@@ -147,6 +147,9 @@ pub trait UpstreamIndex: Send + Sync {
     /// a published file (or its metadata file) has the same content.
     async fn remove_upstream_blob(&self, sha256: &str) -> Result<bool, CatalogError>;
 
+    /// The total size of the cached blobs.
+    async fn upstream_cache_bytes(&self) -> Result<u64, CatalogError>;
+
     /// The number of stored pages.
     async fn upstream_page_count(&self) -> Result<u64, CatalogError>;
 

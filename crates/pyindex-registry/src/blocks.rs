@@ -248,9 +248,8 @@ impl Registry {
         if self.upstream.is_none() {
             return Ok(Blocks::default());
         }
-        Ok(Blocks::of(
-            self.upstream_index.upstream_blocks(Some(project)).await?,
-        ))
+        let blocks = self.namespace.blocks(self.upstream_index.as_ref()).await?;
+        Ok(blocks.get(project).cloned().unwrap_or_default())
     }
 
     /// The upstream files of `spec` fetched so far (never those only served from the cache
@@ -359,6 +358,7 @@ mod tests {
                 ttl: std::time::Duration::from_secs(60),
                 cache_size: 1 << 20,
                 max_file_size: 1 << 20,
+                prefetch_metadata: false,
             })
             .unwrap()
     }

@@ -29,6 +29,7 @@ impl Registry {
             Change::Everything => self.forget_credentials(None),
             Change::Project(_) | Change::ProjectList => {}
         }
+        self.namespace.changed(change);
         for observer in &self.observers {
             observer.changed(change);
         }

@@ -21,6 +21,7 @@ mod blocks;
 pub mod browse;
 mod changes;
 mod error;
+mod namespace;
 mod proxy;
 mod reads;
 pub mod sessions;
@@ -65,6 +66,8 @@ pub struct Registry {
     upstream_index: Arc<dyn UpstreamIndex>,
     upstream: Option<Arc<pyindex_upstream::Upstream>>,
     cooldown: Arc<proxy::Cooldown>,
+    /// Local names and upstream blocks, kept until a change.
+    namespace: Arc<namespace::Namespace>,
 }
 
 impl Registry {
@@ -92,6 +95,7 @@ impl Registry {
             observers: Vec::new(),
             upstream: None,
             cooldown: Arc::default(),
+            namespace: Arc::default(),
         }
     }
 

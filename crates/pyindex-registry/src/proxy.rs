@@ -13,15 +13,13 @@ use std::time::Duration;
 use pyindex_catalog::{AuditEntry, UpstreamBlock};
 use pyindex_packaging::ProjectName;
 use pyindex_upstream::{
-    FetchTarget, FileBody, ProxiedPage, Settings, Upstream, UpstreamError, UpstreamFile,
+    FetchTarget, FileBody, METADATA_SUFFIX, ProxiedPage, Settings, Upstream, UpstreamError,
+    UpstreamFile,
 };
 use time::OffsetDateTime;
 
 use crate::blocks::{Blocks, describe};
 use crate::{Actor, ProjectPage, Registry, RegistryError, Rejection};
-
-/// The file URL suffix of a PEP 658 metadata file.
-const METADATA_SUFFIX: &str = ".metadata";
 
 /// The cooldown on new upstream releases: upstream files younger than `min_age` (by the
 /// upstream's upload time) are not shown nor served, decided when answering, so a file appears
@@ -126,9 +124,10 @@ impl Registry {
             self.spool.clone(),
         )?;
         let upstream = Arc::new(upstream);
-        // Outside a runtime (a test building a registry), uses stay in memory until flushed.
+        // Outside a runtime (a test building a registry), pages are stored by the request that
+        // fetched them and uses stay in memory until flushed.
         if tokio::runtime::Handle::try_current().is_ok() {
-            upstream.spawn_use_flusher();
+            upstream.spawn_background();
         }
         self.upstream = Some(upstream);
         Ok(self)
@@ -152,9 +151,15 @@ impl Registry {
     pub async fn index_page(&self, project: &str) -> Result<Option<IndexPage>, RegistryError> {
         Ok(match self.lookup(project).await? {
             Found::Local(page) => page.map(IndexPage::Local),
-            Found::Upstream(page, blocks) => {
-                page.map(|page| IndexPage::Proxied(self.visible_upstream_page(page, &blocks)))
-            }
+            Found::Upstream(page, blocks) => page.map(|page| {
+                let visible = self.visible_upstream_page(page, &blocks);
+                if visible.fetched_now
+                    && let Some(upstream) = &self.upstream
+                {
+                    upstream.prefetch_metadata(&visible.page);
+                }
+                IndexPage::Proxied(visible)
+            }),
             Found::Blocked(block) => {
                 return Err(RegistryError::rejected(
                     Rejection::NotFound,
@@ -167,15 +172,13 @@ impl Registry {
     /// The local page, or the upstream page as the upstream lists it (unfiltered) with the
     /// blocks on it; never asks the upstream for a wholly blocked project.
     async fn lookup(&self, project: &str) -> Result<Found, RegistryError> {
-        if let Some(local) = self.catalog.project_files(project).await? {
-            if local.files.is_empty() {
-                return Err(reserved(project));
-            }
-            return Ok(Found::Local(self.project_page(project).await?));
-        }
         let Some(upstream) = &self.upstream else {
-            return Ok(Found::Local(None));
+            return self.local_lookup(project).await;
         };
+        let local = self.namespace.local_names(self.catalog.as_ref()).await?;
+        if local.contains(project) {
+            return self.local_lookup(project).await;
+        }
         let blocks = self.blocks_of(project).await?;
         if let Some(block) = blocks.project() {
             return Ok(Found::Blocked(block.clone()));
@@ -184,6 +187,17 @@ impl Registry {
             upstream.project_page(project).await?,
             blocks,
         ))
+    }
+
+    /// The local project's page; `Err` (404) for a reserved name without files.
+    async fn local_lookup(&self, project: &str) -> Result<Found, RegistryError> {
+        let Some(found) = self.catalog.project_files(project).await? else {
+            return Ok(Found::Local(None));
+        };
+        if found.files.is_empty() {
+            return Err(reserved(project));
+        }
+        Ok(Found::Local(Some(ProjectPage::of(found))))
     }
 
     /// Why the upstream file `file` of `project` may not be listed or served now, if it may
@@ -298,32 +312,12 @@ impl Registry {
             return Err(refusal);
         }
         if let Some(file) = page.file(filename) {
-            return Ok(Some(FetchTarget {
-                project: project.to_owned(),
-                version: file.version.clone(),
-                upload_time: file.upload_time,
-                filename: file.filename.clone(),
-                is_metadata: false,
-                url: file.url.clone(),
-                sha256: file.sha256.clone(),
-                size: file.size,
-            }));
+            return Ok(Some(FetchTarget::distribution(project, file)));
         }
         Ok(filename
             .strip_suffix(METADATA_SUFFIX)
             .and_then(|dist| page.file(dist))
-            .and_then(|file| {
-                Some(FetchTarget {
-                    project: project.to_owned(),
-                    version: file.version.clone(),
-                    upload_time: file.upload_time,
-                    filename: filename.to_owned(),
-                    is_metadata: true,
-                    url: file.metadata_url()?,
-                    sha256: file.core_metadata_sha256.clone()?,
-                    size: None,
-                })
-            }))
+            .and_then(|file| FetchTarget::metadata(project, file)))
     }
 
     /// The bytes of an upstream file found by [`Registry::upstream_download`].
@@ -452,6 +446,7 @@ mod tests {
             upstream: "http://127.0.0.1:1/simple/".into(),
             stale: false,
             fresh_for: Duration::from_secs(600),
+            fetched_now: false,
         }
     }
 

@@ -2,7 +2,7 @@
 //! quarantine applies here, once: a quarantined project's page lists no file (its versions
 //! stay, as in PEP 792's example) and its files are withheld.
 
-use pyindex_catalog::{FileRecord, ProjectSummary};
+use pyindex_catalog::{FileRecord, ProjectFiles, ProjectSummary};
 use pyindex_packaging::{Version, parse_version};
 
 use crate::{Registry, RegistryError};
@@ -82,6 +82,24 @@ fn withheld(file: &FileRecord) -> Option<RegistryError> {
     ))
 }
 
+impl ProjectPage {
+    /// The page of a project and its files: every release listed, the files only when the
+    /// project's status serves them.
+    pub(crate) fn of(found: ProjectFiles) -> ProjectPage {
+        let versions = release_versions(&found.files);
+        let files = if found.project.status.serves_files() {
+            found.files
+        } else {
+            Vec::new()
+        };
+        ProjectPage {
+            project: found.project,
+            versions,
+            files,
+        }
+    }
+}
+
 impl Registry {
     /// Every project the index lists (those with a release), sorted by normalized name.
     pub async fn projects(&self) -> Result<Vec<ProjectSummary>, RegistryError> {
@@ -95,20 +113,11 @@ impl Registry {
 
     /// The page of the project with this normalized name, if there is one.
     pub async fn project_page(&self, project: &str) -> Result<Option<ProjectPage>, RegistryError> {
-        let Some(found) = self.catalog.project_files(project).await? else {
-            return Ok(None);
-        };
-        let versions = release_versions(&found.files);
-        let files = if found.project.status.serves_files() {
-            found.files
-        } else {
-            Vec::new()
-        };
-        Ok(Some(ProjectPage {
-            project: found.project,
-            versions,
-            files,
-        }))
+        Ok(self
+            .catalog
+            .project_files(project)
+            .await?
+            .map(ProjectPage::of))
     }
 
     /// What the file URL's `filename` names (a distribution, or the metadata file of one that

@@ -356,6 +356,13 @@ struct Connection<R> {
 
 impl<R: App> Connection<R> {
     async fn serve(self, stream: TcpStream) {
+        // Each write goes out at once: a streamed body's chunks (an upstream file relayed while
+        // it arrives) must not wait for the client's delayed ACK of the previous segment, which
+        // stalled each such answer by 40 ms (Nagle's algorithm). Answers are written whole
+        // (head and body in one write) wherever they can be, so this costs no extra packets.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(remote = %self.remote, %error, "could not set TCP_NODELAY");
+        }
         let activity = self.activity.clone();
         let tracked = Tracked {
             inner: stream,

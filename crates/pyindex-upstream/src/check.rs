@@ -27,8 +27,9 @@ const VERIFIED: usize = 100_000;
 pub(crate) struct Checks {
     index: Arc<dyn UpstreamIndex>,
     blobs: Arc<dyn BlobStore>,
-    /// Blobs hashed since the process started, or stored by it (hashed while fetched).
-    verified: Arc<Mutex<LruCache<String, ()>>>,
+    /// Blobs hashed since the process started, or stored by it (hashed while fetched), with
+    /// their size: a blob recorded with that size is not hashed again.
+    verified: Arc<Mutex<LruCache<String, u64>>>,
 }
 
 impl Checks {
@@ -42,17 +43,22 @@ impl Checks {
         }
     }
 
-    /// Whether the blob was hashed (or stored) by this process.
-    pub(crate) fn is_verified(&self, sha256: &str) -> bool {
-        self.verified
-            .lock()
-            .is_ok_and(|mut verified| verified.get(sha256).is_some())
+    /// The size of the blob, if this process hashed (or stored) it.
+    pub(crate) fn verified_size(&self, sha256: &str) -> Option<u64> {
+        self.verified.lock().ok()?.get(sha256).copied()
     }
 
-    /// Remembers that the blob's bytes match its hash.
-    pub(crate) fn mark_verified(&self, sha256: &str) {
+    /// Remembers that the blob's `size` bytes match its hash.
+    pub(crate) fn mark_verified(&self, sha256: &str, size: u64) {
         if let Ok(mut verified) = self.verified.lock() {
-            verified.put(sha256.to_owned(), ());
+            verified.put(sha256.to_owned(), size);
+        }
+    }
+
+    /// Forgets a blob evicted from the cache.
+    pub(crate) fn forget(&self, sha256: &str) {
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.pop(sha256);
         }
     }
 
@@ -64,9 +70,7 @@ impl Checks {
             why,
             "a cached upstream file failed its check (left by a crash?): dropped, it is fetched again on its next request"
         );
-        if let Ok(mut verified) = self.verified.lock() {
-            verified.pop(sha256);
-        }
+        self.forget(sha256);
         let removed = match self.index.remove_upstream_blob(sha256).await {
             Ok(removed) => removed,
             Err(error) => {
@@ -97,6 +101,7 @@ impl Checks {
         let state = Verifying {
             stream,
             hasher: Sha256::new(),
+            len: 0,
             held: None,
             done: false,
             sha256,
@@ -108,6 +113,7 @@ impl Checks {
             }
             while let Some(chunk) = state.stream.try_next().await? {
                 state.hasher.update(&chunk);
+                state.len += chunk.len() as u64;
                 if let Some(previous) = state.held.replace(chunk) {
                     return Ok(Some((previous, state)));
                 }
@@ -124,7 +130,7 @@ impl Checks {
                      dropped from the cache; request it again to fetch it anew",
                 ));
             }
-            state.checks.mark_verified(&state.sha256);
+            state.checks.mark_verified(&state.sha256, state.len);
             Ok(state.held.take().map(|last| (last, state)))
         })
         .boxed()
@@ -134,6 +140,7 @@ impl Checks {
 struct Verifying {
     stream: BoxStream<'static, std::io::Result<Bytes>>,
     hasher: Sha256,
+    len: u64,
     held: Option<Bytes>,
     done: bool,
     sha256: String,

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use pyindex_storage::{BlobKey, BlobStore, Spool, SpoolWriter};
+use pyindex_storage::{BlobKey, BlobStore, Spool, SpoolWriter, SpooledFile};
 use tokio::sync::watch;
 
 /// The largest chunk a reader sends at once.
@@ -175,13 +175,26 @@ impl Sink {
         Ok(())
     }
 
-    /// Verifies the file against `sha256` and stores it in `blobs`; tells the readers the
-    /// outcome, which it returns with the size.
+    /// Verifies the file against `sha256`, tells the readers, then stores it in `blobs`;
+    /// returns its size. Readers get their last byte as soon as the hash matches, not after
+    /// the store: they read the spool file they hold open, whose bytes storing never changes
+    /// (it is renamed into place, or copied).
     pub async fn finish(self, sha256: &str, blobs: &dyn BlobStore) -> Result<u64, String> {
-        let outcome = store(self.writer, sha256, blobs).await;
-        let told = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
-        self.progress.send_modify(|p| p.outcome = Some(told));
-        outcome
+        let (key, spooled) = match verified(self.writer, sha256).await {
+            Ok(verified) => verified,
+            Err(error) => {
+                self.progress
+                    .send_modify(|p| p.outcome = Some(Err(error.clone())));
+                return Err(error);
+            }
+        };
+        self.progress.send_modify(|p| p.outcome = Some(Ok(())));
+        let size = spooled.len();
+        blobs
+            .put_cached(&key, spooled)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(size)
     }
 
     /// Ends the download with `error`.
@@ -190,7 +203,8 @@ impl Sink {
     }
 }
 
-async fn store(writer: SpoolWriter, sha256: &str, blobs: &dyn BlobStore) -> Result<u64, String> {
+/// The spooled file, if its bytes hash to `sha256`, with the key it is stored under.
+async fn verified(writer: SpoolWriter, sha256: &str) -> Result<(BlobKey, SpooledFile), String> {
     // Cached bytes can be fetched again: no fsync (the cache checks size and hash before
     // serving what a crash may have left short).
     let spooled = writer.finish_unsynced().await.map_err(|e| e.to_string())?;
@@ -202,12 +216,7 @@ async fn store(writer: SpoolWriter, sha256: &str, blobs: &dyn BlobStore) -> Resu
         ));
     }
     let key = BlobKey::parse(sha256).map_err(|e| e.to_string())?;
-    let size = spooled.len();
-    blobs
-        .put_cached(&key, spooled)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(size)
+    Ok((key, spooled))
 }
 
 #[cfg(test)]

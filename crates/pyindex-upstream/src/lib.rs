@@ -9,10 +9,11 @@
 mod check;
 pub mod client;
 pub mod fetch;
+mod held;
 pub mod page;
 pub mod parse;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ pub use page::{UpstreamFile, UpstreamPage};
 use check::Checks;
 use client::{PageAnswer, Validators};
 use fetch::Download;
+use held::{HeldPage, HeldPages, PageWrites};
 
 /// Errors of the upstream proxy.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -66,6 +68,9 @@ pub struct Settings {
     pub cache_size: u64,
     /// The largest upstream file fetched.
     pub max_file_size: u64,
+    /// Whether a page fetched from the upstream starts fetching its newest release's
+    /// metadata files ([`Upstream::prefetch_metadata`]).
+    pub prefetch_metadata: bool,
 }
 
 /// A proxied project's page as the cache holds it.
@@ -79,6 +84,8 @@ pub struct ProxiedPage {
     pub stale: bool,
     /// How much longer it may be served without asking the upstream again.
     pub fresh_for: Duration,
+    /// Whether the upstream sent it just now (not from the cache, nor unchanged).
+    pub fetched_now: bool,
 }
 
 /// A file's body from the cache or from the upstream.
@@ -113,6 +120,42 @@ pub struct FetchTarget {
     pub size: Option<u64>,
 }
 
+impl FetchTarget {
+    /// The distribution `file` of `project` (a normalized name).
+    pub fn distribution(project: &str, file: &UpstreamFile) -> FetchTarget {
+        FetchTarget {
+            project: project.to_owned(),
+            version: file.version.clone(),
+            upload_time: file.upload_time,
+            filename: file.filename.clone(),
+            is_metadata: false,
+            url: file.url.clone(),
+            sha256: file.sha256.clone(),
+            size: file.size,
+        }
+    }
+
+    /// The PEP 658 metadata file of the distribution `file` of `project`, if it has one.
+    pub fn metadata(project: &str, file: &UpstreamFile) -> Option<FetchTarget> {
+        Some(FetchTarget {
+            project: project.to_owned(),
+            version: file.version.clone(),
+            upload_time: file.upload_time,
+            filename: format!("{}{METADATA_SUFFIX}", file.filename),
+            is_metadata: true,
+            url: file.metadata_url()?,
+            sha256: file.core_metadata_sha256.clone()?,
+            size: None,
+        })
+    }
+}
+
+/// The file URL suffix of a PEP 658 metadata file.
+pub const METADATA_SUFFIX: &str = ".metadata";
+
+/// How many metadata files are fetched ahead when a page comes from the upstream.
+const PREFETCHED_METADATA: usize = 3;
+
 /// What the cache holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheStats {
@@ -142,6 +185,49 @@ pub struct Upstream {
     /// Names no upstream knew, with when that was learned: answered 404 without asking again
     /// for [`Upstream::not_found_ttl`]. Bounded (least recently asked names forgotten first).
     not_found: Mutex<LruCache<String, Instant>>,
+    /// Pages held in memory, parsed.
+    held: HeldPages,
+    /// Pages waiting to be stored in the cache index.
+    page_writes: Arc<PageWrites>,
+    /// Projects whose page is being revalidated now: other requests meanwhile get the held page.
+    revalidating: Mutex<HashSet<String>>,
+    /// The cache's size, as far as this process knows it.
+    cache_bytes: Arc<CacheBytes>,
+}
+
+/// The total size of the cached files as last read from the cache index, plus what this
+/// process cached since. Pruning lists the whole cache index, so it runs only when this passes
+/// the limit; the figure is read again after a prune and every [`USE_FLUSH_INTERVAL`] (which
+/// counts what other replicas cached).
+#[derive(Default)]
+struct CacheBytes(Mutex<Option<u64>>);
+
+impl CacheBytes {
+    /// The total after `added` more bytes were cached (read from `index` when not known).
+    async fn after(&self, added: u64, index: &dyn UpstreamIndex) -> Result<u64, UpstreamError> {
+        let known = self.0.lock().ok().and_then(|mut total| {
+            total.as_mut().map(|total| {
+                *total += added;
+                *total
+            })
+        });
+        if let Some(total) = known {
+            return Ok(total);
+        }
+        // The index counts the file just recorded already.
+        let total = index.upstream_cache_bytes().await?;
+        if let Ok(mut known) = self.0.lock() {
+            *known = Some(total);
+        }
+        Ok(total)
+    }
+
+    /// Forgets the figure: the next fetch reads it again.
+    fn forget(&self) {
+        if let Ok(mut total) = self.0.lock() {
+            *total = None;
+        }
+    }
 }
 
 /// How long a name that no upstream knows is answered 404 without asking again, at most (and
@@ -189,12 +275,18 @@ impl Upstream {
             not_found: Mutex::new(LruCache::new(
                 NonZeroUsize::new(NOT_FOUND_NAMES).unwrap_or(NonZeroUsize::MIN),
             )),
+            held: HeldPages::default(),
+            page_writes: Arc::default(),
+            revalidating: Mutex::default(),
+            cache_bytes: Arc::default(),
         })
     }
 
-    /// Writes the uses of cached files every [`USE_FLUSH_INTERVAL`] until the proxy is
-    /// dropped (call [`Upstream::flush_uses`] at shutdown for the last ones).
-    pub fn spawn_use_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Starts the proxy's background work until it is dropped: storing fetched pages as they
+    /// come, and writing the uses of cached files every [`USE_FLUSH_INTERVAL`] (call
+    /// [`Upstream::flush`] at shutdown for the last ones). Without it, pages are stored by the
+    /// request that fetched them.
+    pub fn spawn_background(self: &Arc<Self>) {
         let upstream = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(USE_FLUSH_INTERVAL);
@@ -205,16 +297,30 @@ impl Upstream {
                 let Some(upstream) = upstream.upgrade() else {
                     return;
                 };
-                upstream.flush_uses().await;
+                write_uses(upstream.index.as_ref(), &upstream.take_uses()).await;
+                upstream.cache_bytes.forget();
             }
-        })
+        });
+        let (upstream, writes) = (Arc::downgrade(self), self.page_writes.clone());
+        writes.start_writer();
+        tokio::spawn(async move {
+            loop {
+                // Woken by each queued page; the timeout only notices that the proxy is gone.
+                writes.wait(Duration::from_secs(1)).await;
+                let Some(upstream) = upstream.upgrade() else {
+                    return;
+                };
+                writes.flush(upstream.index.as_ref()).await;
+            }
+        });
     }
 
-    /// Writes the uses of cached files held in memory to the cache index, in one transaction.
-    /// A failure is logged: uses only order eviction, and are recorded again on the next serve.
-    pub async fn flush_uses(&self) {
-        let uses = self.take_uses();
-        write_uses(self.index.as_ref(), &uses).await;
+    /// Writes what is held in memory for the cache index: pages not stored yet, and the uses of
+    /// cached files (in one transaction). A failure is logged: pages are fetched again after a
+    /// restart, and uses only order eviction.
+    pub async fn flush(&self) {
+        self.page_writes.flush(self.index.as_ref()).await;
+        write_uses(self.index.as_ref(), &self.take_uses()).await;
     }
 
     fn take_uses(&self) -> Vec<(String, OffsetDateTime)> {
@@ -248,21 +354,34 @@ impl Upstream {
         &self.settings
     }
 
-    fn proxied(&self, stored: &StoredPage, stale: bool) -> Result<ProxiedPage, UpstreamError> {
-        let page: UpstreamPage = serde_json::from_str(&stored.page)
-            .map_err(|e| UpstreamError::Cache(format!("stored page unreadable: {e}")))?;
+    fn proxied(&self, held: &HeldPage, stale: bool) -> ProxiedPage {
         let fresh_for = if stale {
             // Ask again soon, not at every request.
             self.settings.timeout.min(self.settings.ttl)
         } else {
-            self.settings.ttl.saturating_sub(elapsed(stored.fetched))
+            self.settings.ttl.saturating_sub(elapsed(held.fetched))
         };
-        Ok(ProxiedPage {
-            page: Arc::new(page),
-            upstream: stored.upstream.clone(),
+        ProxiedPage {
+            page: held.page.clone(),
+            upstream: held.upstream.clone(),
             stale,
             fresh_for,
-        })
+            fetched_now: false,
+        }
+    }
+
+    /// The page of `project` as last fetched (by this process, another one before a restart,
+    /// or another replica), whatever its age.
+    async fn stored_page(&self, project: &str) -> Result<Option<Arc<HeldPage>>, UpstreamError> {
+        if let Some(held) = self.held.get(project) {
+            return Ok(Some(held));
+        }
+        let Some(stored) = self.index.upstream_page(project).await? else {
+            return Ok(None);
+        };
+        let held = Arc::new(HeldPage::parse(&stored)?);
+        self.held.put(project, held.clone());
+        Ok(Some(held))
     }
 
     /// The page of `project` (a normalized name) from the first upstream that knows it: the
@@ -270,15 +389,32 @@ impl Upstream {
     /// asked, the stored page is served, marked stale; with none stored, the error. `None`
     /// when no upstream knows the name.
     pub async fn project_page(&self, project: &str) -> Result<Option<ProxiedPage>, UpstreamError> {
-        let stored = self.index.upstream_page(project).await?;
+        let stored = self.stored_page(project).await?;
         if let Some(stored) = &stored
             && elapsed(stored.fetched) < self.settings.ttl
         {
-            return self.proxied(stored, false).map(Some);
+            return Ok(Some(self.proxied(stored, false)));
         }
         if stored.is_none() && self.known_unknown(project) {
             return Ok(None);
         }
+        let Some(_revalidation) = Revalidation::start(&self.revalidating, project) else {
+            // Another request asks the upstream right now: the held page meanwhile.
+            if let Some(stored) = &stored {
+                return Ok(Some(self.proxied(stored, false)));
+            }
+            return self.ask_upstreams(project, None).await;
+        };
+        self.ask_upstreams(project, stored).await
+    }
+
+    /// Asks the upstreams for the page of `project` in turn (conditionally for the one that
+    /// served `stored`), and holds and stores what they answer.
+    async fn ask_upstreams(
+        &self,
+        project: &str,
+        stored: Option<Arc<HeldPage>>,
+    ) -> Result<Option<ProxiedPage>, UpstreamError> {
         for upstream in self.client.indexes() {
             let mine = stored.as_ref().filter(|s| s.upstream == upstream.as_str());
             let validators = Validators {
@@ -299,12 +435,12 @@ impl Upstream {
                 Ok(PageAnswer::NotModified) => {
                     if let Some(mine) = mine {
                         let now = OffsetDateTime::now_utc();
-                        self.index.touch_upstream_page(project, now).await?;
-                        let fresh = StoredPage {
-                            fetched: now,
-                            ..mine.clone()
-                        };
-                        return self.proxied(&fresh, false).map(Some);
+                        let fresh = Arc::new(mine.revalidated(now));
+                        self.held.put(project, fresh.clone());
+                        self.page_writes
+                            .touch(self.index.as_ref(), project, now)
+                            .await;
+                        return Ok(Some(self.proxied(&fresh, false)));
                     }
                 }
                 Ok(PageAnswer::NotFound) => continue,
@@ -313,7 +449,7 @@ impl Upstream {
                         return Err(error);
                     };
                     tracing::warn!(%project, %error, "upstream unavailable: serving the last good page");
-                    return self.proxied(stored, true).map(Some);
+                    return Ok(Some(self.proxied(stored, true)));
                 }
             }
         }
@@ -352,13 +488,42 @@ impl Upstream {
             last_modified,
             fetched: OffsetDateTime::now_utc(),
         };
-        self.index.put_upstream_page(&stored).await?;
+        let held = Arc::new(HeldPage::fetched(page, &stored));
+        self.held.put(&stored.project, held.clone());
+        self.page_writes.put(self.index.as_ref(), stored).await;
         Ok(ProxiedPage {
-            page: Arc::new(page),
-            upstream: stored.upstream,
-            stale: false,
-            fresh_for: self.settings.ttl,
+            fetched_now: true,
+            ..self.proxied(&held, false)
         })
+    }
+
+    /// Fetches into the cache, in the background, the metadata files a resolver asks for right
+    /// after a page it had to wait for: those of the newest final release of `page` (the page
+    /// as clients see it, blocks and cooldown applied). A resolver asks for them one after
+    /// another, each costing an upstream round trip on a cold cache; fetched ahead, while it
+    /// reads the pages, they are ready (or joined, when already on their way) when it asks.
+    /// At most [`PREFETCHED_METADATA`] small files per page fetched from the upstream.
+    pub fn prefetch_metadata(self: &Arc<Self>, page: &UpstreamPage) {
+        if !self.settings.prefetch_metadata {
+            return;
+        }
+        let targets: Vec<FetchTarget> = page
+            .newest_metadata(PREFETCHED_METADATA)
+            .into_iter()
+            .filter_map(|file| FetchTarget::metadata(&page.name, file))
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        let upstream = self.clone();
+        tokio::spawn(async move {
+            for target in targets {
+                // The download runs to its end (and into the cache) without a reader.
+                if let Err(error) = upstream.open_file(&target).await {
+                    tracing::debug!(file = %target.filename, %error, "metadata prefetch failed");
+                }
+            }
+        });
     }
 
     /// The bytes of an upstream file: from the cache, or fetched (one download however many
@@ -381,8 +546,8 @@ impl Upstream {
     }
 
     /// The cached file, if the cache index records it (read every time: `pyindex cache prune`
-    /// may have evicted it) and its blob passes the checks of [`check`]; its use is noted.
-    /// `None` when it must be fetched.
+    /// may have evicted it, and the blob store may still hold it in memory) and its blob passes
+    /// the checks of [`check`]; its use is noted. `None` when it must be fetched.
     async fn cached(&self, key: &BlobKey) -> Result<Option<FileBody>, UpstreamError> {
         let sha256 = key.to_string();
         let Some(size) = self.index.upstream_blob_size(&sha256).await? else {
@@ -408,10 +573,10 @@ impl Upstream {
                 return Ok(None);
             }
         };
-        let verified = self.checks.is_verified(&sha256);
+        let verified = self.checks.verified_size(&sha256) == Some(size);
         let body = match blob.content {
             BlobContent::Bytes(bytes) if verified || Checks::matches(&bytes, &sha256) => {
-                self.checks.mark_verified(&sha256);
+                self.checks.mark_verified(&sha256, size);
                 futures::stream::once(async { Ok(bytes) }).boxed()
             }
             BlobContent::Bytes(_) => {
@@ -457,6 +622,7 @@ impl Upstream {
             blobs: self.blobs.clone(),
             coalescer: self.coalescer.clone(),
             cache_size: self.settings.cache_size,
+            cache_bytes: self.cache_bytes.clone(),
         };
         tokio::spawn(job.run(response, sink));
         Ok(download)
@@ -469,7 +635,14 @@ impl Upstream {
 
     /// Evicts least recently used files until the cache fits `limit`; the files removed.
     pub async fn prune(&self, limit: u64) -> Result<Vec<CachedBlob>, UpstreamError> {
-        prune(self.index.as_ref(), self.blobs.as_ref(), limit).await
+        let removed = prune(self.index.as_ref(), self.blobs.as_ref(), limit).await;
+        self.cache_bytes.forget();
+        if let Ok(removed) = &removed {
+            for blob in removed {
+                self.checks.forget(&blob.sha256);
+            }
+        }
+        removed
     }
 }
 
@@ -512,6 +685,31 @@ pub async fn prune(
     Ok(removed)
 }
 
+/// The revalidation of one project's page, in progress: at most one per project at a time.
+struct Revalidation<'a> {
+    running: &'a Mutex<HashSet<String>>,
+    project: String,
+}
+
+impl<'a> Revalidation<'a> {
+    /// The revalidation of `project`, unless one is in progress (`None`).
+    fn start(running: &'a Mutex<HashSet<String>>, project: &str) -> Option<Revalidation<'a>> {
+        let mut projects = running.lock().ok()?;
+        projects.insert(project.to_owned()).then(|| Revalidation {
+            running,
+            project: project.to_owned(),
+        })
+    }
+}
+
+impl Drop for Revalidation<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut projects) = self.running.lock() {
+            projects.remove(&self.project);
+        }
+    }
+}
+
 /// A download running in its own task.
 struct FetchJob {
     target: FetchTarget,
@@ -520,6 +718,7 @@ struct FetchJob {
     blobs: Arc<dyn BlobStore>,
     coalescer: Arc<dyn Coalescer>,
     cache_size: u64,
+    cache_bytes: Arc<CacheBytes>,
 }
 
 impl FetchJob {
@@ -575,7 +774,7 @@ impl FetchJob {
             return;
         }
         // Hashed while it was fetched.
-        self.checks.mark_verified(&self.target.sha256);
+        self.checks.mark_verified(&self.target.sha256, size);
         tracing::info!(
             project = %self.target.project,
             file = %self.target.filename,
@@ -583,16 +782,33 @@ impl FetchJob {
             sha256 = %self.target.sha256,
             "upstream file fetched and cached"
         );
+        self.keep_under_limit(size).await;
+    }
+
+    /// Evicts least recently used files when the cache, with the `added` bytes just cached,
+    /// is over its size limit.
+    async fn keep_under_limit(&self, added: u64) {
+        match self.cache_bytes.after(added, self.index.as_ref()).await {
+            Ok(total) if total <= self.cache_size => return,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "could not read the upstream cache's size");
+                return;
+            }
+        }
         match prune(self.index.as_ref(), self.blobs.as_ref(), self.cache_size).await {
-            Ok(removed) if !removed.is_empty() => {
+            Ok(removed) => {
+                for blob in &removed {
+                    self.checks.forget(&blob.sha256);
+                }
                 tracing::info!(
                     files = removed.len(),
                     "upstream cache over its size limit: least recently used files evicted"
                 );
             }
-            Ok(_) => {}
             Err(error) => tracing::warn!(%error, "could not prune the upstream cache"),
         }
+        self.cache_bytes.forget();
     }
 
     /// The fetch log's entry for this fetch of a distribution.

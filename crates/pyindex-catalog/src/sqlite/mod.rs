@@ -555,6 +555,12 @@ impl Catalog for SqliteCatalog {
         rows.iter().map(project_summary).collect()
     }
 
+    async fn project_names(&self) -> Result<Vec<String>, CatalogError> {
+        Ok(sqlx::query_scalar("SELECT name FROM projects")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     async fn project(&self, project: &str) -> Result<Option<ProjectSummary>, CatalogError> {
         sqlx::query(query_project("name = $1"))
             .bind(project)

@@ -161,6 +161,14 @@ impl UpstreamIndex for SqliteCatalog {
         Ok(!published)
     }
 
+    async fn upstream_cache_bytes(&self) -> Result<u64, CatalogError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM upstream_blobs")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn upstream_page_count(&self) -> Result<u64, CatalogError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM upstream_pages")
             .fetch_one(&self.pool)

@@ -222,6 +222,10 @@ fn upstream_settings(
             .or(file.upstream_cache_size)
             .map_or(DEFAULT_UPSTREAM_CACHE_SIZE, |s| s.0),
         max_file_size,
+        prefetch_metadata: args
+            .upstream_prefetch_metadata
+            .or(file.upstream_prefetch_metadata)
+            .is_none_or(|switch| switch == Switch::On),
     }))
 }
 
@@ -472,8 +476,9 @@ pub async fn run(args: ServeArgs, file: &FileConfig, place: &Place) -> anyhow::R
     )
     .await;
     if let Some(upstream) = upstream {
-        // The last uses of cached upstream files, for least-recently-used eviction.
-        upstream.flush_uses().await;
+        // Pages not stored yet, and the last uses of cached upstream files (for
+        // least-recently-used eviction).
+        upstream.flush().await;
     }
     Ok(())
 }

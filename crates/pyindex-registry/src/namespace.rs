@@ -1,0 +1,175 @@
+//! Which names are local, and what the operator blocked upstream: read from the catalog once and
+//! kept in memory until a change says otherwise, so that deciding where a name is served from
+//! (a page, a file or a metadata file of a proxied project) costs no catalog query.
+//!
+//! Both sets are small (a private index's projects; the operator's blocks) and change rarely.
+//! The local names are read again after a project is created ([`Change::ProjectList`]) or when a
+//! name not known as local changes; the blocks after any project changes (a block or unblock is
+//! a change of its project). A read that started before an invalidation never puts its result
+//! in place afterwards (the epoch check below), so a request cannot bring back what a change
+//! dropped.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use pyindex_catalog::{Catalog, Change, UpstreamIndex};
+
+use crate::RegistryError;
+use crate::blocks::Blocks;
+
+/// Every local project's normalized name.
+pub(crate) type LocalNames = Arc<HashSet<String>>;
+/// The blocks of every blocked upstream project, by normalized name.
+pub(crate) type BlockMap = Arc<HashMap<String, Blocks>>;
+
+/// The memo of local names and upstream blocks.
+#[derive(Default)]
+pub(crate) struct Namespace {
+    state: RwLock<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Bumped by every invalidation: a read started in an older epoch is not kept.
+    epoch: u64,
+    local: Option<LocalNames>,
+    blocks: Option<BlockMap>,
+}
+
+impl Namespace {
+    /// The local project names, read from `catalog` when not held.
+    pub(crate) async fn local_names(
+        &self,
+        catalog: &dyn Catalog,
+    ) -> Result<LocalNames, RegistryError> {
+        let epoch = match self.state.read() {
+            Ok(state) if state.local.is_some() => {
+                return Ok(state.local.clone().unwrap_or_default());
+            }
+            Ok(state) => state.epoch,
+            Err(_) => 0,
+        };
+        let names: LocalNames = Arc::new(catalog.project_names().await?.into_iter().collect());
+        self.keep(epoch, |state| state.local = Some(names.clone()));
+        Ok(names)
+    }
+
+    /// The blocks on every blocked upstream project, read from `index` when not held.
+    pub(crate) async fn blocks(
+        &self,
+        index: &dyn UpstreamIndex,
+    ) -> Result<BlockMap, RegistryError> {
+        let epoch = match self.state.read() {
+            Ok(state) if state.blocks.is_some() => {
+                return Ok(state.blocks.clone().unwrap_or_default());
+            }
+            Ok(state) => state.epoch,
+            Err(_) => 0,
+        };
+        let mut by_project: HashMap<String, Vec<_>> = HashMap::new();
+        for block in index.upstream_blocks(None).await? {
+            by_project
+                .entry(block.project.clone())
+                .or_default()
+                .push(block);
+        }
+        let blocks: BlockMap = Arc::new(
+            by_project
+                .into_iter()
+                .map(|(project, blocks)| (project, Blocks::of(blocks)))
+                .collect(),
+        );
+        self.keep(epoch, |state| state.blocks = Some(blocks.clone()));
+        Ok(blocks)
+    }
+
+    /// Applies `put` if nothing was invalidated since `epoch`.
+    fn keep(&self, epoch: u64, put: impl FnOnce(&mut State)) {
+        if let Ok(mut state) = self.state.write()
+            && state.epoch == epoch
+        {
+            put(&mut state);
+        }
+    }
+
+    /// Drops what `change` may have made wrong.
+    pub(crate) fn changed(&self, change: &Change) {
+        let Ok(mut state) = self.state.write() else {
+            return;
+        };
+        let (local, blocks) = match change {
+            Change::Project(name) => {
+                // A name not known as local that changes may have just become local.
+                let unknown = state
+                    .local
+                    .as_ref()
+                    .is_none_or(|names| !names.contains(name));
+                (unknown, true)
+            }
+            Change::ProjectList | Change::Everything => (true, true),
+            Change::Account(_) => (false, false),
+        };
+        if !(local || blocks) {
+            return;
+        }
+        state.epoch += 1;
+        if local {
+            state.local = None;
+        }
+        if blocks {
+            state.blocks = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(names: &[&str]) -> Namespace {
+        let namespace = Namespace::default();
+        namespace.keep(0, |state| {
+            state.local = Some(Arc::new(names.iter().map(|n| n.to_string()).collect()));
+            state.blocks = Some(BlockMap::default());
+        });
+        namespace
+    }
+
+    fn holds(namespace: &Namespace) -> (bool, bool) {
+        let state = namespace.state.read().unwrap();
+        (state.local.is_some(), state.blocks.is_some())
+    }
+
+    #[test]
+    fn a_change_of_a_local_project_keeps_the_names_and_drops_the_blocks() {
+        let namespace = held(&["mine"]);
+        namespace.changed(&Change::Project("mine".into()));
+        assert_eq!(holds(&namespace), (true, false));
+    }
+
+    #[test]
+    fn a_change_of_another_name_or_a_new_project_drops_both() {
+        for change in [
+            Change::Project("new".into()),
+            Change::ProjectList,
+            Change::Everything,
+        ] {
+            let namespace = held(&["mine"]);
+            namespace.changed(&change);
+            assert_eq!(holds(&namespace), (false, false), "{change:?}");
+        }
+        let namespace = held(&["mine"]);
+        namespace.changed(&Change::Account("alice".into()));
+        assert_eq!(holds(&namespace), (true, true));
+    }
+
+    #[test]
+    fn a_read_from_before_a_change_is_not_kept() {
+        let namespace = Namespace::default();
+        namespace.changed(&Change::ProjectList);
+        namespace.keep(0, |state| state.local = Some(LocalNames::default()));
+        assert_eq!(holds(&namespace), (false, false));
+        namespace.keep(1, |state| state.local = Some(LocalNames::default()));
+        assert_eq!(holds(&namespace), (true, false));
+    }
+}
