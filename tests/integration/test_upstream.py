@@ -380,6 +380,13 @@ def test_cache_stats_and_prune(server_factory, html_upstream):
     assert re.search(r"Evicted 1 cached upstream file", out), out
     stats = dict(line.split("\t") for line in srv.cli("cache", "stats").stdout.strip().splitlines())
     assert stats["files"] == "0"
+    # The server learns of the eviction from the change log (within its 0.5 s poll), then
+    # fetches the file again; until then it may still serve it from memory.
+    def fetched_again():
+        srv.download(url)
+        return html_upstream.hit_count(path) == before + 2
+
+    srv.wait_for(fetched_again, what="the evicted file fetched again")
     srv.download(url)
     assert html_upstream.hit_count(path) == before + 2
 

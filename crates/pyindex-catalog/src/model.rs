@@ -245,6 +245,9 @@ pub enum Change {
     ProjectList,
     /// An account's password, admin flag or existence (by name).
     Account(String),
+    /// A cached upstream file (by SHA-256) was evicted (`pyindex cache prune`, the cache's size
+    /// limit, a file that failed its check).
+    UpstreamFile(String),
     /// Anything: drop every cache.
     Everything,
 }

@@ -49,6 +49,7 @@ macro_rules! catalog_suite {
             the_fetch_log_keeps_the_first_fetch_and_counts_fetches,
             a_fetch_records_its_blob_and_log_entry_and_uses_batch,
             project_names_include_reserved_projects,
+            evicting_a_cached_file_is_a_change,
         );
     };
     (@tests (@required $open:expr); $($name:ident,)*) => {
@@ -866,4 +867,21 @@ pub async fn project_names_include_reserved_projects<C: Catalog + UpstreamIndex>
         .map(|p| p.name)
         .collect();
     assert_eq!(listed, ["shared-pkg"]);
+}
+
+pub async fn evicting_a_cached_file_is_a_change<C: Catalog + UpstreamIndex>(c: &C) {
+    let sha256 = "c".repeat(64);
+    let blob = CachedBlob {
+        sha256: sha256.clone(),
+        size: 5,
+        last_used: OffsetDateTime::now_utc(),
+    };
+    c.record_upstream_fetched(&blob, None).await.unwrap();
+    let before = c.generation().await.unwrap();
+    assert!(c.remove_upstream_blob(&sha256).await.unwrap());
+    let after = c.changes_since(before).await.unwrap();
+    assert_eq!(after.changes, [Change::UpstreamFile(sha256.clone())]);
+    // Nothing recorded, nothing evicted: no change.
+    assert!(c.remove_upstream_blob(&sha256).await.unwrap());
+    assert!(c.changes_since(after.seq).await.unwrap().changes.is_empty());
 }

@@ -143,8 +143,10 @@ pub trait UpstreamIndex: Send + Sync {
     /// Every cached blob, least recently used first.
     async fn upstream_blobs(&self) -> Result<Vec<CachedBlob>, CatalogError>;
 
-    /// Forgets a cached blob. Returns whether the blob store may delete its bytes: `false` when
-    /// a published file (or its metadata file) has the same content.
+    /// Forgets a cached blob (with [`Change::UpstreamFile`](crate::Change::UpstreamFile) in the
+    /// change log, in the same transaction, when it was recorded). Returns whether the blob store
+    /// may delete its bytes: `false` when a published file (or its metadata file) has the same
+    /// content.
     async fn remove_upstream_blob(&self, sha256: &str) -> Result<bool, CatalogError>;
 
     /// The total size of the cached blobs.

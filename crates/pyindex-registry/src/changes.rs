@@ -26,7 +26,17 @@ impl Registry {
     pub(crate) fn apply_change(&self, change: &Change) {
         match change {
             Change::Account(name) => self.forget_credentials(Some(name)),
-            Change::Everything => self.forget_credentials(None),
+            Change::Everything => {
+                self.forget_credentials(None);
+                if let Some(upstream) = &self.upstream {
+                    upstream.forget_cached_files();
+                }
+            }
+            Change::UpstreamFile(sha256) => {
+                if let Some(upstream) = &self.upstream {
+                    upstream.forget_cached_file(sha256);
+                }
+            }
             Change::Project(_) | Change::ProjectList => {}
         }
         self.namespace.changed(change);

@@ -107,7 +107,7 @@ impl Namespace {
                 (unknown, true)
             }
             Change::ProjectList | Change::Everything => (true, true),
-            Change::Account(_) => (false, false),
+            Change::Account(_) | Change::UpstreamFile(_) => (false, false),
         };
         if !(local || blocks) {
             return;

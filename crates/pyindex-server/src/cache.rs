@@ -356,8 +356,9 @@ impl ChangeObserver for ResponseCache {
                 |_| false,
                 true,
             ),
-            // Pages and downloads do not depend on accounts: access is checked before the cache.
-            Change::Account(_) => {}
+            // Pages and downloads do not depend on accounts (access is checked before the cache)
+            // nor on which upstream files are cached.
+            Change::Account(_) | Change::UpstreamFile(_) => {}
             Change::Everything => {
                 self.forget(|pages| *pages = Pages::default(), |_| true, |_| true, true);
             }

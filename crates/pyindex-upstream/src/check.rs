@@ -27,9 +27,19 @@ const VERIFIED: usize = 100_000;
 pub(crate) struct Checks {
     index: Arc<dyn UpstreamIndex>,
     blobs: Arc<dyn BlobStore>,
-    /// Blobs hashed since the process started, or stored by it (hashed while fetched), with
-    /// their size: a blob recorded with that size is not hashed again.
-    verified: Arc<Mutex<LruCache<String, u64>>>,
+    /// The blobs known to be in the cache, with their size.
+    verified: Arc<Mutex<Verified>>,
+}
+
+/// The blobs this process knows to be recorded in the cache index with this size and to hold
+/// the right bytes (hashed since the process started, or stored by it): served without asking
+/// the cache index or hashing them again. A blob is forgotten when it is evicted (here or, as
+/// the change log tells, in another process); what was learned before an eviction but is put
+/// in after it is not kept (the epoch), so an eviction cannot be undone by a request that
+/// looked the blob up just before it.
+struct Verified {
+    epoch: u64,
+    blobs: LruCache<String, u64>,
 }
 
 impl Checks {
@@ -37,28 +47,46 @@ impl Checks {
         Checks {
             index,
             blobs,
-            verified: Arc::new(Mutex::new(LruCache::new(
-                NonZeroUsize::new(VERIFIED).unwrap_or(NonZeroUsize::MIN),
-            ))),
+            verified: Arc::new(Mutex::new(Verified {
+                epoch: 0,
+                blobs: LruCache::new(NonZeroUsize::new(VERIFIED).unwrap_or(NonZeroUsize::MIN)),
+            })),
         }
     }
 
-    /// The size of the blob, if this process hashed (or stored) it.
-    pub(crate) fn verified_size(&self, sha256: &str) -> Option<u64> {
-        self.verified.lock().ok()?.get(sha256).copied()
+    /// The current epoch: pass it to [`Checks::mark_verified`] for what is learned from now on.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.verified.lock().map_or(0, |verified| verified.epoch)
     }
 
-    /// Remembers that the blob's `size` bytes match its hash.
-    pub(crate) fn mark_verified(&self, sha256: &str, size: u64) {
-        if let Ok(mut verified) = self.verified.lock() {
-            verified.put(sha256.to_owned(), size);
+    /// The size of the blob, if it is known to be cached and right.
+    pub(crate) fn verified_size(&self, sha256: &str) -> Option<u64> {
+        self.verified.lock().ok()?.blobs.get(sha256).copied()
+    }
+
+    /// Remembers that the blob is recorded with `size` bytes that match its hash, as learned
+    /// since `epoch`.
+    pub(crate) fn mark_verified(&self, sha256: &str, size: u64, epoch: u64) {
+        if let Ok(mut verified) = self.verified.lock()
+            && verified.epoch == epoch
+        {
+            verified.blobs.put(sha256.to_owned(), size);
         }
     }
 
     /// Forgets a blob evicted from the cache.
     pub(crate) fn forget(&self, sha256: &str) {
         if let Ok(mut verified) = self.verified.lock() {
-            verified.pop(sha256);
+            verified.epoch += 1;
+            verified.blobs.pop(sha256);
+        }
+    }
+
+    /// Forgets every blob: the cache lost some (each is looked up, and hashed, again).
+    pub(crate) fn forget_all(&self) {
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.epoch += 1;
+            verified.blobs.clear();
         }
     }
 
@@ -99,6 +127,7 @@ impl Checks {
         sha256: String,
     ) -> BoxStream<'static, std::io::Result<Bytes>> {
         let state = Verifying {
+            epoch: self.epoch(),
             stream,
             hasher: Sha256::new(),
             len: 0,
@@ -130,7 +159,9 @@ impl Checks {
                      dropped from the cache; request it again to fetch it anew",
                 ));
             }
-            state.checks.mark_verified(&state.sha256, state.len);
+            state
+                .checks
+                .mark_verified(&state.sha256, state.len, state.epoch);
             Ok(state.held.take().map(|last| (last, state)))
         })
         .boxed()
@@ -138,6 +169,7 @@ impl Checks {
 }
 
 struct Verifying {
+    epoch: u64,
     stream: BoxStream<'static, std::io::Result<Bytes>>,
     hasher: Sha256,
     len: u64,
@@ -145,4 +177,33 @@ struct Verifying {
     done: bool,
     sha256: String,
     checks: Checks,
+}
+
+#[cfg(test)]
+mod tests {
+    use pyindex_catalog::SqliteCatalog;
+    use pyindex_storage::LocalBlobStore;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_eviction_is_not_undone_by_a_lookup_from_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SqliteCatalog::open(&dir.path().join("db")).await.unwrap();
+        let blobs = LocalBlobStore::open(dir.path().join("files")).unwrap();
+        let checks = Checks::new(Arc::new(index), Arc::new(blobs));
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        checks.mark_verified(&a, 1, checks.epoch());
+        let looked_up = checks.epoch();
+        checks.mark_verified(&b, 2, looked_up);
+        // Evicted while a request that had looked `a` up was on its way.
+        checks.forget(&a);
+        checks.mark_verified(&a, 1, looked_up);
+        assert_eq!(checks.verified_size(&a), None);
+        assert_eq!(checks.verified_size(&b), Some(2));
+        checks.forget_all();
+        assert_eq!(checks.verified_size(&b), None);
+        checks.mark_verified(&b, 2, checks.epoch());
+        assert_eq!(checks.verified_size(&b), Some(2));
+    }
 }

@@ -497,6 +497,19 @@ impl Upstream {
         })
     }
 
+    /// Forgets that the file `sha256` is cached: this process or another one evicted it
+    /// ([`pyindex_catalog::Change::UpstreamFile`]). Until a process learns it, a file evicted by
+    /// another one may still be served from the blob store's memory (its bytes are right) or,
+    /// when its blob is gone, is fetched again.
+    pub fn forget_cached_file(&self, sha256: &str) {
+        self.checks.forget(sha256);
+    }
+
+    /// Forgets which files are cached (after a change this process may have missed).
+    pub fn forget_cached_files(&self) {
+        self.checks.forget_all();
+    }
+
     /// Fetches into the cache, in the background, the metadata files a resolver asks for right
     /// after a page it had to wait for: those of the newest final release of `page` (the page
     /// as clients see it, blocks and cooldown applied). A resolver asks for them one after
@@ -545,13 +558,19 @@ impl Upstream {
         })
     }
 
-    /// The cached file, if the cache index records it (read every time: `pyindex cache prune`
-    /// may have evicted it, and the blob store may still hold it in memory) and its blob passes
-    /// the checks of [`check`]; its use is noted. `None` when it must be fetched.
+    /// The cached file, if the cache index records it (or this process knows it does, see
+    /// [`Upstream::forget_cached_files`]) and its blob passes the checks of [`check`]; its use
+    /// is noted. `None` when it must be fetched.
     async fn cached(&self, key: &BlobKey) -> Result<Option<FileBody>, UpstreamError> {
         let sha256 = key.to_string();
-        let Some(size) = self.index.upstream_blob_size(&sha256).await? else {
-            return Ok(None);
+        let epoch = self.checks.epoch();
+        let known = self.checks.verified_size(&sha256);
+        let size = match known {
+            Some(size) => size,
+            None => match self.index.upstream_blob_size(&sha256).await? {
+                Some(size) => size,
+                None => return Ok(None),
+            },
         };
         let blob = self
             .blobs
@@ -573,10 +592,10 @@ impl Upstream {
                 return Ok(None);
             }
         };
-        let verified = self.checks.verified_size(&sha256) == Some(size);
+        let verified = known.is_some();
         let body = match blob.content {
             BlobContent::Bytes(bytes) if verified || Checks::matches(&bytes, &sha256) => {
-                self.checks.mark_verified(&sha256, size);
+                self.checks.mark_verified(&sha256, size, epoch);
                 futures::stream::once(async { Ok(bytes) }).boxed()
             }
             BlobContent::Bytes(_) => {
@@ -758,6 +777,7 @@ impl FetchJob {
     /// fetch is recorded (the cache index, and the fetch log for distributions, in one
     /// transaction), then the cache is brought back under its size limit.
     async fn fetched(&self, size: u64) {
+        let epoch = self.checks.epoch();
         let now = OffsetDateTime::now_utc();
         let blob = CachedBlob {
             sha256: self.target.sha256.clone(),
@@ -774,7 +794,7 @@ impl FetchJob {
             return;
         }
         // Hashed while it was fetched.
-        self.checks.mark_verified(&self.target.sha256, size);
+        self.checks.mark_verified(&self.target.sha256, size, epoch);
         tracing::info!(
             project = %self.target.project,
             file = %self.target.filename,

@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "upstream blocks and fetch log",
         include_str!("../../migrations/postgres/0009_upstream_blocks_and_fetch_log.sql"),
     ),
+    (
+        10,
+        "upstream file changes",
+        include_str!("../../migrations/postgres/0010_upstream_file_changes.sql"),
+    ),
 ];
 
 /// The advisory lock key held while migrating: "pyindex" in ASCII. One key per database, so
@@ -798,6 +803,7 @@ pub(crate) async fn record_changes(
             Change::Project(name) => ("project", Some(name.as_str())),
             Change::ProjectList => ("project-list", None),
             Change::Account(name) => ("account", Some(name.as_str())),
+            Change::UpstreamFile(sha256) => ("upstream-file", Some(sha256.as_str())),
             Change::Everything => ("everything", None),
         };
         newest = sqlx::query_scalar(

@@ -79,6 +79,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "upstream blocks and fetch log",
         include_str!("../../migrations/sqlite/0009_upstream_blocks_and_fetch_log.sql"),
     ),
+    (
+        10,
+        "upstream file changes",
+        include_str!("../../migrations/sqlite/0010_upstream_file_changes.sql"),
+    ),
 ];
 
 /// How many change-log rows are kept; a reader further behind drops all its caches.
@@ -731,6 +736,7 @@ pub(crate) fn change_from_row(
         ("project", Some(name)) => Ok(Change::Project(name)),
         ("project-list", _) => Ok(Change::ProjectList),
         ("account", Some(name)) => Ok(Change::Account(name)),
+        ("upstream-file", Some(sha256)) => Ok(Change::UpstreamFile(sha256)),
         ("everything", _) => Ok(Change::Everything),
         (scope, subject) => Err(CatalogError::Corrupt(format!(
             "change log row with scope '{scope}' and subject {subject:?}"
@@ -748,6 +754,7 @@ pub(crate) async fn record_changes(
             Change::Project(name) => ("project", Some(name.as_str())),
             Change::ProjectList => ("project-list", None),
             Change::Account(name) => ("account", Some(name.as_str())),
+            Change::UpstreamFile(sha256) => ("upstream-file", Some(sha256.as_str())),
             Change::Everything => ("everything", None),
         };
         sqlx::query("INSERT INTO changes (scope, subject) VALUES ($1, $2)")

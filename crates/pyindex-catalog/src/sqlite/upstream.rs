@@ -147,10 +147,14 @@ impl UpstreamIndex for SqliteCatalog {
 
     async fn remove_upstream_blob(&self, sha256: &str) -> Result<bool, CatalogError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM upstream_blobs WHERE sha256 = $1")
+        let removed = sqlx::query("DELETE FROM upstream_blobs WHERE sha256 = $1")
             .bind(sha256)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+        if removed > 0 {
+            record_changes(&mut tx, &[Change::UpstreamFile(sha256.to_owned())]).await?;
+        }
         let published: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = $1 OR metadata_sha256 = $1)",
         )
