@@ -247,13 +247,18 @@ fn describe_content(response: &mut Response, d: &Download, part: Option<ByteRang
     }
 }
 
+/// A response body of `content`: bytes in memory go out with the head in one write.
+fn body_of(content: BlobContent) -> Body {
+    match content {
+        BlobContent::Bytes(bytes) => Body::from(bytes),
+        BlobContent::Stream(stream) => Body::from_stream(stream),
+    }
+}
+
 /// The bytes of `part` of the file (all of it for `None`), streamed from the store.
 async fn content(app: &AppState, d: &Download, part: Option<ByteRange>) -> Result<Body, Response> {
     match app.registry.blobs().get(&d.key, part).await {
-        Ok(Some(blob)) => Ok(match blob.content {
-            BlobContent::Bytes(bytes) => Body::from(bytes),
-            BlobContent::Stream(stream) => Body::from_stream(stream),
-        }),
+        Ok(Some(blob)) => Ok(body_of(blob.content)),
         Ok(None) => Err(internal_error(&format!(
             "blob {} is listed but missing from storage",
             d.key
@@ -324,7 +329,7 @@ pub async fn upstream_download(
         match app.registry.upstream_file(&target).await {
             Ok(file) => (
                 file.len,
-                Body::from_stream(file.body),
+                body_of(file.body),
                 Some(if file.cached { "cached" } else { "fetched" }),
             ),
             Err(e) => return registry_error(&e),

@@ -18,9 +18,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::StreamExt;
-use futures::stream::BoxStream;
 use lru::LruCache;
 use pyindex_catalog::{CachedBlob, CatalogError, StoredPage, UpstreamFetch, UpstreamIndex};
 use pyindex_storage::{BlobContent, BlobKey, BlobStore, Spool};
@@ -92,8 +90,10 @@ pub struct ProxiedPage {
 pub struct FileBody {
     /// Its length, when known before it is read.
     pub len: Option<u64>,
-    /// The bytes; an error at the end when the upstream's bytes did not match its hash.
-    pub body: BoxStream<'static, std::io::Result<Bytes>>,
+    /// The bytes: all of them, when they are in memory (sent with the answer's head in one
+    /// write); else a stream that ends with an error when the upstream's bytes did not match
+    /// its hash.
+    pub body: BlobContent,
     /// Whether it came from the cache.
     pub cached: bool,
 }
@@ -553,7 +553,7 @@ impl Upstream {
         };
         Ok(FileBody {
             len: target.size,
-            body: download.body(),
+            body: BlobContent::Stream(download.body()),
             cached: false,
         })
     }
@@ -596,7 +596,7 @@ impl Upstream {
         let body = match blob.content {
             BlobContent::Bytes(bytes) if verified || Checks::matches(&bytes, &sha256) => {
                 self.checks.mark_verified(&sha256, size, epoch);
-                futures::stream::once(async { Ok(bytes) }).boxed()
+                BlobContent::Bytes(bytes)
             }
             BlobContent::Bytes(_) => {
                 self.checks
@@ -604,8 +604,10 @@ impl Upstream {
                     .await;
                 return Ok(None);
             }
-            BlobContent::Stream(stream) if verified => stream,
-            BlobContent::Stream(stream) => self.checks.verifying(stream, sha256.clone()),
+            BlobContent::Stream(stream) if verified => BlobContent::Stream(stream),
+            BlobContent::Stream(stream) => {
+                BlobContent::Stream(self.checks.verifying(stream, sha256.clone()))
+            }
         };
         self.note_use(&sha256);
         Ok(Some(FileBody {
