@@ -40,7 +40,7 @@ use pyindex_registry::AccessMode;
 use tower::Service;
 use tracing::Instrument;
 
-use crate::metrics::Route;
+use crate::metrics::{IndexRoute, Route};
 use crate::request_id::MakeCountedRequestId;
 use crate::{AppState, REQUEST_LOG_TARGET, host_check, simple};
 
@@ -139,13 +139,16 @@ impl Shared {
         let (mut response, route) = match self.index_page(&request) {
             Some(IndexPage::Root) => {
                 let response = simple::root(State(self.app.clone()), request).await;
-                (with_content_length(response), Route::Known("/simple/"))
+                (
+                    with_content_length(response),
+                    Route::Index(IndexRoute::Root),
+                )
             }
             Some(IndexPage::Project(raw)) => {
                 let response = simple::project(State(self.app.clone()), Path(raw), request).await;
                 (
                     with_content_length(response),
-                    Route::Known("/simple/{project}/"),
+                    Route::Index(IndexRoute::Project),
                 )
             }
             None => {
