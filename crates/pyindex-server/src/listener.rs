@@ -30,8 +30,10 @@
 //! wake of the connection, which together showed in profiles of cached pages. Now a wake polls
 //! the connection and reads one atomic word.
 //!
-//! Every request carries the peer address (`ConnectInfo`) and its [`RequestOrigin`]: the
-//! client address and scheme, taken from forwarding headers only from trusted proxies.
+//! Every request carries its [`RequestOrigin`]: the client address and scheme, taken from
+//! forwarding headers only from trusted proxies (else the peer's). Not also axum's
+//! `ConnectInfo`: nothing needs the bare peer address beside it, and each request extension is
+//! an allocation.
 //!
 //! HTTP/2 is not offered (neither over TLS nor with prior knowledge): pip, uv and twine speak
 //! HTTP/1.1, and HTTP/1.1 alone gets a header deadline from the first byte.
@@ -46,7 +48,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use futures::task::AtomicWaker;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -399,8 +400,8 @@ impl<R: App> Connection<R> {
     {
         let io = TokioIo::new(io);
         let service = {
-            // The router, with the peer address and request origin for handlers, a stall
-            // bound on the request body, and a count of requests being handled.
+            // The router, with the request origin for handlers, a stall bound on the request
+            // body, and a count of requests being handled.
             let (router, activity, limits, remote) = (
                 self.router.clone(),
                 activity.clone(),
@@ -414,7 +415,6 @@ impl<R: App> Connection<R> {
                 let origin = RequestOrigin::resolve(remote, tls, request.headers(), &trusted);
                 let mut request =
                     request.map(|body| Body::new(TimeoutBody::new(limits.body_timeout, body)));
-                request.extensions_mut().insert(ConnectInfo(remote));
                 request.extensions_mut().insert(origin);
                 let call = router.clone().oneshot(request);
                 async move {
