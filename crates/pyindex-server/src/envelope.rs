@@ -40,12 +40,9 @@ use pyindex_registry::AccessMode;
 use tower::Service;
 use tracing::Instrument;
 
-use crate::metrics::Route;
-use crate::request_id::MakeCountedRequestId;
+use crate::metrics::{IndexRoute, Route};
+use crate::request_id::{MakeCountedRequestId, REQUEST_ID};
 use crate::{AppState, REQUEST_LOG_TARGET, host_check, simple};
-
-/// The header that carries a request's id.
-const REQUEST_ID: &str = "x-request-id";
 
 /// Request headers whose values are marked sensitive, so that no log line can show them.
 const SENSITIVE: [header::HeaderName; 2] = [header::AUTHORIZATION, header::COOKIE];
@@ -98,9 +95,9 @@ impl Service<Request> for Envelope {
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let id = self.shared.ids.id_of(&mut request);
+        let id = self.shared.ids.id_of(&request);
         mark_sensitive(request.headers_mut());
-        let span = request_span(&request);
+        let span = request_span(&request, &id);
         let method = request.method().clone();
         let (router, shared) = (self.router.clone(), self.shared.clone());
         Box::pin(async move {
@@ -122,7 +119,7 @@ impl Service<Request> for Envelope {
             };
             log_response(response.status(), latency);
             let headers = response.headers_mut();
-            if !headers.contains_key(REQUEST_ID) {
+            if !headers.contains_key(&REQUEST_ID) {
                 headers.insert(REQUEST_ID, id);
             }
             Ok(response)
@@ -139,13 +136,16 @@ impl Shared {
         let (mut response, route) = match self.index_page(&request) {
             Some(IndexPage::Root) => {
                 let response = simple::root(State(self.app.clone()), request).await;
-                (with_content_length(response), Route::Known("/simple/"))
+                (
+                    with_content_length(response),
+                    Route::Index(IndexRoute::Root),
+                )
             }
             Some(IndexPage::Project(raw)) => {
                 let response = simple::project(State(self.app.clone()), Path(raw), request).await;
                 (
                     with_content_length(response),
-                    Route::Known("/simple/{project}/"),
+                    Route::Index(IndexRoute::Project),
                 )
             }
             None => {
@@ -221,19 +221,15 @@ fn panicked(panic: Box<dyn Any + Send>) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, "Service panicked").into_response()
 }
 
-/// The span every log line of a request is in: its id (also sent back in `x-request-id`),
-/// method and path. The response line adds status and latency. Both have the target
-/// [`REQUEST_LOG_TARGET`]: with the request log off, the span is not even built and other
-/// lines carry no request id.
-fn request_span(request: &Request) -> tracing::Span {
+/// The span every log line of a request is in: its id (`id`, also sent back in
+/// `x-request-id`), method and path. The response line adds status and latency. Both have the
+/// target [`REQUEST_LOG_TARGET`]: with the request log off, the span is not even built and
+/// other lines carry no request id.
+fn request_span(request: &Request, id: &HeaderValue) -> tracing::Span {
     tracing::info_span!(
         target: REQUEST_LOG_TARGET,
         "request",
-        id = %request
-            .headers()
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-"),
+        id = %id.to_str().unwrap_or("-"),
         method = %request.method(),
         path = %request.uri().path(),
     )

@@ -63,19 +63,22 @@ impl HostPolicy {
         if !self.enforced {
             return true;
         }
-        let Some(name) = host_name(authority) else {
+        // Every request is checked, so the name is compared ignoring ASCII case rather than
+        // lowercased into a new string (an allocation per request in profiles of cached pages).
+        let Some(name) = bare_host(authority) else {
             return false;
         };
-        is_loopback(&name) || self.allowed.iter().any(|allowed| same_host(allowed, &name))
+        is_loopback(name) || self.allowed.iter().any(|allowed| same_host(allowed, name))
     }
 }
 
-/// Whether two normalized host names are the same host: as addresses when both are IP
-/// addresses (`fd00:0::1` is `fd00::1`), else as text.
-fn same_host(a: &str, b: &str) -> bool {
-    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+/// Whether a normalized host name (`allowed`) and a bare one in any case (`name`) are the same
+/// host: as addresses when both are IP addresses (`fd00:0::1` is `fd00::1`), else as text
+/// ignoring ASCII case.
+fn same_host(allowed: &str, name: &str) -> bool {
+    match (allowed.parse::<IpAddr>(), name.parse::<IpAddr>()) {
         (Ok(a), Ok(b)) => a.to_canonical() == b.to_canonical(),
-        _ => a == b,
+        _ => allowed.eq_ignore_ascii_case(name),
     }
 }
 
@@ -107,30 +110,44 @@ fn normalize(name: &str) -> String {
 /// The host name of a `Host` value or URI authority, without port, brackets or trailing dot,
 /// lowercased; `None` when it is malformed.
 fn host_name(authority: &str) -> Option<String> {
+    bare_host(authority).map(str::to_ascii_lowercase)
+}
+
+/// [`host_name`] as it was written (not lowercased), borrowed from `authority`.
+fn bare_host(authority: &str) -> Option<&str> {
     let authority = authority.trim();
+    fn without_dot(name: &str) -> &str {
+        name.strip_suffix('.').unwrap_or(name)
+    }
     if let Some(rest) = authority.strip_prefix('[') {
         let (address, after) = rest.split_once(']')?;
         if !(after.is_empty() || valid_port(after.strip_prefix(':')?)) {
             return None;
         }
-        return Some(normalize(address));
+        return Some(without_dot(address));
     }
     let name = match authority.rsplit_once(':') {
         Some((name, port)) if valid_port(port) && !name.contains(':') => name,
         Some(_) => return None,
         None => authority,
     };
-    (!name.is_empty()).then(|| normalize(name))
+    (!name.is_empty()).then(|| without_dot(name))
 }
 
 fn valid_port(port: &str) -> bool {
     !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// `localhost`, names under `.localhost` (RFC 6761: always loopback), and loopback addresses.
+/// `localhost`, names under `.localhost` (RFC 6761: always loopback), and loopback addresses;
+/// in any case.
 fn is_loopback(name: &str) -> bool {
-    name == "localhost"
-        || name.ends_with(".localhost")
+    const SUFFIX: &str = ".localhost";
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .len()
+            .checked_sub(SUFFIX.len())
+            .and_then(|start| name.get(start..))
+            .is_some_and(|end| end.eq_ignore_ascii_case(SUFFIX))
         || name
             .parse::<IpAddr>()
             .is_ok_and(|ip| ip.to_canonical().is_loopback())
@@ -232,6 +249,9 @@ mod tests {
             "[::1]",
             "[::ffff:127.0.0.1]:9001",
             "app.localhost:9001",
+            "App.LocalHost.",
+            "localhost.:9001",
+            "[::FFFF:127.0.0.1]",
         ] {
             assert!(p.allows(ok), "{ok}");
         }
@@ -243,6 +263,8 @@ mod tests {
             "[fe80::1]:9001",
             "",
             "localhost:notaport",
+            "evil-localhost",
+            "localhost.évil",
         ] {
             assert!(!p.allows(refused), "{refused}");
         }

@@ -3,8 +3,8 @@
 //! `axum::serve` cannot bound how long a client takes to send its request head, so the accept
 //! loop is here, on hyper's HTTP/1.1 connection builder:
 //!
-//! - a request head must arrive within the header timeout (hyper's `header_read_timeout`; the
-//!   wait for the next request on a kept-alive connection counts as reading its head);
+//! - a request head must arrive within the header timeout (the wait for the next request on a
+//!   kept-alive connection counts as reading its head);
 //! - a connection that moves no bytes while no request is being handled is closed after the
 //!   keep-alive timeout (gracefully: a response being sent is finished first), and dropped if it
 //!   then stays silent for the body timeout (a client that stopped reading its response);
@@ -22,8 +22,18 @@
 //! - with TLS, the handshake must finish within the header timeout too, so a client that
 //!   connects and never sends its hello does not hold a place under the cap.
 //!
-//! Every request carries the peer address (`ConnectInfo`) and its [`RequestOrigin`]: the
-//! client address and scheme, taken from forwarding headers only from trusted proxies.
+//! These clocks are kept by a watchdog task per connection ([`watchdog`]), which wakes only at
+//! their deadlines and leaves orders for the connection's task ([`Activity::orders`]). Why not
+//! timers in the connection's task (hyper's header timer, a `select!` over a sleep, the shutdown
+//! watch and the eviction notice, as before): hyper armed and cancelled its header timer for every
+//! request, and the `select!` polled the sleep and locked the two notifiers' waiter lists at every
+//! wake of the connection, which together showed in profiles of cached pages. Now a wake polls
+//! the connection and reads one atomic word.
+//!
+//! Every request carries its [`RequestOrigin`]: the client address and scheme, taken from
+//! forwarding headers only from trusted proxies (else the peer's). Not also axum's
+//! `ConnectInfo`: nothing needs the bare peer address beside it, and each request extension is
+//! an allocation.
 //!
 //! HTTP/2 is not offered (neither over TLS nor with prior knowledge): pip, uv and twine speak
 //! HTTP/1.1, and HTTP/1.1 alone gets a header deadline from the first byte.
@@ -32,18 +42,18 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
+use futures::task::AtomicWaker;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -304,7 +314,7 @@ impl OpenConnections {
         match victim {
             Some(activity) => {
                 activity.evicted.store(true, Ordering::Relaxed);
-                activity.evict.notify_one();
+                activity.order(Order::EVICT);
                 true
             }
             None => false,
@@ -374,7 +384,8 @@ impl<R: App> Connection<R> {
         let handshake = tls.acceptor().accept(tracked);
         let handshake = tokio::select! {
             finished = tokio::time::timeout(self.limits.header_timeout, handshake) => finished,
-            () = activity.evict.notified() => {
+            // Only an eviction is ordered before the watchdog starts.
+            _ = activity.orders() => {
                 tracing::debug!(remote = %self.remote, "closing a connection still in its TLS handshake to make room");
                 return;
             }
@@ -390,14 +401,14 @@ impl<R: App> Connection<R> {
         }
     }
 
-    async fn serve_http<I>(mut self, io: I, activity: Arc<Activity>, tls: bool)
+    async fn serve_http<I>(self, io: I, activity: Arc<Activity>, tls: bool)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let io = TokioIo::new(io);
         let service = {
-            // The router, with the peer address and request origin for handlers, a stall
-            // bound on the request body, and a count of requests being handled.
+            // The router, with the request origin for handlers, a stall bound on the request
+            // body, and a count of requests being handled.
             let (router, activity, limits, remote) = (
                 self.router.clone(),
                 activity.clone(),
@@ -411,7 +422,6 @@ impl<R: App> Connection<R> {
                 let origin = RequestOrigin::resolve(remote, tls, request.headers(), &trusted);
                 let mut request =
                     request.map(|body| Body::new(TimeoutBody::new(limits.body_timeout, body)));
-                request.extensions_mut().insert(ConnectInfo(remote));
                 request.extensions_mut().insert(origin);
                 let call = router.clone().oneshot(request);
                 async move {
@@ -427,20 +437,20 @@ impl<R: App> Connection<R> {
                 }
             })
         };
+        // The header timeout is the watchdog's: hyper's own would arm a timer per request.
         let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.limits.header_timeout)
+            .header_read_timeout(None)
             .keep_alive(true)
             .serve_connection(io, service);
         tokio::pin!(connection);
-        let mut closing = false;
+        // The head of the first request is awaited from now (after a TLS handshake).
+        activity.waiting_for_head();
+        let _watchdog = AbortOnDrop(tokio::spawn(watchdog(
+            activity.clone(),
+            self.limits,
+            self.stopping.clone(),
+        )));
         loop {
-            let quiet_limit = if closing {
-                self.limits.body_timeout
-            } else {
-                self.limits.keep_alive_timeout
-            };
-            let deadline = activity.last_progress() + quiet_limit;
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(error) = result {
@@ -448,38 +458,113 @@ impl<R: App> Connection<R> {
                     }
                     return;
                 }
-                _ = self.stopping.wait_for(|stop| *stop), if !closing => {
-                    connection.as_mut().graceful_shutdown();
-                    activity.touch();
-                    closing = true;
-                }
-                () = activity.evict.notified() => {
-                    if activity.awaiting_head() {
-                        tracing::debug!(remote = %self.remote, "closing a connection waiting for a request head to make room");
+                orders = activity.orders() => {
+                    if orders.has(Order::HEAD_TIMEOUT) {
+                        tracing::debug!(remote = %self.remote, "closing a connection whose request head did not arrive within the header timeout");
                         return;
                     }
-                    // A request arrived after it was picked: it stays.
-                    activity.evicted.store(false, Ordering::Relaxed);
-                }
-                () = tokio::time::sleep_until(deadline) => {
-                    if activity.last_progress() + quiet_limit > Instant::now() {
-                        continue;
-                    }
-                    if activity.handling() {
-                        // A handler at work is not idleness; its body reads have their own bound.
-                        activity.touch();
-                        continue;
-                    }
-                    if closing {
+                    if orders.has(Order::QUIET_WHILE_CLOSING) {
                         tracing::debug!(remote = %self.remote, "dropping a connection that moved no bytes while closing");
                         return;
                     }
-                    connection.as_mut().graceful_shutdown();
-                    activity.touch();
-                    closing = true;
+                    if orders.has(Order::EVICT) {
+                        if activity.awaiting_head() {
+                            tracing::debug!(remote = %self.remote, "closing a connection waiting for a request head to make room");
+                            return;
+                        }
+                        // A request arrived after it was picked: it stays.
+                        activity.evicted.store(false, Ordering::Relaxed);
+                    }
+                    if orders.has(Order::CLOSE) {
+                        connection.as_mut().graceful_shutdown();
+                    }
                 }
             }
         }
+    }
+}
+
+/// Aborts a task when dropped: a connection's watchdog ends with the connection.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Keeps a connection's clocks (see the module documentation): orders it to close gracefully
+/// when it moved no bytes for the keep-alive timeout while no request was being handled, or when
+/// the server shuts down; to drop at once when a request head took longer than the header
+/// timeout, or when it stayed silent for the body timeout while closing. Between deadlines it
+/// sleeps; it reads the connection's activity when it wakes, so a request costs it nothing.
+async fn watchdog(
+    activity: Arc<Activity>,
+    limits: ConnectionLimits,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut closing = false;
+    loop {
+        let quiet_limit = if closing {
+            limits.body_timeout
+        } else {
+            limits.keep_alive_timeout
+        };
+        let mut deadline = activity.last_progress() + quiet_limit;
+        if !closing {
+            deadline = deadline.min(activity.head_deadline(limits.header_timeout));
+        }
+        tokio::select! {
+            _ = stopping.wait_for(|stop| *stop), if !closing => {
+                activity.touch();
+                closing = true;
+                activity.order(Order::CLOSE);
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                let now = Instant::now();
+                if !closing
+                    && activity.awaiting_head()
+                    && activity.waiting_since() + limits.header_timeout <= now
+                {
+                    activity.order(Order::HEAD_TIMEOUT);
+                    return;
+                }
+                if activity.last_progress() + quiet_limit > now {
+                    continue;
+                }
+                if activity.handling() {
+                    // A handler at work is not idleness; its body reads have their own bound.
+                    activity.touch();
+                    continue;
+                }
+                if closing {
+                    activity.order(Order::QUIET_WHILE_CLOSING);
+                    return;
+                }
+                activity.touch();
+                closing = true;
+                activity.order(Order::CLOSE);
+            }
+        }
+    }
+}
+
+/// Orders left for a connection's task (bits, several may wait at once).
+#[derive(Clone, Copy)]
+struct Order(u8);
+
+impl Order {
+    /// Close gracefully: finish the request in progress, take no other.
+    const CLOSE: u8 = 1;
+    /// Close now: the request head did not arrive within the header timeout.
+    const HEAD_TIMEOUT: u8 = 2;
+    /// Close now: no bytes moved for the body timeout while closing.
+    const QUIET_WHILE_CLOSING: u8 = 4;
+    /// Close now if waiting for a request head, to make room under the connection cap.
+    const EVICT: u8 = 8;
+
+    fn has(self, order: u8) -> bool {
+        self.0 & order != 0
     }
 }
 
@@ -487,6 +572,8 @@ impl<R: App> Connection<R> {
 /// progress, and since when it waits for a request head.
 struct Activity {
     origin: Instant,
+    /// `origin` on the coarse clock ([`coarse_now_ms`]), which the `_ms` fields count from.
+    origin_ms: u64,
     last_progress_ms: AtomicU64,
     handling: AtomicUsize,
     /// Requests whose head arrived and whose response is not yet sent whole.
@@ -495,24 +582,63 @@ struct Activity {
     waiting_since_ms: AtomicU64,
     /// Set when the connection is told to close to make room.
     evicted: AtomicBool,
-    evict: Notify,
+    /// [`Order`] bits not yet taken by the connection's task, and its waker.
+    orders: AtomicU8,
+    attention: AtomicWaker,
 }
 
 impl Activity {
     fn new() -> Activity {
         Activity {
             origin: Instant::now(),
+            origin_ms: coarse_now_ms(),
             last_progress_ms: AtomicU64::new(0),
             handling: AtomicUsize::new(0),
             in_progress: AtomicUsize::new(0),
             waiting_since_ms: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
-            evict: Notify::new(),
+            orders: AtomicU8::new(0),
+            attention: AtomicWaker::new(),
         }
     }
 
+    /// Leaves `order` for the connection's task and wakes it.
+    fn order(&self, order: u8) {
+        self.orders.fetch_or(order, Ordering::AcqRel);
+        self.attention.wake();
+    }
+
+    /// Waits for orders and takes them all. Polling it registers the waker and reads one
+    /// atomic word: it is polled at every wake of the connection.
+    fn orders(&self) -> impl Future<Output = Order> + '_ {
+        std::future::poll_fn(move |cx| {
+            self.attention.register(cx.waker());
+            if self.orders.load(Ordering::Acquire) == 0 {
+                return Poll::Pending;
+            }
+            Poll::Ready(Order(self.orders.swap(0, Ordering::AcqRel)))
+        })
+    }
+
+    /// From now on the connection waits for a request head.
+    fn waiting_for_head(&self) {
+        self.waiting_since_ms
+            .store(self.elapsed_ms(), Ordering::Relaxed);
+    }
+
+    /// When the header timeout ends at the earliest: counted from when the connection began
+    /// waiting for the head, or, with a request in progress, from now (that request ends later).
+    fn head_deadline(&self, header_timeout: Duration) -> Instant {
+        let from = if self.awaiting_head() {
+            self.waiting_since()
+        } else {
+            Instant::now()
+        };
+        from + header_timeout
+    }
+
     fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+        coarse_now_ms().saturating_sub(self.origin_ms)
     }
 
     fn touch(&self) {
@@ -536,6 +662,29 @@ impl Activity {
     fn handling(&self) -> bool {
         self.handling.load(Ordering::Relaxed) > 0
     }
+}
+
+/// Milliseconds on the kernel's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`: the same
+/// timeline as `Instant`, advancing by the scheduler tick, a few milliseconds).
+///
+/// Why: activity is recorded at every socket read and write and at the end of every request
+/// (four times per request), for timeouts counted in seconds; the precise clock, which reads
+/// the CPU's counter, showed in profiles of cached pages, the coarse one is a memory read.
+#[cfg(target_os = "linux")]
+fn coarse_now_ms() -> u64 {
+    use rustix::time::{ClockId, clock_gettime};
+    let now = clock_gettime(ClockId::MonotonicCoarse);
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let millis = u64::try_from(now.tv_nsec / 1_000_000).unwrap_or(0);
+    secs.saturating_mul(1000).saturating_add(millis)
+}
+
+/// Elsewhere: milliseconds since the first call, on the precise clock.
+#[cfg(not(target_os = "linux"))]
+fn coarse_now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Counts a request as being handled while alive.
@@ -568,9 +717,7 @@ impl RequestGuard {
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         let activity = &self.0;
-        activity
-            .waiting_since_ms
-            .store(activity.elapsed_ms(), Ordering::Relaxed);
+        activity.waiting_for_head();
         activity.in_progress.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -816,6 +963,33 @@ mod tests {
             read_to_close(&mut idle, Duration::from_secs(10))
                 .await
                 .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_header_timeout_bounds_the_first_head_and_the_wait_after_a_response() {
+        let limits = ConnectionLimits {
+            header_timeout: Duration::from_secs(1),
+            ..limits(8, LONG)
+        };
+        let (addr, _stop, _server) = start(limits, Arc::default()).await;
+        let mut half = connect(addr, HALF_HEAD).await;
+        let mut kept = connect(addr, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
+        let mut buf = [0u8; 1024];
+        let n = kept.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        let started = std::time::Instant::now();
+        for stream in [&mut half, &mut kept] {
+            let answer = read_to_close(stream, Duration::from_secs(10)).await;
+            assert_eq!(
+                answer.as_deref(),
+                Some(&b""[..]),
+                "closed without an answer"
+            );
+        }
+        assert!(
+            started.elapsed() >= Duration::from_millis(500),
+            "closed before the header timeout"
         );
     }
 

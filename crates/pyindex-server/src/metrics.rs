@@ -1,14 +1,16 @@
 //! Prometheus metrics: what the server counts, the layer that counts requests, and the
 //! `/metrics` page with its guard.
 //!
-//! Recording costs a few atomic operations and one read-locked hash lookup per request: the
-//! route label is the matched route template shared with the router (an `Arc` clone, no
-//! allocation) or a static string, the other labels are static strings and numbers. The
-//! envelope ([`crate::envelope`]) records each request.
+//! Recording costs a few atomic operations and up to three read-locked hash lookups per request:
+//! the route label is the matched route template shared with the router (an `Arc` clone, no
+//! allocation) or a static string, the other labels are static strings and numbers. The index
+//! pages, by far the most requested, skip the lookups: their handles are kept once resolved
+//! ([`IndexHandles`]). The envelope ([`crate::envelope`]) records each request.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -77,7 +79,7 @@ pub(crate) enum Route {
     /// As the router matched it.
     Matched(MatchedPath),
     /// Known without the router (the envelope's index pages).
-    Known(&'static str),
+    Index(IndexRoute),
     /// No route: the fallback answered.
     Unmatched,
 }
@@ -86,8 +88,27 @@ impl Route {
     fn as_str(&self) -> &str {
         match self {
             Route::Matched(path) => path.as_str(),
-            Route::Known(template) => template,
+            Route::Index(index) => index.template(),
             Route::Unmatched => "unmatched",
+        }
+    }
+}
+
+/// The index pages the envelope answers without the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IndexRoute {
+    /// `/simple/`
+    Root,
+    /// `/simple/{project}/`
+    Project,
+}
+
+impl IndexRoute {
+    /// The route template, as the router names the same route.
+    fn template(self) -> &'static str {
+        match self {
+            IndexRoute::Root => "/simple/",
+            IndexRoute::Project => "/simple/{project}/",
         }
     }
 }
@@ -156,6 +177,23 @@ impl CacheCounters {
     }
 }
 
+/// The metric handles of one index route's `GET` requests, each resolved on its first use.
+///
+/// Why: the index pages are most of the traffic, and resolving a handle hashes its labels and
+/// looks them up under the family's lock (three times per request), which showed in profiles of
+/// cached pages. A handle is a clone sharing the family's own series, so counts are the same
+/// either way; it is resolved lazily, so that `/metrics` shows no series before its first
+/// request, as before.
+#[derive(Default)]
+struct IndexHandles {
+    latency: OnceLock<Histogram>,
+    bytes: OnceLock<Counter>,
+    /// `GET` answered 200.
+    ok: OnceLock<Counter>,
+    /// `GET` answered 304.
+    not_modified: OnceLock<Counter>,
+}
+
 /// Every metric the server exports (names in the README).
 pub struct Metrics {
     registry: Registry,
@@ -166,6 +204,9 @@ pub struct Metrics {
     pages: CacheCounters,
     files: CacheCounters,
     generation: Gauge,
+    /// `GET /simple/` and `GET /simple/{project}/` (see [`IndexHandles`]).
+    root_page: IndexHandles,
+    project_page: IndexHandles,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -225,6 +266,8 @@ impl Default for Metrics {
             pages: CacheCounters::new(&caches, "page"),
             files: CacheCounters::new(&caches, "file"),
             generation,
+            root_page: IndexHandles::default(),
+            project_page: IndexHandles::default(),
         }
     }
 }
@@ -274,7 +317,45 @@ impl Metrics {
         let method = method_label(method);
         let bytes = declared_bytes(response, method == "HEAD");
         let seconds = latency.as_secs_f64();
-        self.record(route, method, response.status(), seconds, bytes);
+        match route {
+            Route::Index(index) if method == "GET" => {
+                self.record_index(index, response.status(), seconds, bytes);
+            }
+            route => self.record(route, method, response.status(), seconds, bytes),
+        }
+    }
+
+    /// [`Metrics::record`] for a `GET` of an index page, through its kept handles.
+    fn record_index(&self, index: IndexRoute, status: StatusCode, seconds: f64, bytes: u64) {
+        let handles = match index {
+            IndexRoute::Root => &self.root_page,
+            IndexRoute::Project => &self.project_page,
+        };
+        let labels = || RouteLabels {
+            route: Route::Index(index),
+        };
+        handles
+            .latency
+            .get_or_init(|| self.latency.get_or_create_owned(&labels()))
+            .observe(seconds);
+        if bytes > 0 {
+            handles
+                .bytes
+                .get_or_init(|| self.response_bytes.get_or_create_owned(&labels()))
+                .inc_by(bytes);
+        }
+        let requests = |status: StatusCode| {
+            self.requests.get_or_create_owned(&RequestLabels {
+                route: Route::Index(index),
+                method: "GET",
+                status: status.as_u16(),
+            })
+        };
+        match status {
+            StatusCode::OK => handles.ok.get_or_init(|| requests(status)).inc(),
+            StatusCode::NOT_MODIFIED => handles.not_modified.get_or_init(|| requests(status)).inc(),
+            _ => requests(status).inc(),
+        };
     }
 
     fn record(
@@ -540,6 +621,36 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("pyindex_catalog_generation 42\n"), "{text}");
+    }
+
+    #[test]
+    fn index_handles_count_in_the_routes_series_and_appear_on_first_use() {
+        let metrics = Metrics::default();
+        let project = "route=\"/simple/{project}/\"";
+        assert!(!metrics.render(1).unwrap().contains(project));
+        metrics.record_index(IndexRoute::Project, StatusCode::OK, 0.001, 10);
+        metrics.record_index(IndexRoute::Project, StatusCode::OK, 0.001, 10);
+        metrics.record_index(IndexRoute::Project, StatusCode::NOT_MODIFIED, 0.001, 0);
+        metrics.record_index(IndexRoute::Project, StatusCode::NOT_ACCEPTABLE, 0.001, 3);
+        // The same labels through the families, as a request routed by the router is counted.
+        metrics.record(
+            Route::Index(IndexRoute::Project),
+            "GET",
+            StatusCode::OK,
+            0.001,
+            5,
+        );
+        let text = metrics.render(1).unwrap();
+        for line in [
+            format!("pyindex_http_requests_total{{{project},method=\"GET\",status=\"200\"}} 3\n"),
+            format!("pyindex_http_requests_total{{{project},method=\"GET\",status=\"304\"}} 1\n"),
+            format!("pyindex_http_requests_total{{{project},method=\"GET\",status=\"406\"}} 1\n"),
+            format!("pyindex_http_response_bytes_total{{{project}}} 28\n"),
+            format!("pyindex_http_request_duration_seconds_count{{{project}}} 5\n"),
+        ] {
+            assert!(text.contains(&line), "{line} not in {text}");
+        }
+        assert!(!text.contains("route=\"/simple/\""), "{text}");
     }
 
     #[test]

@@ -129,6 +129,13 @@ pub fn choose(accept: Option<&str>, format_param: Option<&str>) -> Option<Format
         .map(str::trim)
         .filter(|a| !a.is_empty())
         .unwrap_or("*/*");
+    // One exactly named media type without parameters (what most requests send) chooses its
+    // format, as the general rule below would: answered without parsing, on every index request.
+    if !accept.contains([',', ';'])
+        && let Some(format) = Format::named(accept)
+    {
+        return Some(format);
+    }
     let ranges = parse_accept(accept);
     let mut best: Option<(u16, bool, usize, Format)> = None;
     for (preference, format) in OFFERS.into_iter().enumerate() {
@@ -240,6 +247,22 @@ mod tests {
             choose(Some("APPLICATION/VND.PYPI.SIMPLE.V1+JSON"), None),
             Some(Format::Json)
         );
+    }
+
+    #[test]
+    fn a_single_named_type_chooses_as_the_general_rule_does() {
+        for (accept, format) in [
+            ("application/vnd.pypi.simple.v1+json", Format::Json),
+            ("Application/VND.pypi.simple.LATEST+json", Format::Json),
+            ("application/vnd.pypi.simple.v1+html", Format::V1Html),
+            ("application/vnd.pypi.simple.latest+html", Format::V1Html),
+            (" TEXT/HTML ", Format::TextHtml),
+        ] {
+            assert_eq!(choose(Some(accept), None), Some(format), "{accept}");
+            // A trailing empty member sends the same request through the general rule.
+            let general = format!("{accept},");
+            assert_eq!(choose(Some(&general), None), Some(format), "{general}");
+        }
     }
 
     #[test]

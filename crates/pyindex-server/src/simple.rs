@@ -71,6 +71,9 @@ fn send_page(page: &Page, headers: &HeaderMap) -> Response {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut response = encoded.body.clone().into_response();
+        // Room for every header of the answer (these, the envelope's `Content-Length` and
+        // `x-request-id`) at once, instead of growing the map on the way.
+        response.headers_mut().reserve(8);
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(page.format.content_type()),
