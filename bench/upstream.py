@@ -13,14 +13,19 @@ In one run:
   direct   `uv pip install --no-cache` of the 50 projects into a fresh venv, --index-url nginx
   cold     the same through a pyindex started with an empty data directory (`--upstream nginx`),
            a new one for each run (the server's start is not timed)
-  warm     the same again through the last cold run's pyindex (pages and files cached)
+  warm     the same again through that pyindex (pages and files cached)
 
-median of --runs each (3), then wrk turns (--rounds rounds of --round-seconds, median; 32
+each run does the three in turn (the machine drifts); median of --runs each (3), then wrk turns (--rounds rounds of --round-seconds, median; 32
 connections) over the page of one proxied project (cached) and of a private project with the
 same files under a name of the same length, imported into the same server, in JSON and HTML.
 
     cargo build --release -p pyindex
     python3 bench/upstream.py --md bench/results-upstream.md [--bin target/release/pyindex]
+
+Put BENCH_HOME on a tmpfs (BENCH_HOME=/dev/shm/bench BENCH_TOOLS_VENV=/tmp/bench/venvs/tools): on
+ext4, creating and deleting a venv of 50 projects per install slows the disk run after run (new
+inodes among recently deleted ones), so later installs are slower than earlier ones whatever
+serves them.
 
 Loopback only; every wait is bounded.
 """
@@ -258,21 +263,22 @@ def page_reads(server: RunningServer, info: dict, args, work: Path) -> dict:
 
 
 def installs(binary: Path, nginx: RunningServer, tree: StaticTree, info: dict, args, work: Path, log: Path):
+    """Each run installs straight from nginx, then through a new pyindex (cold), then through
+    the same pyindex again (warm), in turn: the machine drifts over a minute (each install
+    creates and deletes a venv of 50 projects), so the three kinds are measured side by side
+    rather than one kind after the other."""
     targets = info["names"]
     times = {"direct": [], "cold": [], "warm": []}
-    for i in range(args.runs):
-        times["direct"].append(uv_install(nginx.simple_url, targets, work))
-        say(f"  direct {i + 1}: {times['direct'][-1]:.2f} s (load {load()})")
     server = None
     for i in range(args.runs):
+        times["direct"].append(uv_install(nginx.simple_url, targets, work))
         if server is not None:
             server.stop()
         server = start_proxy(binary, nginx.simple_url, tree, work, f"pyindex-{i}", Path(info["private"]), log)
         times["cold"].append(uv_install(server.simple_url, targets, work))
-        say(f"  cold {i + 1}: {times['cold'][-1]:.2f} s (load {load()})")
-    for i in range(args.runs):
         times["warm"].append(uv_install(server.simple_url, targets, work))
-        say(f"  warm {i + 1}: {times['warm'][-1]:.2f} s (load {load()})")
+        say(f"  run {i + 1}: direct {times['direct'][-1]:.2f} s, cold {times['cold'][-1]:.2f} s, "
+            f"warm {times['warm'][-1]:.2f} s (load {load()})")
     return times, server
 
 
@@ -289,18 +295,20 @@ def markdown(info: dict, m: dict, args) -> str:
         f"{VERSIONS} versions of a wheel and an sdist each, {info['dependencies']} dependencies between "
         "them), JSON pages with sizes, upload times and PEP 658 core-metadata. "
         f"`uv pip install --no-cache` of all {len(info['names'])} projects into a fresh venv, "
-        f"median of {args.runs} runs; cold: a new pyindex with an empty data directory per run "
-        "(start not timed); warm: the last cold server again, pages within `--upstream-ttl`.",
+        f"median of {args.runs} runs, each run installing direct, cold and warm in turn; cold: a new "
+        "pyindex with an empty data directory per run (start not timed); warm: the same server "
+        "again right after, pages within `--upstream-ttl`.",
         "",
-        "| install | median s | runs s | / direct | goal |",
-        "|---|---|---|---|---|",
+        "| install | median s | runs s | / direct (medians) | / direct (median of each run's ratio) | goal |",
+        "|---|---|---|---|---|---|",
     ]
     goals = {"direct": "", "cold": "≤ 1.5×", "warm": "≤ 1.0×"}
     labels = {"direct": "straight from the upstream (nginx)", "cold": "through pyindex, cold cache",
               "warm": "through pyindex, warm cache"}
     for k in ("direct", "cold", "warm"):
         runs = " / ".join(f"{x:.2f}" for x in m["times"][k])
-        lines.append(f"| {labels[k]} | {t[k]:.2f} | {runs} | {t[k] / direct:.2f}× | {goals[k]} |")
+        paired = statistics.median(x / d for x, d in zip(m["times"][k], m["times"]["direct"]))
+        lines.append(f"| {labels[k]} | {t[k]:.2f} | {runs} | {t[k] / direct:.2f}× | {paired:.2f}× | {goals[k]} |")
     lines += [
         "",
         f"Cached project pages on the same server (wrk `-t2 -c{args.connections}`, {args.rounds} rounds of "

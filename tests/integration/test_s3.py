@@ -233,9 +233,7 @@ def test_the_upstream_cache_lives_in_the_bucket(server_factory, tmp_path):
     upstream.start()
     prefix = f"it-{uuid.uuid4().hex[:12]}"
     storage = ["--storage", f"s3://{BUCKET}/{prefix}", "--s3-endpoint", ENDPOINT]
-    # No metadata fetched ahead: the cache holds exactly the file asked for.
-    srv = server_factory("s3-upstream", extra_args=[*storage, "--upstream", upstream.url,
-                                                    "--upstream-prefetch-metadata", "off"])
+    srv = server_factory("s3-upstream", extra_args=[*storage, "--upstream", upstream.url])
     srv.storage_args = storage
     try:
         url = srv.files("bucket-cached")[0]["url"]

@@ -273,9 +273,8 @@ def test_a_cached_file_a_crash_left_short_or_damaged_is_fetched_again(server_fac
         upstream.add(dist, upload_time=OLD)
     upstream.start()
     try:
-        # No in-memory file cache: the large blob is streamed from disk. No metadata fetched
-        # ahead: the cache holds exactly the two files asked for.
-        srv = proxy(server_factory, upstream, extra=["--file-cache", "0", "--upstream-prefetch-metadata", "off"])
+        # No in-memory file cache: the large blob is streamed from disk.
+        srv = proxy(server_factory, upstream, extra=["--file-cache", "0"])
         paths = {d.filename: srv.files(n)[0]["url"] for d, n in ((small, "crash-small"), (big, "crash-big"))}
         for dist in (small, big):
             assert requests.get(srv.url + paths[dist.filename], timeout=30).content == dist.data
@@ -313,42 +312,6 @@ def test_a_cached_file_a_crash_left_short_or_damaged_is_fetched_again(server_fac
         upstream.stop()
 
 
-def test_a_page_from_the_upstream_fetches_its_newest_release_metadata_ahead(server_factory, upstream_dists):
-    """A resolver asks for the metadata of each project's newest release right after its page,
-    one project after another: when the page comes from the upstream, that metadata file (a few
-    KB, no code) is fetched into the cache at once, so the resolver's request finds it there.
-    Never a distribution, never a pre-release's or an older release's metadata; off with
-    --upstream-prefetch-metadata off."""
-    upstream = StaticIndex(json=True)
-    for version in ("1.0", "2.0", "3.0b1"):
-        upstream.add(wheel(upstream_dists / "p", "ahead-pkg", version), upload_time=OLD)
-    upstream.start()
-
-    def hits(version, suffix=".metadata"):
-        return upstream.hit_count(upstream.file_path(f"ahead_pkg-{version}-py3-none-any.whl") + suffix)
-
-    try:
-        srv = proxy(server_factory, upstream)
-        srv.project_json("ahead-pkg")
-        srv.wait_for(lambda: cache_stats(srv)["files"] == "1", what="the newest release's metadata cached")
-        assert hits("2.0") == 1
-        r = requests.get(srv.url + "/files/upstream/ahead-pkg/ahead_pkg-2.0-py3-none-any.whl.metadata", timeout=30)
-        assert r.status_code == 200 and r.headers["x-pyindex-upstream"] == "cached"
-        assert r.content == upstream.files["ahead_pkg-2.0-py3-none-any.whl"].metadata
-        assert (hits("2.0"), hits("1.0"), hits("3.0b1"), hits("2.0", suffix="")) == (1, 0, 0, 0)
-
-        off = proxy(server_factory, upstream, extra=["--upstream-prefetch-metadata", "off"])
-        off.project_json("ahead-pkg")
-        # Asked for after the page: the upstream sees this request, and no other.
-        r = requests.get(off.url + "/files/upstream/ahead-pkg/ahead_pkg-1.0-py3-none-any.whl.metadata", timeout=30)
-        assert r.headers["x-pyindex-upstream"] == "fetched"
-        time.sleep(0.5)
-        assert (hits("2.0"), hits("1.0")) == (1, 1)
-        assert cache_stats(off)["files"] == "1"
-    finally:
-        upstream.stop()
-
-
 def test_the_last_use_of_a_cached_file_is_written_at_shutdown(server_factory, html_upstream):
     """Uses of cached files are batched in memory, not written on the request path."""
     srv = proxy(server_factory, html_upstream)
@@ -364,8 +327,7 @@ def test_the_last_use_of_a_cached_file_is_written_at_shutdown(server_factory, ht
 
 
 def test_cache_stats_and_prune(server_factory, html_upstream):
-    # Only the file asked for is cached: no metadata fetched ahead.
-    srv = proxy(server_factory, html_upstream, extra=["--upstream-prefetch-metadata", "off"])
+    srv = proxy(server_factory, html_upstream)
     url = srv.files("pruned-pkg")[0]["url"]
     path = html_upstream.file_path("pruned_pkg-1.0-py3-none-any.whl")
     before = html_upstream.hit_count(path)

@@ -358,7 +358,6 @@ mod tests {
                 ttl: std::time::Duration::from_secs(60),
                 cache_size: 1 << 20,
                 max_file_size: 1 << 20,
-                prefetch_metadata: false,
             })
             .unwrap()
     }

@@ -151,15 +151,9 @@ impl Registry {
     pub async fn index_page(&self, project: &str) -> Result<Option<IndexPage>, RegistryError> {
         Ok(match self.lookup(project).await? {
             Found::Local(page) => page.map(IndexPage::Local),
-            Found::Upstream(page, blocks) => page.map(|page| {
-                let visible = self.visible_upstream_page(page, &blocks);
-                if visible.fetched_now
-                    && let Some(upstream) = &self.upstream
-                {
-                    upstream.prefetch_metadata(&visible.page);
-                }
-                IndexPage::Proxied(visible)
-            }),
+            Found::Upstream(page, blocks) => {
+                page.map(|page| IndexPage::Proxied(self.visible_upstream_page(page, &blocks)))
+            }
             Found::Blocked(block) => {
                 return Err(RegistryError::rejected(
                     Rejection::NotFound,
@@ -446,7 +440,6 @@ mod tests {
             upstream: "http://127.0.0.1:1/simple/".into(),
             stale: false,
             fresh_for: Duration::from_secs(600),
-            fetched_now: false,
         }
     }
 

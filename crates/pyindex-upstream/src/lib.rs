@@ -66,9 +66,6 @@ pub struct Settings {
     pub cache_size: u64,
     /// The largest upstream file fetched.
     pub max_file_size: u64,
-    /// Whether a page fetched from the upstream starts fetching its newest release's
-    /// metadata files ([`Upstream::prefetch_metadata`]).
-    pub prefetch_metadata: bool,
 }
 
 /// A proxied project's page as the cache holds it.
@@ -82,8 +79,6 @@ pub struct ProxiedPage {
     pub stale: bool,
     /// How much longer it may be served without asking the upstream again.
     pub fresh_for: Duration,
-    /// Whether the upstream sent it just now (not from the cache, nor unchanged).
-    pub fetched_now: bool,
 }
 
 /// A file's body from the cache or from the upstream.
@@ -152,9 +147,6 @@ impl FetchTarget {
 
 /// The file URL suffix of a PEP 658 metadata file.
 pub const METADATA_SUFFIX: &str = ".metadata";
-
-/// How many metadata files are fetched ahead when a page comes from the upstream.
-const PREFETCHED_METADATA: usize = 3;
 
 /// What the cache holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,7 +358,6 @@ impl Upstream {
             upstream: held.upstream.clone(),
             stale,
             fresh_for,
-            fetched_now: false,
         }
     }
 
@@ -491,10 +482,7 @@ impl Upstream {
         let held = Arc::new(HeldPage::fetched(page, &stored));
         self.held.put(&stored.project, held.clone());
         self.page_writes.put(self.index.as_ref(), stored).await;
-        Ok(ProxiedPage {
-            fetched_now: true,
-            ..self.proxied(&held, false)
-        })
+        Ok(self.proxied(&held, false))
     }
 
     /// Forgets that the file `sha256` is cached: this process or another one evicted it
@@ -508,35 +496,6 @@ impl Upstream {
     /// Forgets which files are cached (after a change this process may have missed).
     pub fn forget_cached_files(&self) {
         self.checks.forget_all();
-    }
-
-    /// Fetches into the cache, in the background, the metadata files a resolver asks for right
-    /// after a page it had to wait for: those of the newest final release of `page` (the page
-    /// as clients see it, blocks and cooldown applied). A resolver asks for them one after
-    /// another, each costing an upstream round trip on a cold cache; fetched ahead, while it
-    /// reads the pages, they are ready (or joined, when already on their way) when it asks.
-    /// At most [`PREFETCHED_METADATA`] small files per page fetched from the upstream.
-    pub fn prefetch_metadata(self: &Arc<Self>, page: &UpstreamPage) {
-        if !self.settings.prefetch_metadata {
-            return;
-        }
-        let targets: Vec<FetchTarget> = page
-            .newest_metadata(PREFETCHED_METADATA)
-            .into_iter()
-            .filter_map(|file| FetchTarget::metadata(&page.name, file))
-            .collect();
-        if targets.is_empty() {
-            return;
-        }
-        let upstream = self.clone();
-        tokio::spawn(async move {
-            for target in targets {
-                // The download runs to its end (and into the cache) without a reader.
-                if let Err(error) = upstream.open_file(&target).await {
-                    tracing::debug!(file = %target.filename, %error, "metadata prefetch failed");
-                }
-            }
-        });
     }
 
     /// The bytes of an upstream file: from the cache, or fetched (one download however many

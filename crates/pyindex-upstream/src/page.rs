@@ -67,42 +67,6 @@ impl UpstreamPage {
         }
     }
 
-    /// The metadata files a resolver is likely to ask for next: those of the newest final
-    /// release whose files are not yanked and have metadata, one per distinct content (the
-    /// wheels of a release usually share one), at most `limit`.
-    pub fn newest_metadata(&self, limit: usize) -> Vec<&UpstreamFile> {
-        let newest = self
-            .files
-            .iter()
-            .filter(|f| f.yanked.is_none() && f.core_metadata_sha256.is_some())
-            .filter_map(|f| Some((parse_version(f.version.as_deref()?).ok()?, f)))
-            .filter(|(v, _)| !v.any_prerelease())
-            .map(|(v, _)| v)
-            .max();
-        let Some(newest) = newest else {
-            return Vec::new();
-        };
-        let mut chosen: Vec<&UpstreamFile> = Vec::new();
-        for file in &self.files {
-            let of_newest = file.yanked.is_none()
-                && file
-                    .version
-                    .as_deref()
-                    .and_then(|v| parse_version(v).ok())
-                    .is_some_and(|v| v == newest);
-            if of_newest
-                && chosen.len() < limit
-                && !chosen
-                    .iter()
-                    .any(|c| c.core_metadata_sha256 == file.core_metadata_sha256)
-                && file.core_metadata_sha256.is_some()
-            {
-                chosen.push(file);
-            }
-        }
-        chosen
-    }
-
     /// The file called `filename`, if listed.
     pub fn file(&self, filename: &str) -> Option<&UpstreamFile> {
         self.files
@@ -132,71 +96,4 @@ pub fn sorted_versions(versions: Vec<String>) -> Vec<String> {
         (None, None) => a.1.cmp(&b.1),
     });
     keyed.into_iter().map(|(_, v)| v).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file(filename: &str, metadata: Option<&str>, yanked: bool) -> UpstreamFile {
-        UpstreamFile {
-            filename: filename.to_owned(),
-            url: format!("http://127.0.0.1:1/files/{filename}"),
-            sha256: "a".repeat(64),
-            size: None,
-            requires_python: None,
-            yanked: yanked.then(String::new),
-            core_metadata_sha256: metadata.map(|m| m.repeat(64)),
-            upload_time: None,
-            version: filename_version(filename),
-        }
-    }
-
-    fn names(files: Vec<&UpstreamFile>) -> Vec<&str> {
-        files.iter().map(|f| f.filename.as_str()).collect()
-    }
-
-    #[test]
-    fn the_newest_final_release_gives_its_distinct_metadata() {
-        let page = UpstreamPage::new(
-            "demo",
-            vec![
-                file("demo-1.0-py3-none-any.whl", Some("1"), false),
-                file(
-                    "demo-2.0-cp312-cp312-manylinux_2_17_x86_64.whl",
-                    Some("2"),
-                    false,
-                ),
-                file("demo-2.0-cp312-cp312-win_amd64.whl", Some("2"), false),
-                file("demo-2.0-cp313-cp313-win_amd64.whl", Some("3"), false),
-                file("demo-2.0-py3-none-any.whl", Some("4"), false),
-                file("demo-2.0.tar.gz", None, false),
-                file("demo-3.0rc1-py3-none-any.whl", Some("5"), false),
-                file("demo-4.0-py3-none-any.whl", Some("6"), true),
-            ],
-            Vec::new(),
-        );
-        assert_eq!(
-            names(page.newest_metadata(10)),
-            [
-                "demo-2.0-cp312-cp312-manylinux_2_17_x86_64.whl",
-                "demo-2.0-cp313-cp313-win_amd64.whl",
-                "demo-2.0-py3-none-any.whl",
-            ]
-        );
-        assert_eq!(page.newest_metadata(1).len(), 1);
-    }
-
-    #[test]
-    fn a_page_without_metadata_or_final_releases_gives_none() {
-        let page = UpstreamPage::new(
-            "demo",
-            vec![
-                file("demo-1.0.tar.gz", None, false),
-                file("demo-2.0b1-py3-none-any.whl", Some("1"), false),
-            ],
-            Vec::new(),
-        );
-        assert!(page.newest_metadata(3).is_empty());
-    }
 }

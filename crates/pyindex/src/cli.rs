@@ -553,16 +553,6 @@ pub struct ServeArgs {
     #[arg(long, env = "PYINDEX_UPSTREAM_CACHE_SIZE", value_name = "SIZE")]
     pub upstream_cache_size: Option<ByteSize>,
 
-    /// Whether a proxied page fetched from the upstream also starts fetching, into the cache,
-    /// the metadata files of its newest final release (at most 3 small files, no code): the
-    /// ones a resolver asks for next, one after another, on a cold cache [default: on].
-    #[arg(
-        long,
-        env = "PYINDEX_UPSTREAM_PREFETCH_METADATA",
-        value_name = "ON|OFF"
-    )]
-    pub upstream_prefetch_metadata: Option<Switch>,
-
     /// Cooldown on new upstream releases, e.g. 7d or 36h: upstream files uploaded (by the
     /// upstream's upload-time) less than this ago are neither listed nor served, and appear by
     /// themselves once old enough. Private files are never held back [default: off].

@@ -89,8 +89,6 @@ pub struct FileConfig {
     pub upstream_ttl: Option<Timeout>,
     /// `upstream_cache_size = "10GiB"`
     pub upstream_cache_size: Option<ByteSize>,
-    /// `upstream_prefetch_metadata = "off"` (on or off)
-    pub upstream_prefetch_metadata: Option<Switch>,
     /// `upstream_min_age = "7d"`
     pub upstream_min_age: Option<Timeout>,
     /// `upstream_allow_unknown_age = true`

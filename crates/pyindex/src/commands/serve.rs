@@ -222,10 +222,6 @@ fn upstream_settings(
             .or(file.upstream_cache_size)
             .map_or(DEFAULT_UPSTREAM_CACHE_SIZE, |s| s.0),
         max_file_size,
-        prefetch_metadata: args
-            .upstream_prefetch_metadata
-            .or(file.upstream_prefetch_metadata)
-            .is_none_or(|switch| switch == Switch::On),
     }))
 }
 
