@@ -22,10 +22,10 @@ same files under a name of the same length, imported into the same server, in JS
     cargo build --release -p pyindex
     python3 bench/upstream.py --md bench/results-upstream.md [--bin target/release/pyindex]
 
-Put BENCH_HOME on a tmpfs (BENCH_HOME=/dev/shm/bench BENCH_TOOLS_VENV=/tmp/bench/venvs/tools): on
-ext4, creating and deleting a venv of 50 projects per install slows the disk run after run (new
-inodes among recently deleted ones), so later installs are slower than earlier ones whatever
-serves them.
+Put BENCH_HOME on a tmpfs (BENCH_HOME=/dev/shm/bench BENCH_TOOLS_VENV=/tmp/bench/venvs/tools; uv's
+temporary directory is kept under it too): on ext4, creating and deleting a venv of 50 projects
+per install slows the disk run after run (new inodes among recently deleted ones), so later
+installs are slower than earlier ones whatever serves them.
 
 Loopback only; every wait is bounded.
 """
@@ -214,6 +214,9 @@ def start_proxy(binary: Path, upstream: str, tree: StaticTree, work: Path, name:
 
 def uv_install(index_url: str, targets: list[str], work: Path) -> float:
     env = harness.client_env(work)
+    # uv unpacks into the temporary directory even with --no-cache: keep it beside the venv.
+    (work / "tmp").mkdir(exist_ok=True)
+    env["TMPDIR"] = str(work / "tmp")
     venv = work / "venv"
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([harness.tool("uv"), "venv", "-q", "--python", sys.executable, str(venv)], check=True,
