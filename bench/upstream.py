@@ -191,8 +191,9 @@ class ProxyAdapter(Adapter):
         self.binary, self.upstream = binary, upstream
 
     def argv(self, corpus, data, port):
+        # No request log, as the harness's nginx runs with `access_log off`.
         return [str(self.binary), "serve", "--listen", f"127.0.0.1:{port}", "--data", str(data / "data"),
-                "--upstream", self.upstream]
+                "--upstream", self.upstream, "--request-log", "off"]
 
 
 def start_proxy(binary: Path, upstream: str, tree: StaticTree, work: Path, name: str, private: Path,
@@ -266,20 +267,24 @@ def page_reads(server: RunningServer, info: dict, args, work: Path) -> dict:
 
 
 def installs(binary: Path, nginx: RunningServer, tree: StaticTree, info: dict, args, work: Path, log: Path):
-    """Each run installs straight from nginx, then through a new pyindex (cold), then through
-    the same pyindex again (warm), in turn: the machine drifts over a minute (each install
-    creates and deletes a venv of 50 projects), so the three kinds are measured side by side
-    rather than one kind after the other."""
+    """Each run installs straight from nginx, through a new pyindex (cold) and through the same
+    pyindex again (warm): the three kinds side by side rather than one kind after the other, as
+    the machine drifts over a minute. The direct install comes first in even runs and last in
+    odd ones, so that neither it nor the warm install (always right after the cold one, while
+    the server still writes what it fetched) always follows the heaviest step."""
     targets = info["names"]
     times = {"direct": [], "cold": [], "warm": []}
     server = None
     for i in range(args.runs):
-        times["direct"].append(uv_install(nginx.simple_url, targets, work))
+        if i % 2 == 0:
+            times["direct"].append(uv_install(nginx.simple_url, targets, work))
         if server is not None:
             server.stop()
         server = start_proxy(binary, nginx.simple_url, tree, work, f"pyindex-{i}", Path(info["private"]), log)
         times["cold"].append(uv_install(server.simple_url, targets, work))
         times["warm"].append(uv_install(server.simple_url, targets, work))
+        if i % 2 == 1:
+            times["direct"].append(uv_install(nginx.simple_url, targets, work))
         say(f"  run {i + 1}: direct {times['direct'][-1]:.2f} s, cold {times['cold'][-1]:.2f} s, "
             f"warm {times['warm'][-1]:.2f} s (load {load()})")
     return times, server
@@ -298,7 +303,8 @@ def markdown(info: dict, m: dict, args) -> str:
         f"{VERSIONS} versions of a wheel and an sdist each, {info['dependencies']} dependencies between "
         "them), JSON pages with sizes, upload times and PEP 658 core-metadata. "
         f"`uv pip install --no-cache` of all {len(info['names'])} projects into a fresh venv, "
-        f"median of {args.runs} runs, each run installing direct, cold and warm in turn; cold: a new "
+        f"median of {args.runs} runs, each run installing direct, cold and warm in turn (direct first in "
+        "even runs, last in odd ones), pyindex with `--request-log off` as nginx has `access_log off`; cold: a new "
         "pyindex with an empty data directory per run (start not timed); warm: the same server "
         "again right after, pages within `--upstream-ttl`.",
         "",

@@ -117,7 +117,8 @@ pub enum PageKey<'a> {
 
 /// A hash map with foldhash instead of the standard SipHash: several times faster on the short
 /// keys looked up for every cached request. Its weaker resistance to chosen collisions does not
-/// matter here: only names the catalog holds (published projects and files) are ever inserted.
+/// matter here: only names the catalog holds (published projects and files) and names an
+/// upstream knows (at most [`PROXIED_PAGES`] of them) are ever inserted.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// One page per format, indexed by [`slot`].
@@ -131,32 +132,74 @@ fn slot(format: Format) -> usize {
     }
 }
 
-/// The cached index pages: the root page, and each project's, keyed by its normalized name
-/// (a `String` key is found with a `&str`, with no key to build per request).
+/// How many proxied projects' pages are kept. Clients choose which upstream names they ask
+/// for, and an upstream may know hundreds of thousands: past this many, expired pages are let go
+/// and, if all are fresh, a new name's page is served without being kept.
+const PROXIED_PAGES: usize = 10_000;
+
+/// The cached index pages: the root page, each local project's and each proxied project's,
+/// keyed by its normalized name (a `String` key is found with a `&str`, with no key to build per
+/// request).
 #[derive(Default)]
 struct Pages {
     root: Formats,
     projects: FastMap<String, Formats>,
+    /// Proxied projects' pages, apart: they are bounded by [`PROXIED_PAGES`], local ones by
+    /// the catalog.
+    proxied: FastMap<String, Formats>,
 }
 
 impl Pages {
     fn get(&self, key: PageKey<'_>) -> Option<&Arc<Page>> {
         match key {
             PageKey::Root(format) => self.root[slot(format)].as_ref(),
-            PageKey::Project(name, format) => self.projects.get(name)?[slot(format)].as_ref(),
+            PageKey::Project(name, format) => match self.projects.get(name) {
+                Some(formats) => formats[slot(format)].as_ref(),
+                None => self.proxied.get(name)?[slot(format)].as_ref(),
+            },
         }
     }
 
     fn insert(&mut self, key: PageKey<'_>, page: Arc<Page>) {
         let formats = match key {
             PageKey::Root(_) => &mut self.root,
-            PageKey::Project(name, _) => match self.projects.get_mut(name) {
-                Some(formats) => formats,
-                None => self.projects.entry(name.to_owned()).or_default(),
-            },
+            PageKey::Project(name, _) => {
+                let map = if page.upstream.is_some() {
+                    if !self.room_for_proxied(name) {
+                        return;
+                    }
+                    &mut self.proxied
+                } else {
+                    &mut self.projects
+                };
+                match map.get_mut(name) {
+                    Some(formats) => formats,
+                    None => map.entry(name.to_owned()).or_default(),
+                }
+            }
         };
         let (PageKey::Root(format) | PageKey::Project(_, format)) = key;
         formats[slot(format)] = Some(page);
+    }
+
+    /// Whether a proxied page of `name` may be kept: it has a place already, or there is room
+    /// once expired pages are let go.
+    fn room_for_proxied(&mut self, name: &str) -> bool {
+        if self.proxied.contains_key(name) || self.proxied.len() < PROXIED_PAGES {
+            return true;
+        }
+        self.proxied.retain(|_, formats| {
+            formats
+                .iter()
+                .any(|page| page.as_ref().is_some_and(|page| !page.expired()))
+        });
+        self.proxied.len() < PROXIED_PAGES
+    }
+
+    /// Forgets the pages of the project `name`, local or proxied.
+    fn remove(&mut self, name: &str) {
+        self.projects.remove(name);
+        self.proxied.remove(name);
     }
 }
 
@@ -344,7 +387,7 @@ impl ChangeObserver for ResponseCache {
         match change {
             Change::Project(name) => self.forget(
                 |pages| {
-                    pages.projects.remove(name);
+                    pages.remove(name);
                 },
                 |download| download.project() == name,
                 |project| project == name,
@@ -385,6 +428,52 @@ mod tests {
 
     fn page() -> Arc<Page> {
         Arc::new(Page::new(Format::Json, b"{}".to_vec()))
+    }
+
+    fn proxied(expires_in: std::time::Duration) -> Arc<Page> {
+        Arc::new(Page::new(Format::Json, b"{}".to_vec()).proxied(Proxied {
+            expires: std::time::Instant::now() + expires_in,
+            stale: false,
+        }))
+    }
+
+    #[test]
+    fn proxied_pages_are_bounded_and_local_ones_are_not() {
+        let cache = ResponseCache::default();
+        let names: Vec<String> = (0..=PROXIED_PAGES).map(|i| format!("up-{i}")).collect();
+        let hour = std::time::Duration::from_secs(3_600);
+        for name in &names[..PROXIED_PAGES] {
+            cache.insert_page(
+                PageKey::Project(name, Format::Json),
+                proxied(hour),
+                cache.epoch(),
+            );
+        }
+        let last = PageKey::Project(&names[PROXIED_PAGES], Format::Json);
+        cache.insert_page(last, proxied(hour), cache.epoch());
+        assert!(
+            cache.page(last).is_none(),
+            "every kept page is fresh: no room"
+        );
+        // A page already kept is replaced, a local page is always kept.
+        let first = PageKey::Project(&names[0], Format::Json);
+        cache.insert_page(first, proxied(std::time::Duration::ZERO), cache.epoch());
+        cache.insert_page(
+            PageKey::Project("local", Format::Json),
+            page(),
+            cache.epoch(),
+        );
+        assert!(
+            cache
+                .page(PageKey::Project("local", Format::Json))
+                .is_some()
+        );
+        // The expired page is let go to make room for the new name.
+        cache.insert_page(last, proxied(hour), cache.epoch());
+        assert!(cache.page(last).is_some());
+        assert!(cache.page(first).is_none());
+        cache.changed(&Change::Project(names[PROXIED_PAGES].clone()));
+        assert!(cache.page(last).is_none());
     }
 
     #[test]
