@@ -25,6 +25,10 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 
+/// The same allocator as pyindex, so that the comparison measures the work each server does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `manifest.json` of a snapshot.
 #[derive(Deserialize)]
 struct Manifest {
