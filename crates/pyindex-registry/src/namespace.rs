@@ -42,12 +42,9 @@ impl Namespace {
         &self,
         catalog: &dyn Catalog,
     ) -> Result<LocalNames, RegistryError> {
-        let epoch = match self.state.read() {
-            Ok(state) if state.local.is_some() => {
-                return Ok(state.local.clone().unwrap_or_default());
-            }
-            Ok(state) => state.epoch,
-            Err(_) => 0,
+        let epoch = match self.held(|state| state.local.clone()) {
+            Ok(held) => return Ok(held),
+            Err(epoch) => epoch,
         };
         let names: LocalNames = Arc::new(catalog.project_names().await?.into_iter().collect());
         self.keep(epoch, |state| state.local = Some(names.clone()));
@@ -59,12 +56,9 @@ impl Namespace {
         &self,
         index: &dyn UpstreamIndex,
     ) -> Result<BlockMap, RegistryError> {
-        let epoch = match self.state.read() {
-            Ok(state) if state.blocks.is_some() => {
-                return Ok(state.blocks.clone().unwrap_or_default());
-            }
-            Ok(state) => state.epoch,
-            Err(_) => 0,
+        let epoch = match self.held(|state| state.blocks.clone()) {
+            Ok(held) => return Ok(held),
+            Err(epoch) => epoch,
         };
         let mut by_project: HashMap<String, Vec<_>> = HashMap::new();
         for block in index.upstream_blocks(None).await? {
@@ -81,6 +75,14 @@ impl Namespace {
         );
         self.keep(epoch, |state| state.blocks = Some(blocks.clone()));
         Ok(blocks)
+    }
+
+    /// What `part` picks, if held; else the epoch to read it in.
+    fn held<T>(&self, part: impl FnOnce(&State) -> Option<T>) -> Result<T, u64> {
+        match self.state.read() {
+            Ok(state) => part(&state).ok_or(state.epoch),
+            Err(_) => Err(0),
+        }
     }
 
     /// Applies `put` if nothing was invalidated since `epoch`.

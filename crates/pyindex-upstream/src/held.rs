@@ -24,7 +24,7 @@ use crate::page::UpstreamPage;
 const HELD_PAGE_BYTES: usize = 32 << 20;
 
 /// A page as held: parsed, with what a conditional request and the TTL need.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct HeldPage {
     pub(crate) page: Arc<UpstreamPage>,
     pub(crate) upstream: String,
@@ -40,14 +40,7 @@ impl HeldPage {
     pub(crate) fn parse(stored: &StoredPage) -> Result<HeldPage, UpstreamError> {
         let page: UpstreamPage = serde_json::from_str(&stored.page)
             .map_err(|e| UpstreamError::Cache(format!("stored page unreadable: {e}")))?;
-        Ok(HeldPage {
-            page: Arc::new(page),
-            upstream: stored.upstream.clone(),
-            etag: stored.etag.clone(),
-            last_modified: stored.last_modified.clone(),
-            fetched: stored.fetched,
-            weight: stored.page.len(),
-        })
+        Ok(HeldPage::fetched(page, stored))
     }
 
     /// A page just fetched, held as `stored` stores it.
@@ -65,12 +58,8 @@ impl HeldPage {
     /// The same page, revalidated at `at`.
     pub(crate) fn revalidated(&self, at: OffsetDateTime) -> HeldPage {
         HeldPage {
-            page: self.page.clone(),
-            upstream: self.upstream.clone(),
-            etag: self.etag.clone(),
-            last_modified: self.last_modified.clone(),
             fetched: at,
-            weight: self.weight,
+            ..self.clone()
         }
     }
 }

@@ -612,18 +612,6 @@ impl Upstream {
     pub async fn stats(&self) -> Result<CacheStats, UpstreamError> {
         stats(self.index.as_ref(), self.settings.cache_size).await
     }
-
-    /// Evicts least recently used files until the cache fits `limit`; the files removed.
-    pub async fn prune(&self, limit: u64) -> Result<Vec<CachedBlob>, UpstreamError> {
-        let removed = prune(self.index.as_ref(), self.blobs.as_ref(), limit).await;
-        self.cache_bytes.forget();
-        if let Ok(removed) = &removed {
-            for blob in removed {
-                self.checks.forget(&blob.sha256);
-            }
-        }
-        removed
-    }
 }
 
 /// What the cache in `index` holds, against `limit`.
