@@ -4,6 +4,12 @@
 //! stale and needs no invalidation: only a bound on memory. Small files (most wheels and sdists
 //! of a private index, and every metadata file) are then served without touching the disk or,
 //! for object storage, the network. Eviction is first-in, first-out.
+//!
+//! A small blob is kept when it is read and also when it is written: the blob just stored is
+//! the one most likely asked for next (an upstream file fetched for one build by the next
+//! build, a file just published by the install that follows). Without it, the first install
+//! after a cold one read each of its files from the store, every read a trip through the
+//! blocking pool, with fifty at once: about a tenth slower than the installs after it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -74,6 +80,22 @@ impl CachedBlobStore {
     fn cached(&self, key: &BlobKey) -> Option<Bytes> {
         self.state.lock().ok()?.blobs.get(key).cloned()
     }
+
+    fn keep(&self, key: &BlobKey, data: Bytes) {
+        if let Ok(mut state) = self.state.lock() {
+            state.insert(key.clone(), data, self.capacity);
+        }
+    }
+
+    /// The bytes of a spooled file small enough to keep, read before it is stored (a store
+    /// may move the file). `None` when it is too large, or cannot be read: then it is simply
+    /// not kept, and the store reports its own error.
+    async fn small_contents(&self, file: &SpooledFile) -> Option<Bytes> {
+        if file.len() > self.max_item {
+            return None;
+        }
+        tokio::fs::read(file.path()).await.ok().map(Bytes::from)
+    }
 }
 
 fn body_of(data: &Bytes, range: Option<ByteRange>) -> BlobBody {
@@ -88,7 +110,12 @@ fn body_of(data: &Bytes, range: Option<ByteRange>) -> BlobBody {
 #[async_trait]
 impl BlobStore for CachedBlobStore {
     async fn put_spooled(&self, key: &BlobKey, file: SpooledFile) -> Result<(), StorageError> {
-        self.inner.put_spooled(key, file).await
+        let contents = self.small_contents(&file).await;
+        self.inner.put_spooled(key, file).await?;
+        if let Some(data) = contents {
+            self.keep(key, data);
+        }
+        Ok(())
     }
 
     async fn download_url(
@@ -100,7 +127,12 @@ impl BlobStore for CachedBlobStore {
     }
 
     async fn put_cached(&self, key: &BlobKey, file: SpooledFile) -> Result<(), StorageError> {
-        self.inner.put_cached(key, file).await
+        let contents = self.small_contents(&file).await;
+        self.inner.put_cached(key, file).await?;
+        if let Some(data) = contents {
+            self.keep(key, data);
+        }
+        Ok(())
     }
 
     async fn size(&self, key: &BlobKey) -> Result<Option<u64>, StorageError> {
@@ -140,9 +172,7 @@ impl BlobStore for CachedBlobStore {
                 buf.freeze()
             }
         };
-        if let Ok(mut state) = self.state.lock() {
-            state.insert(key.clone(), data.clone(), self.capacity);
-        }
+        self.keep(key, data.clone());
         Ok(Some(body_of(&data, range)))
     }
 
@@ -223,5 +253,38 @@ mod tests {
         assert!(cache.delete(&keys[1]).await.unwrap());
         assert!(cache.get(&keys[1], None).await.unwrap().is_none());
         assert_eq!(cache.list().count().await, 1);
+    }
+
+    #[tokio::test]
+    async fn keeps_small_blobs_as_they_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path().join("tmp")).unwrap();
+        let local = Arc::new(LocalBlobStore::open(dir.path().join("files")).unwrap());
+        let cache = CachedBlobStore::new(local.clone(), 8, 64);
+        let mut keys = Vec::new();
+        for (data, cached) in [
+            (&b"published"[..], false),
+            (b"fetched", true),
+            (b"kept", false),
+        ] {
+            let file = spool.spool_bytes(data).await.unwrap();
+            let key = BlobKey::parse(&file.digests().sha256).unwrap();
+            if cached {
+                cache.put_cached(&key, file).await.unwrap();
+            } else {
+                cache.put_spooled(&key, file).await.unwrap();
+            }
+            keys.push(key);
+        }
+        // Gone from the store behind it: the small ones are still answered from memory, the
+        // one over the item limit (9 bytes) is not.
+        for key in &keys {
+            std::fs::remove_file(local.path_of(key)).unwrap();
+        }
+        assert!(cache.get(&keys[0], None).await.unwrap().is_none());
+        for (key, data) in [(&keys[1], &b"fetched"[..]), (&keys[2], b"kept")] {
+            let body = cache.get(key, None).await.unwrap().unwrap();
+            assert_eq!(read_all(body).await, data);
+        }
     }
 }
