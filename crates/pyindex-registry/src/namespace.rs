@@ -7,12 +7,15 @@
 //! name not known as local changes; the blocks after any project changes (a block or unblock is
 //! a change of its project). A read that started before an invalidation never puts its result
 //! in place afterwards (the epoch check below), so a request cannot bring back what a change
-//! dropped.
+//! dropped. Each part is read by one request at a time: the others that find it missing at the
+//! same moment (the burst of a client's first install, fifty requests at once) wait for that read
+//! instead of each making its own (59 catalog queries in one cold install before).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use pyindex_catalog::{Catalog, Change, UpstreamIndex};
+use tokio::sync::{Mutex, MutexGuard};
 
 use crate::RegistryError;
 use crate::blocks::Blocks;
@@ -26,7 +29,14 @@ pub(crate) type BlockMap = Arc<HashMap<String, Blocks>>;
 #[derive(Default)]
 pub(crate) struct Namespace {
     state: RwLock<State>,
+    /// Held while the local names are read.
+    reading_local: Mutex<()>,
+    /// Held while the blocks are read.
+    reading_blocks: Mutex<()>,
 }
+
+/// The right to read a missing part: its reading lock, and the epoch the read starts in.
+type Turn<'a> = (MutexGuard<'a, ()>, u64);
 
 #[derive(Default)]
 struct State {
@@ -42,9 +52,12 @@ impl Namespace {
         &self,
         catalog: &dyn Catalog,
     ) -> Result<LocalNames, RegistryError> {
-        let epoch = match self.held(|state| state.local.clone()) {
+        let (_turn, epoch) = match self
+            .held_or_turn(&self.reading_local, |state| state.local.clone())
+            .await
+        {
             Ok(held) => return Ok(held),
-            Err(epoch) => epoch,
+            Err(turn) => turn,
         };
         let names: LocalNames = Arc::new(catalog.project_names().await?.into_iter().collect());
         self.keep(epoch, |state| state.local = Some(names.clone()));
@@ -56,9 +69,12 @@ impl Namespace {
         &self,
         index: &dyn UpstreamIndex,
     ) -> Result<BlockMap, RegistryError> {
-        let epoch = match self.held(|state| state.blocks.clone()) {
+        let (_turn, epoch) = match self
+            .held_or_turn(&self.reading_blocks, |state| state.blocks.clone())
+            .await
+        {
             Ok(held) => return Ok(held),
-            Err(epoch) => epoch,
+            Err(turn) => turn,
         };
         let mut by_project: HashMap<String, Vec<_>> = HashMap::new();
         for block in index.upstream_blocks(None).await? {
@@ -75,6 +91,20 @@ impl Namespace {
         );
         self.keep(epoch, |state| state.blocks = Some(blocks.clone()));
         Ok(blocks)
+    }
+
+    /// What `part` picks, if held; else the turn to read it, once the read in progress (if
+    /// any) is over and has not left it in place.
+    async fn held_or_turn<'a, T>(
+        &self,
+        reading: &'a Mutex<()>,
+        part: impl Fn(&State) -> Option<T>,
+    ) -> Result<T, Turn<'a>> {
+        if let Ok(held) = self.held(&part) {
+            return Ok(held);
+        }
+        let turn = reading.lock().await;
+        self.held(&part).map_err(|epoch| (turn, epoch))
     }
 
     /// What `part` picks, if held; else the epoch to read it in.
@@ -163,6 +193,32 @@ mod tests {
         let namespace = held(&["mine"]);
         namespace.changed(&Change::Account("alice".into()));
         assert_eq!(holds(&namespace), (true, true));
+    }
+
+    #[tokio::test]
+    async fn requests_that_find_a_part_missing_together_wait_for_one_read() {
+        let namespace = Arc::new(Namespace::default());
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let requests: Vec<_> = (0..20)
+            .map(|_| {
+                let (namespace, reads) = (namespace.clone(), reads.clone());
+                tokio::spawn(async move {
+                    let turn = namespace
+                        .held_or_turn(&namespace.reading_local, |state| state.local.clone())
+                        .await;
+                    if let Err((_turn, epoch)) = turn {
+                        reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        // The others find the part missing meanwhile.
+                        tokio::task::yield_now().await;
+                        namespace.keep(epoch, |state| state.local = Some(LocalNames::default()));
+                    }
+                })
+            })
+            .collect();
+        for request in requests {
+            request.await.unwrap();
+        }
+        assert_eq!(reads.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
     #[test]
