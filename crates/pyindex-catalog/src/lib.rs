@@ -34,7 +34,9 @@ pub use transfer::{
     AuditRow, BlockRow, Dump, FetchRow, FileRow, ProjectRow, ReleaseRow, RoleRow, TokenRow,
     Transfer, UserRow,
 };
-pub use upstream::{CachedBlob, StoredPage, UpstreamBlock, UpstreamFetch, UpstreamIndex};
+pub use upstream::{
+    CachedBlob, FetchedFile, StoredPage, UpstreamBlock, UpstreamFetch, UpstreamIndex,
+};
 
 use async_trait::async_trait;
 use pyindex_packaging::DistKey;

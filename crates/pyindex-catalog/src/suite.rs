@@ -9,7 +9,7 @@
 use time::OffsetDateTime;
 
 use crate::{
-    Accounts, AddOutcome, AuditEntry, CachedBlob, Catalog, Change, NewFile, NewToken,
+    Accounts, AddOutcome, AuditEntry, CachedBlob, Catalog, Change, FetchedFile, NewFile, NewToken,
     ProjectStatus, ProjectSummary, ReleaseMetadata, Role, StoredFile, Uploader, UpstreamBlock,
     UpstreamFetch, UpstreamIndex, Yank,
 };
@@ -810,20 +810,28 @@ pub async fn a_fetch_records_its_blob_and_log_entry_and_uses_batch<C: UpstreamIn
         last_used: at(2_000),
     };
     let logged = fetch("up-1.0.tar.gz", &dist, 2_000);
-    c.record_upstream_fetched(&blob(&dist, 7), Some(&logged))
-        .await
-        .unwrap();
-    c.record_upstream_fetched(&blob(&meta, 3), None)
-        .await
-        .unwrap();
+    // Two fetches that completed together, recorded at once.
+    let fetched = [
+        FetchedFile {
+            blob: blob(&dist, 7),
+            fetch: Some(logged.clone()),
+        },
+        FetchedFile {
+            blob: blob(&meta, 3),
+            fetch: None,
+        },
+    ];
+    c.record_upstream_fetched(&fetched).await.unwrap();
     assert_eq!(c.upstream_blob_size(&dist).await.unwrap(), Some(7));
     assert_eq!(c.upstream_blob_size(&meta).await.unwrap(), Some(3));
     assert_eq!(c.upstream_blob_size(&"f".repeat(64)).await.unwrap(), None);
     assert_eq!(c.upstream_fetches("up").await.unwrap(), [logged]);
     // Fetched again (after a blob was found short): the size is the new one.
-    c.record_upstream_fetched(&blob(&meta, 4), None)
-        .await
-        .unwrap();
+    let again = FetchedFile {
+        blob: blob(&meta, 4),
+        fetch: None,
+    };
+    c.record_upstream_fetched(&[again]).await.unwrap();
     assert_eq!(c.upstream_blob_size(&meta).await.unwrap(), Some(4));
     assert_eq!(c.upstream_cache_bytes().await.unwrap(), 11);
 
@@ -876,7 +884,8 @@ pub async fn evicting_a_cached_file_is_a_change<C: Catalog + UpstreamIndex>(c: &
         size: 5,
         last_used: OffsetDateTime::now_utc(),
     };
-    c.record_upstream_fetched(&blob, None).await.unwrap();
+    let fetched = FetchedFile { blob, fetch: None };
+    c.record_upstream_fetched(&[fetched]).await.unwrap();
     let before = c.generation().await.unwrap();
     assert!(c.remove_upstream_blob(&sha256).await.unwrap());
     let after = c.changes_since(before).await.unwrap();

@@ -36,6 +36,14 @@ pub struct CachedBlob {
     pub last_used: OffsetDateTime,
 }
 
+/// A completed upstream fetch, as recorded: the blob now cached and, for a distribution (not a
+/// metadata file), its entry in the fetch log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedFile {
+    pub blob: CachedBlob,
+    pub fetch: Option<UpstreamFetch>,
+}
+
 /// An upstream project or release blocked by an operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamBlock {
@@ -125,17 +133,16 @@ pub trait UpstreamIndex: Send + Sync {
     /// Records a newly cached blob.
     async fn add_upstream_blob(&self, blob: &CachedBlob) -> Result<(), CatalogError>;
 
-    /// Records a completed upstream fetch: the newly cached blob and, for a distribution, its
-    /// entry in the fetch log ([`UpstreamIndex::record_upstream_fetch`]). One transaction where
-    /// the engine allows, so that a cold install commits once per object fetched.
-    async fn record_upstream_fetched(
-        &self,
-        blob: &CachedBlob,
-        fetch: Option<&UpstreamFetch>,
-    ) -> Result<(), CatalogError> {
-        self.add_upstream_blob(blob).await?;
-        if let Some(fetch) = fetch {
-            self.record_upstream_fetch(fetch).await?;
+    /// Records completed upstream fetches: each newly cached blob and, for a distribution, its
+    /// entry in the fetch log ([`UpstreamIndex::record_upstream_fetch`]). One transaction for
+    /// them all where the engine allows: the proxy records the fetches that complete together
+    /// at once (a cold install completes a hundred within a few milliseconds).
+    async fn record_upstream_fetched(&self, fetched: &[FetchedFile]) -> Result<(), CatalogError> {
+        for file in fetched {
+            self.add_upstream_blob(&file.blob).await?;
+            if let Some(fetch) = &file.fetch {
+                self.record_upstream_fetch(fetch).await?;
+            }
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ pub mod fetch;
 mod held;
 pub mod page;
 pub mod parse;
+mod record;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
@@ -20,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use lru::LruCache;
-use pyindex_catalog::{CachedBlob, CatalogError, StoredPage, UpstreamFetch, UpstreamIndex};
+use pyindex_catalog::{
+    CachedBlob, CatalogError, FetchedFile, StoredPage, UpstreamFetch, UpstreamIndex,
+};
 use pyindex_storage::{BlobContent, BlobKey, BlobStore, Spool};
 use time::OffsetDateTime;
 
@@ -32,6 +35,7 @@ use check::Checks;
 use client::{PageAnswer, Validators};
 use fetch::Download;
 use held::{HeldPage, HeldPages, PageWrites};
+use record::FetchRecords;
 
 /// Errors of the upstream proxy.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -181,6 +185,8 @@ pub struct Upstream {
     held: HeldPages,
     /// Pages waiting to be stored in the cache index.
     page_writes: Arc<PageWrites>,
+    /// Completed fetches being recorded in the cache index, together.
+    fetch_records: Arc<FetchRecords>,
     /// Projects whose page is being revalidated now: other requests meanwhile get the held page.
     revalidating: Mutex<HashSet<String>>,
     /// The cache's size, as far as this process knows it.
@@ -269,6 +275,7 @@ impl Upstream {
             )),
             held: HeldPages::default(),
             page_writes: Arc::default(),
+            fetch_records: Arc::default(),
             revalidating: Mutex::default(),
             cache_bytes: Arc::default(),
         })
@@ -599,6 +606,7 @@ impl Upstream {
             target: target.clone(),
             checks: self.checks.clone(),
             index: self.index.clone(),
+            records: self.fetch_records.clone(),
             blobs: self.blobs.clone(),
             coalescer: self.coalescer.clone(),
             cache_size: self.settings.cache_size,
@@ -683,6 +691,7 @@ struct FetchJob {
     target: FetchTarget,
     checks: Checks,
     index: Arc<dyn UpstreamIndex>,
+    records: Arc<FetchRecords>,
     blobs: Arc<dyn BlobStore>,
     coalescer: Arc<dyn Coalescer>,
     cache_size: u64,
@@ -724,21 +733,20 @@ impl FetchJob {
 
     /// An upstream file was fetched, verified and stored: the one place where a completed
     /// fetch is recorded (the cache index, and the fetch log for distributions, in one
-    /// transaction), then the cache is brought back under its size limit.
+    /// transaction with the fetches that completed beside it), then the cache is brought back
+    /// under its size limit.
     async fn fetched(&self, size: u64) {
         let epoch = self.checks.epoch();
         let now = OffsetDateTime::now_utc();
-        let blob = CachedBlob {
-            sha256: self.target.sha256.clone(),
-            size,
-            last_used: now,
+        let file = FetchedFile {
+            blob: CachedBlob {
+                sha256: self.target.sha256.clone(),
+                size,
+                last_used: now,
+            },
+            fetch: (!self.target.is_metadata).then(|| self.log_entry(now)),
         };
-        let fetch = (!self.target.is_metadata).then(|| self.log_entry(now));
-        if let Err(error) = self
-            .index
-            .record_upstream_fetched(&blob, fetch.as_ref())
-            .await
-        {
+        if let Err(error) = self.records.record(self.index.as_ref(), file).await {
             tracing::warn!(file = %self.target.filename, %error, "could not record a cached upstream file");
             return;
         }

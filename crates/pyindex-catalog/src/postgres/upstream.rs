@@ -5,7 +5,9 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use super::{PgCatalog, accounts::insert_audit, from_micros, micros, record_changes, upstream_log};
-use crate::upstream::{CachedBlob, StoredPage, UpstreamBlock, UpstreamFetch, UpstreamIndex};
+use crate::upstream::{
+    CachedBlob, FetchedFile, StoredPage, UpstreamBlock, UpstreamFetch, UpstreamIndex,
+};
 use crate::{AuditEntry, CatalogError, Change};
 
 #[async_trait]
@@ -85,15 +87,13 @@ impl UpstreamIndex for PgCatalog {
         Ok(())
     }
 
-    async fn record_upstream_fetched(
-        &self,
-        blob: &CachedBlob,
-        fetch: Option<&UpstreamFetch>,
-    ) -> Result<(), CatalogError> {
+    async fn record_upstream_fetched(&self, fetched: &[FetchedFile]) -> Result<(), CatalogError> {
         let mut tx = self.pool.begin().await?;
-        add_blob(&mut *tx, blob).await?;
-        if let Some(fetch) = fetch {
-            upstream_log::record_fetch(&mut tx, fetch).await?;
+        for file in fetched {
+            add_blob(&mut *tx, &file.blob).await?;
+            if let Some(fetch) = &file.fetch {
+                upstream_log::record_fetch(&mut tx, fetch).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
