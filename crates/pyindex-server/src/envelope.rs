@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::HttpBody;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -141,8 +141,8 @@ impl Shared {
                     Route::Index(IndexRoute::Root),
                 )
             }
-            Some(IndexPage::Project(raw)) => {
-                let response = simple::project(State(self.app.clone()), Path(raw), request).await;
+            Some(IndexPage::Project) => {
+                let response = simple::project_of_path(self.app.clone(), request).await;
                 (
                     with_content_length(response),
                     Route::Index(IndexRoute::Project),
@@ -173,13 +173,14 @@ impl Shared {
         }
         let name = rest.strip_suffix('/')?;
         let plain = !name.is_empty() && !name.contains(['/', '%']);
-        plain.then(|| IndexPage::Project(name.to_owned()))
+        plain.then_some(IndexPage::Project)
     }
 }
 
 enum IndexPage {
     Root,
-    Project(String),
+    /// A project's page, the name taken from the path by [`simple::project_of_path`].
+    Project,
 }
 
 /// Marks the values of [`SENSITIVE`] headers, as tower-http's sensitive-header layer did.

@@ -257,6 +257,27 @@ pub async fn old_file_url(
     }
 }
 
+/// `GET /simple/<project>/` as the envelope routes it, for a path whose name needs no
+/// percent-decoding: a cached page is sent straight away, keyed by the name as it is in the path
+/// (pages are cached under normalized names only, so a hit means the path's name is one); anything
+/// else is [`project`]'s.
+pub async fn project_of_path(app: AppState, request: Request) -> Response {
+    let raw = request
+        .uri()
+        .path()
+        .strip_prefix("/simple/")
+        .and_then(|rest| rest.strip_suffix('/'))
+        .unwrap_or_default();
+    if let Ok(format) = chosen_format(&request)
+        && let Some(page) = app.cache.page(PageKey::Project(raw, format))
+    {
+        app.metrics.page_cache(true);
+        return send_page(&page, request.headers());
+    }
+    let raw = raw.to_owned();
+    project(State(app), Path(raw), request).await
+}
+
 /// `GET /simple/<project>/`: a project's files.
 pub async fn project(
     State(app): State<AppState>,
