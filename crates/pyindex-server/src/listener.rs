@@ -30,10 +30,10 @@
 //! wake of the connection, which together showed in profiles of cached pages. Now a wake polls
 //! the connection and reads one atomic word.
 //!
-//! Every request carries its [`RequestOrigin`]: the client address and scheme, taken from
-//! forwarding headers only from trusted proxies (else the peer's). Not also axum's
-//! `ConnectInfo`: nothing needs the bare peer address beside it, and each request extension is
-//! an allocation.
+//! Every request is handed to the application with its [`RequestOrigin`] ([`App::answer`]):
+//! the client address and scheme, taken from forwarding headers only from trusted proxies (else
+//! the peer's). Not also axum's `ConnectInfo`: nothing needs the bare peer address beside it,
+//! and each request extension is an allocation.
 //!
 //! HTTP/2 is not offered (neither over TLS nor with prior knowledge): pip, uv and twine speak
 //! HTTP/1.1, and HTTP/1.1 alone gets a header deadline from the first byte.
@@ -159,30 +159,30 @@ pub struct Transport {
 }
 
 /// What the listener serves: the application ([`crate::Envelope`]) or, in tests, a router.
-pub trait App:
-    tower::Service<
-        axum::extract::Request,
-        Response = axum::response::Response,
-        Error = std::convert::Infallible,
-        Future: Send,
-    > + Clone
-    + Send
-    + Sync
-    + 'static
-{
+///
+/// The listener hands each request over with its [`RequestOrigin`] beside it rather than in its
+/// extensions: the first extension of a request allocates the extensions' map, and the requests
+/// served most (cached index pages) never read the origin. The application puts it in the
+/// extensions of the requests that go on to handlers that may.
+pub trait App: Clone + Send + Sync + 'static {
+    /// The answer to a request.
+    type Answer: Future<Output = axum::response::Response> + Send;
+
+    /// Answers `request`, which came from `origin`.
+    fn answer(&self, request: axum::extract::Request, origin: RequestOrigin) -> Self::Answer;
 }
 
-impl<S> App for S where
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-            Future: Send,
-        > + Clone
-        + Send
-        + Sync
-        + 'static
-{
+impl App for axum::Router {
+    type Answer = Pin<Box<dyn Future<Output = axum::response::Response> + Send>>;
+
+    fn answer(&self, mut request: axum::extract::Request, origin: RequestOrigin) -> Self::Answer {
+        request.extensions_mut().insert(origin);
+        let call = self.clone().oneshot(request);
+        Box::pin(async move {
+            let Ok(response) = call.await;
+            response
+        })
+    }
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then gives open
@@ -420,20 +420,17 @@ impl<R: App> Connection<R> {
                 let in_progress = RequestGuard::new(activity.clone());
                 let handling = HandlingGuard::new(activity.clone());
                 let origin = RequestOrigin::resolve(remote, tls, request.headers(), &trusted);
-                let mut request =
+                let request =
                     request.map(|body| Body::new(TimeoutBody::new(limits.body_timeout, body)));
-                request.extensions_mut().insert(origin);
-                let call = router.clone().oneshot(request);
+                let answer = router.answer(request, origin);
                 async move {
-                    let response = call.await;
+                    let response = answer.await;
                     drop(handling);
                     // The request stays in progress until its response body is sent whole.
-                    response.map(|response| {
-                        response.map(|body| UntilSent {
-                            body,
-                            _in_progress: in_progress,
-                        })
-                    })
+                    Ok::<_, std::convert::Infallible>(response.map(|body| UntilSent {
+                        body,
+                        _in_progress: in_progress,
+                    }))
                 }
             })
         };
