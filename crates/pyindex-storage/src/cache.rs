@@ -212,12 +212,22 @@ mod tests {
         crate::read_all_for_tests(body).await
     }
 
+    /// A spool, a local store and the cache in front of it, in `dir`.
+    fn cached_store(
+        dir: &std::path::Path,
+        max_item: u64,
+        capacity: u64,
+    ) -> (Spool, Arc<LocalBlobStore>, CachedBlobStore) {
+        let spool = Spool::open(dir.join("tmp")).unwrap();
+        let local = Arc::new(LocalBlobStore::open(dir.join("files")).unwrap());
+        let cache = CachedBlobStore::new(local.clone(), max_item, capacity);
+        (spool, local, cache)
+    }
+
     #[tokio::test]
     async fn serves_ranges_from_memory_and_evicts_oldest() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path().join("tmp")).unwrap();
-        let local = Arc::new(LocalBlobStore::open(dir.path().join("files")).unwrap());
-        let cache = CachedBlobStore::new(local.clone(), 8, 9);
+        let (spool, local, cache) = cached_store(dir.path(), 8, 9);
         let mut keys = Vec::new();
         for data in [&b"hello"[..], b"world", b"this one is too big"] {
             let file = spool.spool_bytes(data).await.unwrap();
@@ -258,9 +268,7 @@ mod tests {
     #[tokio::test]
     async fn keeps_small_blobs_as_they_are_written() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path().join("tmp")).unwrap();
-        let local = Arc::new(LocalBlobStore::open(dir.path().join("files")).unwrap());
-        let cache = CachedBlobStore::new(local.clone(), 8, 64);
+        let (spool, local, cache) = cached_store(dir.path(), 8, 64);
         let mut keys = Vec::new();
         for (data, cached) in [
             (&b"published"[..], false),
