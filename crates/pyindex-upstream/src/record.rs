@@ -9,8 +9,8 @@
 //! log misses nothing that was served and recorded as fetched.
 //!
 //! No task of its own: the fetches take turns. A fetch dropped while it waits (at shutdown)
-//! leaves its record pending; the next turn writes it. The pending records are at most one per
-//! fetch in progress.
+//! leaves its record pending for the next turn, if there is one: at shutdown it is lost with the
+//! fetch, as it was before. The pending records are at most one per fetch in progress.
 
 use std::sync::Mutex;
 
