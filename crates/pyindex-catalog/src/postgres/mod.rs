@@ -1053,12 +1053,14 @@ pub(crate) mod tests {
         };
         let long = std::time::Duration::from_secs(30);
         assert!(woken(&wake, long).await, "listening starts with a wake");
-        // The server ends the listening session (as a restart or a network failure would).
+        // The server ends the listening session (as a restart or a network failure would);
+        // only this catalog's: other tests listen on the same server at the same time.
+        let schema = signal::schema_of(&catalog.pool).await.unwrap();
         let ended: i64 = sqlx::query_scalar(
             "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
              WHERE application_name = $1 AND pid <> pg_backend_pid()",
         )
-        .bind(signal::APPLICATION_NAME)
+        .bind(signal::application_name(&schema))
         .fetch_one(&catalog.pool)
         .await
         .unwrap();

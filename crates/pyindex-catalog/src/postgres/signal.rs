@@ -15,9 +15,22 @@ use crate::CatalogError;
 /// grew, so that catalogs in other schemas of one database (tests) ignore it.
 pub(super) const CHANNEL: &str = "pyindex_changes";
 
-/// The `application_name` of the listening connections, so that an operator can tell them in
-/// `pg_stat_activity` (one per replica, apart from its pool).
+/// The `application_name` of the listening connections, followed by the schema in parentheses,
+/// so that an operator can tell them in `pg_stat_activity` (one per replica, apart from its
+/// pool), and tell apart the catalogs of several schemas in one database.
 pub(super) const APPLICATION_NAME: &str = "pyindex change listener";
+
+/// The `application_name` of the listening connections of the catalog in `schema`, cut to the
+/// 63 bytes PostgreSQL keeps.
+pub(super) fn application_name(schema: &str) -> String {
+    let mut name = format!("{APPLICATION_NAME} ({schema})");
+    let mut end = name.len().min(63);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.truncate(end);
+    name
+}
 
 /// The first wait before listening again after the listening connection failed; doubled after
 /// each failure up to [`MAX_BACKOFF`]. Polling keeps readers current meanwhile.
@@ -38,20 +51,9 @@ pub(super) async fn notify(tx: &mut PgConnection) -> Result<(), CatalogError> {
 /// for queries), waking `wake` for each signal of this catalog's schema and after every
 /// (re)connection; retries with backoff when the connection fails. Runs until cancelled.
 pub(super) async fn listen(pool: &PgPool, wake: &Notify) {
-    // A pool of one connection, with the catalog's options (address, credentials,
-    // search_path), that `PgListener` uses to reconnect.
-    let own = PgPoolOptions::new()
-        .max_connections(1)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .connect_lazy_with(
-            (*pool.connect_options())
-                .clone()
-                .application_name(APPLICATION_NAME),
-        );
     let mut backoff = MIN_BACKOFF;
     loop {
-        let error = listen_once(pool, &own, wake, &mut backoff).await;
+        let error = listen_once(pool, wake, &mut backoff).await;
         tracing::warn!(
             %error,
             retry_in = ?backoff,
@@ -62,19 +64,24 @@ pub(super) async fn listen(pool: &PgPool, wake: &Notify) {
     }
 }
 
-/// One listening connection (taken from `own`), from connecting until it fails. Resets
-/// `backoff` once listening.
-async fn listen_once(
-    pool: &PgPool,
-    own: &PgPool,
-    wake: &Notify,
-    backoff: &mut Duration,
-) -> sqlx::Error {
+/// One listening connection, from connecting until it fails. Resets `backoff` once listening.
+async fn listen_once(pool: &PgPool, wake: &Notify, backoff: &mut Duration) -> sqlx::Error {
     let schema = match schema_of(pool).await {
         Ok(schema) => schema,
         Err(e) => return e,
     };
-    let mut listener = match PgListener::connect_with(own).await {
+    // A pool of one connection for the listener, with the catalog's options (address,
+    // credentials, search_path).
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_lazy_with(
+            (*pool.connect_options())
+                .clone()
+                .application_name(&application_name(&schema)),
+        );
+    let mut listener = match PgListener::connect_with(&own).await {
         Ok(listener) => listener,
         Err(e) => return e,
     };
@@ -97,7 +104,7 @@ async fn listen_once(
 }
 
 /// The schema this catalog's connections write to (what writers send as the payload).
-async fn schema_of(pool: &PgPool) -> Result<String, sqlx::Error> {
+pub(super) async fn schema_of(pool: &PgPool) -> Result<String, sqlx::Error> {
     sqlx::query_scalar("SELECT COALESCE(current_schema(), '')")
         .fetch_one(pool)
         .await
