@@ -5,7 +5,7 @@
 //! the route label is the matched route template shared with the router (an `Arc` clone, no
 //! allocation) or a static string, the other labels are static strings and numbers. The index
 //! pages, by far the most requested, skip the lookups: their handles are kept once resolved
-//! ([`IndexHandles`]). The envelope ([`crate::envelope`]) records each request.
+//! ([`DirectHandles`]). The envelope ([`crate::envelope`]) records each request.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -78,8 +78,8 @@ const LATENCY_BUCKETS: [f64; 16] = [
 pub(crate) enum Route {
     /// As the router matched it.
     Matched(MatchedPath),
-    /// Known without the router (the envelope's index pages).
-    Index(IndexRoute),
+    /// Known without the router (the envelope's index pages and downloads).
+    Direct(DirectRoute),
     /// No route: the fallback answered.
     Unmatched,
 }
@@ -88,27 +88,33 @@ impl Route {
     fn as_str(&self) -> &str {
         match self {
             Route::Matched(path) => path.as_str(),
-            Route::Index(index) => index.template(),
+            Route::Direct(index) => index.template(),
             Route::Unmatched => "unmatched",
         }
     }
 }
 
-/// The index pages the envelope answers without the router.
+/// The routes the envelope answers without the router: index pages and downloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum IndexRoute {
+pub(crate) enum DirectRoute {
     /// `/simple/`
     Root,
     /// `/simple/{project}/`
     Project,
+    /// `/files/{sha256}/{filename}`
+    File,
+    /// `/files/upstream/{project}/{filename}`
+    UpstreamFile,
 }
 
-impl IndexRoute {
+impl DirectRoute {
     /// The route template, as the router names the same route.
     fn template(self) -> &'static str {
         match self {
-            IndexRoute::Root => "/simple/",
-            IndexRoute::Project => "/simple/{project}/",
+            DirectRoute::Root => "/simple/",
+            DirectRoute::Project => "/simple/{project}/",
+            DirectRoute::File => "/files/{sha256}/{filename}",
+            DirectRoute::UpstreamFile => "/files/upstream/{project}/{filename}",
         }
     }
 }
@@ -177,15 +183,15 @@ impl CacheCounters {
     }
 }
 
-/// The metric handles of one index route's `GET` requests, each resolved on its first use.
+/// The metric handles of one direct route's `GET` requests, each resolved on its first use.
 ///
-/// Why: the index pages are most of the traffic, and resolving a handle hashes its labels and
+/// Why: the index pages and downloads are most of the traffic, and resolving a handle hashes its labels and
 /// looks them up under the family's lock (three times per request), which showed in profiles of
 /// cached pages. A handle is a clone sharing the family's own series, so counts are the same
 /// either way; it is resolved lazily, so that `/metrics` shows no series before its first
 /// request, as before.
 #[derive(Default)]
-struct IndexHandles {
+struct DirectHandles {
     latency: OnceLock<Histogram>,
     bytes: OnceLock<Counter>,
     /// `GET` answered 200.
@@ -204,9 +210,11 @@ pub struct Metrics {
     pages: CacheCounters,
     files: CacheCounters,
     generation: Gauge,
-    /// `GET /simple/` and `GET /simple/{project}/` (see [`IndexHandles`]).
-    root_page: IndexHandles,
-    project_page: IndexHandles,
+    /// `GET` of each [`DirectRoute`] (see [`DirectHandles`]).
+    root_page: DirectHandles,
+    project_page: DirectHandles,
+    file: DirectHandles,
+    upstream_file: DirectHandles,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -266,8 +274,10 @@ impl Default for Metrics {
             pages: CacheCounters::new(&caches, "page"),
             files: CacheCounters::new(&caches, "file"),
             generation,
-            root_page: IndexHandles::default(),
-            project_page: IndexHandles::default(),
+            root_page: DirectHandles::default(),
+            project_page: DirectHandles::default(),
+            file: DirectHandles::default(),
+            upstream_file: DirectHandles::default(),
         }
     }
 }
@@ -318,21 +328,23 @@ impl Metrics {
         let bytes = declared_bytes(response, method == "HEAD");
         let seconds = latency.as_secs_f64();
         match route {
-            Route::Index(index) if method == "GET" => {
-                self.record_index(index, response.status(), seconds, bytes);
+            Route::Direct(index) if method == "GET" => {
+                self.record_direct(index, response.status(), seconds, bytes);
             }
             route => self.record(route, method, response.status(), seconds, bytes),
         }
     }
 
-    /// [`Metrics::record`] for a `GET` of an index page, through its kept handles.
-    fn record_index(&self, index: IndexRoute, status: StatusCode, seconds: f64, bytes: u64) {
+    /// [`Metrics::record`] for a `GET` of a direct route, through its kept handles.
+    fn record_direct(&self, index: DirectRoute, status: StatusCode, seconds: f64, bytes: u64) {
         let handles = match index {
-            IndexRoute::Root => &self.root_page,
-            IndexRoute::Project => &self.project_page,
+            DirectRoute::Root => &self.root_page,
+            DirectRoute::Project => &self.project_page,
+            DirectRoute::File => &self.file,
+            DirectRoute::UpstreamFile => &self.upstream_file,
         };
         let labels = || RouteLabels {
-            route: Route::Index(index),
+            route: Route::Direct(index),
         };
         handles
             .latency
@@ -346,7 +358,7 @@ impl Metrics {
         }
         let requests = |status: StatusCode| {
             self.requests.get_or_create_owned(&RequestLabels {
-                route: Route::Index(index),
+                route: Route::Direct(index),
                 method: "GET",
                 status: status.as_u16(),
             })
@@ -628,13 +640,13 @@ mod tests {
         let metrics = Metrics::default();
         let project = "route=\"/simple/{project}/\"";
         assert!(!metrics.render(1).unwrap().contains(project));
-        metrics.record_index(IndexRoute::Project, StatusCode::OK, 0.001, 10);
-        metrics.record_index(IndexRoute::Project, StatusCode::OK, 0.001, 10);
-        metrics.record_index(IndexRoute::Project, StatusCode::NOT_MODIFIED, 0.001, 0);
-        metrics.record_index(IndexRoute::Project, StatusCode::NOT_ACCEPTABLE, 0.001, 3);
+        metrics.record_direct(DirectRoute::Project, StatusCode::OK, 0.001, 10);
+        metrics.record_direct(DirectRoute::Project, StatusCode::OK, 0.001, 10);
+        metrics.record_direct(DirectRoute::Project, StatusCode::NOT_MODIFIED, 0.001, 0);
+        metrics.record_direct(DirectRoute::Project, StatusCode::NOT_ACCEPTABLE, 0.001, 3);
         // The same labels through the families, as a request routed by the router is counted.
         metrics.record(
-            Route::Index(IndexRoute::Project),
+            Route::Direct(DirectRoute::Project),
             "GET",
             StatusCode::OK,
             0.001,
