@@ -20,10 +20,10 @@
 //! nothing else guards them (not in the `all` access mode, whose read guard is a route layer):
 //! their handlers are called directly, with the same answer the router gives (it only adds
 //! `Content-Length`). The router's matching, its path parameters and its per-route layer were
-//! about a tenth of a small download's CPU. Other requests go through the router, whose routes carry
-//! one small layer that hands the matched route template back for the metrics; they get the
-//! listener's [`RequestOrigin`] in their extensions, which the index pages never read (inserting
-//! it, the first extension, cost 3 to 5% of a cached page's CPU).
+//! about a tenth of a small download's CPU. Other requests go through the router, whose routes
+//! carry one small layer that hands the matched route template back for the metrics; they get
+//! the listener's [`RequestOrigin`] in their extensions, which the direct routes never read
+//! (inserting it, the first extension, cost 4 to 5% of a cached page's CPU).
 
 use std::any::Any;
 use std::convert::Infallible;
@@ -154,7 +154,7 @@ impl Envelope {
 }
 
 impl Shared {
-    /// The answer of the host check, the index pages or the router.
+    /// The answer of the host check, a direct route or the router.
     async fn answer(
         &self,
         mut router: Router,
@@ -165,9 +165,10 @@ impl Shared {
             return Answer::Refused(refused);
         }
         let (mut response, route) = match self.direct_route(&request) {
-            Some(route) => {
-                let response = self.answer_directly(route, request).await;
-                (with_content_length(response), Route::Direct(route))
+            Some(direct) => {
+                let route = Route::Direct(direct.route());
+                let response = self.answer_directly(direct, request).await;
+                (with_content_length(response), route)
             }
             None => {
                 if let Some(origin) = origin {
@@ -188,54 +189,65 @@ impl Shared {
     /// `/simple/`, `/simple/<project>/`, `/files/<sha256>/<filename>` or
     /// `/files/upstream/<project>/<filename>` whose parts need no percent-decoding (the
     /// router's `Path` would decode them; those few go through the router).
-    fn direct_route(&self, request: &Request) -> Option<DirectRoute> {
+    fn direct_route(&self, request: &Request) -> Option<Direct> {
         if !self.direct_routes || request.method() != Method::GET {
             return None;
         }
         let path = request.uri().path();
         if let Some(rest) = path.strip_prefix("/simple/") {
             if rest.is_empty() {
-                return Some(DirectRoute::Root);
+                return Some(Direct::Root);
             }
             let name = rest.strip_suffix('/')?;
-            return plain(name).then_some(DirectRoute::Project);
+            return plain(name).then_some(Direct::Project);
         }
         let rest = path.strip_prefix("/files/")?;
-        if let Some(rest) = rest.strip_prefix("upstream/")
-            && let Some((project, filename)) = rest.split_once('/')
-            && plain(project)
-            && plain(filename)
-        {
-            return Some(DirectRoute::UpstreamFile);
+        if let Some(parts) = rest.strip_prefix("upstream/").and_then(two_plain_segments) {
+            return Some(Direct::UpstreamFile(parts));
         }
-        let (sha256, filename) = rest.split_once('/')?;
-        (plain(sha256) && plain(filename)).then_some(DirectRoute::File)
+        two_plain_segments(rest).map(Direct::File)
     }
 
-    /// The answer of `route`'s handler, with what the router's `Path` would extract.
-    async fn answer_directly(&self, route: DirectRoute, request: Request) -> Response {
+    /// The answer of the handler of `direct`.
+    async fn answer_directly(&self, direct: Direct, request: Request) -> Response {
         let app = self.app.clone();
-        match route {
-            DirectRoute::Root => simple::root(State(app), request).await,
-            DirectRoute::Project => simple::project_of_path(app, request).await,
-            DirectRoute::File => {
-                let parts = two_segments(request.uri().path(), "/files/");
-                files::download(State(app), Path(parts), request).await
-            }
-            DirectRoute::UpstreamFile => {
-                let parts = two_segments(request.uri().path(), "/files/upstream/");
+        match direct {
+            Direct::Root => simple::root(State(app), request).await,
+            Direct::Project => simple::project_of_path(app, request).await,
+            Direct::File(parts) => files::download(State(app), Path(parts), request).await,
+            Direct::UpstreamFile(parts) => {
                 files::upstream_download(State(app), Path(parts), request).await
             }
         }
     }
 }
 
-/// The two segments of `path` after `prefix` (as [`Shared::direct_route`] checked them).
-fn two_segments(path: &str, prefix: &str) -> (String, String) {
-    path.strip_prefix(prefix)
-        .and_then(|rest| rest.split_once('/'))
-        .map(|(a, b)| (a.to_owned(), b.to_owned()))
-        .unwrap_or_default()
+/// A request answered without the router, with what the router's `Path` would extract for its
+/// handler (a project page's handler reads its name from the path itself, to look its cached
+/// page up without a copy).
+enum Direct {
+    Root,
+    Project,
+    File((String, String)),
+    UpstreamFile((String, String)),
+}
+
+impl Direct {
+    /// The route, as the metrics count it.
+    fn route(&self) -> DirectRoute {
+        match self {
+            Direct::Root => DirectRoute::Root,
+            Direct::Project => DirectRoute::Project,
+            Direct::File(_) => DirectRoute::File,
+            Direct::UpstreamFile(_) => DirectRoute::UpstreamFile,
+        }
+    }
+}
+
+/// `rest` as exactly two [`plain`] segments.
+fn two_plain_segments(rest: &str) -> Option<(String, String)> {
+    let (first, second) = rest.split_once('/')?;
+    (plain(first) && plain(second)).then(|| (first.to_owned(), second.to_owned()))
 }
 
 /// Whether one segment of a path is what the router's `Path` would extract: not empty, no `/`,

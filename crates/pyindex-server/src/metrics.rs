@@ -4,8 +4,8 @@
 //! Recording costs a few atomic operations and up to three read-locked hash lookups per request:
 //! the route label is the matched route template shared with the router (an `Arc` clone, no
 //! allocation) or a static string, the other labels are static strings and numbers. The index
-//! pages, by far the most requested, skip the lookups: their handles are kept once resolved
-//! ([`DirectHandles`]). The envelope ([`crate::envelope`]) records each request.
+//! pages and downloads, by far the most requested, skip the lookups: their handles are kept once
+//! resolved ([`DirectHandles`]). The envelope ([`crate::envelope`]) records each request.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -88,7 +88,7 @@ impl Route {
     fn as_str(&self) -> &str {
         match self {
             Route::Matched(path) => path.as_str(),
-            Route::Direct(index) => index.template(),
+            Route::Direct(route) => route.template(),
             Route::Unmatched => "unmatched",
         }
     }
@@ -185,9 +185,9 @@ impl CacheCounters {
 
 /// The metric handles of one direct route's `GET` requests, each resolved on its first use.
 ///
-/// Why: the index pages and downloads are most of the traffic, and resolving a handle hashes its labels and
-/// looks them up under the family's lock (three times per request), which showed in profiles of
-/// cached pages. A handle is a clone sharing the family's own series, so counts are the same
+/// Why: the index pages and downloads are most of the traffic, and resolving a handle hashes its
+/// labels and looks them up under the family's lock (three times per request), which showed in
+/// profiles of cached pages. A handle is a clone sharing the family's own series, so counts are the same
 /// either way; it is resolved lazily, so that `/metrics` shows no series before its first
 /// request, as before.
 #[derive(Default)]
@@ -328,23 +328,23 @@ impl Metrics {
         let bytes = declared_bytes(response, method == "HEAD");
         let seconds = latency.as_secs_f64();
         match route {
-            Route::Direct(index) if method == "GET" => {
-                self.record_direct(index, response.status(), seconds, bytes);
+            Route::Direct(direct) if method == "GET" => {
+                self.record_direct(direct, response.status(), seconds, bytes);
             }
             route => self.record(route, method, response.status(), seconds, bytes),
         }
     }
 
     /// [`Metrics::record`] for a `GET` of a direct route, through its kept handles.
-    fn record_direct(&self, index: DirectRoute, status: StatusCode, seconds: f64, bytes: u64) {
-        let handles = match index {
+    fn record_direct(&self, direct: DirectRoute, status: StatusCode, seconds: f64, bytes: u64) {
+        let handles = match direct {
             DirectRoute::Root => &self.root_page,
             DirectRoute::Project => &self.project_page,
             DirectRoute::File => &self.file,
             DirectRoute::UpstreamFile => &self.upstream_file,
         };
         let labels = || RouteLabels {
-            route: Route::Direct(index),
+            route: Route::Direct(direct),
         };
         handles
             .latency
@@ -358,7 +358,7 @@ impl Metrics {
         }
         let requests = |status: StatusCode| {
             self.requests.get_or_create_owned(&RequestLabels {
-                route: Route::Direct(index),
+                route: Route::Direct(direct),
                 method: "GET",
                 status: status.as_u16(),
             })
